@@ -1,0 +1,78 @@
+// Command ember is the one binary of Ember, a self-hosted serverless
+// function platform that speaks AWS Lambda's protocols.
+//
+//	ember serve [--listen ADDR] [--data-dir DIR] [--nats URL] [--region R]
+//	ember account create NAME [--endpoint URL] [--credentials FILE] [--profile P] [--write FILE]
+//	ember version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "ember:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+const usage = `usage:
+  ember serve [--listen 127.0.0.1:9070] [--data-dir DIR] [--nats nats://...] [--region us-east-1]
+  ember account create NAME [--endpoint URL] [--credentials FILE] [--profile default] [--write FILE]
+  ember version
+`
+
+// run is main without the process: tests call it in-process.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "serve":
+		return runServe(ctx, args[1:], stdout, stderr)
+	case "account":
+		if len(args) < 2 || args[1] != "create" {
+			fmt.Fprint(stderr, usage)
+			return flag.ErrHelp
+		}
+		return runAccountCreate(ctx, args[2:], stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "ember", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", args[0])
+	}
+}
+
+// defaultDataDir is a per-user directory: $XDG_DATA_HOME/ember, else
+// ~/.local/share/ember, else ./ember-data.
+func defaultDataDir() string {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return d + "/ember"
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return h + "/.local/share/ember"
+	}
+	return "ember-data"
+}

@@ -1,0 +1,224 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/emberfn/ember/internal/auth"
+	"github.com/emberfn/ember/internal/controlapi"
+	"github.com/emberfn/ember/internal/natsd"
+	"github.com/emberfn/ember/internal/store"
+)
+
+// serveConfig is everything `ember serve` is told.
+type serveConfig struct {
+	Listen  string
+	DataDir string
+	NATSURL string // empty: embedded NATS under DataDir
+	Region  string
+	// ControlRate and ControlBurst limit control-plane calls per account.
+	ControlRate  float64
+	ControlBurst int
+	// Ready, if set, is called with the listening address once /healthz
+	// answers 200.
+	Ready func(addr string)
+	Log   *slog.Logger
+	// onStore, for tests, receives the store once it is open.
+	onStore func(*store.Store)
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := serveConfig{}
+	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:9070", "address of the Lambda API")
+	fs.StringVar(&cfg.DataDir, "data-dir", defaultDataDir(), "directory for state, keys and credentials")
+	fs.StringVar(&cfg.NATSURL, "nats", "", "external NATS server URL (default: embedded NATS under the data dir)")
+	fs.StringVar(&cfg.Region, "region", "us-east-1", "region in ARNs and SigV4 scopes")
+	fs.Float64Var(&cfg.ControlRate, "control-rate", 50, "control-plane requests per second per account")
+	fs.IntVar(&cfg.ControlBurst, "control-burst", 100, "control-plane request burst per account")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var h slog.Handler = slog.NewTextHandler(stderr, nil)
+	if *logFormat == "json" {
+		h = slog.NewJSONHandler(stderr, nil)
+	}
+	cfg.Log = slog.New(h)
+	cfg.Ready = func(addr string) {
+		fmt.Fprintf(stdout, "ember: serving the Lambda API on http://%s\n", addr)
+	}
+	return serve(ctx, cfg, stdout)
+}
+
+// serve runs every component of the all-in-one shape until ctx ends, then
+// shuts down: in-flight requests finish, NATS is flushed and stopped.
+func serve(ctx context.Context, cfg serveConfig, stdout io.Writer) (err error) {
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	// Until the platform is ready, every request answers 503.
+	var app atomic.Pointer[http.Handler]
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if h := app.Load(); h != nil {
+				(*h).ServeHTTP(w, r)
+				return
+			}
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	var bg sync.WaitGroup // owns the background goroutines below
+	bgCtx, stopBG := context.WithCancel(context.Background())
+	var nc *nats.Conn
+	var ns *natsd.Server
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if e := srv.Shutdown(sctx); e != nil && err == nil {
+			err = e
+		}
+		<-serveErr
+		stopBG()
+		bg.Wait()
+		if nc != nil {
+			_ = nc.Drain()
+			for nc.IsDraining() {
+				time.Sleep(5 * time.Millisecond)
+			}
+			nc.Close()
+		}
+		if ns != nil {
+			ns.Shutdown()
+		}
+		log.Info("stopped")
+	}()
+
+	sealer, err := auth.LoadOrCreateSealer(filepath.Join(cfg.DataDir, "keys", "master.key"))
+	if err != nil {
+		return err
+	}
+	if cfg.NATSURL == "" {
+		ns, err = natsd.Start(natsd.Config{
+			StoreDir:       filepath.Join(cfg.DataDir, "nats"),
+			SyncEveryWrite: true,
+			Logger:         log.With("component", "natsd"),
+		})
+		if err != nil {
+			return err
+		}
+		nc, err = ns.Connect()
+	} else {
+		nc, err = nats.Connect(cfg.NATSURL, nats.Name("ember"), nats.MaxReconnects(-1))
+	}
+	if err != nil {
+		return fmt.Errorf("nats: %w", err)
+	}
+	st, err := store.Open(ctx, nc, store.Config{})
+	if err != nil {
+		return err
+	}
+	if cfg.onStore != nil {
+		cfg.onStore(st)
+	}
+	accounts := auth.NewAccounts(auth.AccountsConfig{Store: st, Sealer: sealer, Logger: log})
+	bg.Add(1)
+	go func() {
+		defer bg.Done()
+		if err := accounts.Run(bgCtx); err != nil {
+			log.Error("access key watch ended", "err", err)
+		}
+	}()
+	if err := accounts.WaitReady(ctx); err != nil {
+		return err
+	}
+	if err := bootstrap(ctx, st, accounts, cfg.DataDir, stdout, log); err != nil {
+		return err
+	}
+
+	verifier := auth.NewVerifier(auth.VerifierConfig{Region: cfg.Region, Keys: accounts})
+	control := controlapi.New(controlapi.Config{
+		Store: st, Auth: verifier, Signer: sealer, Accounts: accounts, Region: cfg.Region,
+		RatePerSecond: cfg.ControlRate, Burst: cfg.ControlBurst, Logger: log,
+	})
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.Handle("/", control)
+	var h http.Handler = mux
+	app.Store(&h)
+	log.Info("ready", "listen", ln.Addr().String(), "data_dir", cfg.DataDir, "region", cfg.Region)
+	if cfg.Ready != nil {
+		cfg.Ready(ln.Addr().String())
+	}
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+		return nil
+	case err := <-serveErr:
+		serveErr <- err // for the deferred shutdown
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	}
+}
+
+// bootstrap creates the first (administrator) account on the first start
+// of an installation and writes its keys to DIR/credentials.
+func bootstrap(ctx context.Context, st *store.Store, accounts *auth.Accounts, dir string, stdout io.Writer, log *slog.Logger) error {
+	const key = "bootstrap-account"
+	credPath := filepath.Join(dir, "credentials")
+	id, err := st.Meta(ctx, key)
+	if err != nil {
+		return err
+	}
+	if id != "" {
+		if _, err := os.Stat(credPath); err != nil {
+			log.Warn("this installation's first account exists but its credentials file does not", "account", id, "path", credPath)
+		}
+		return nil
+	}
+	acct, err := accounts.CreateAccount(ctx, "default", true)
+	if err != nil {
+		return err
+	}
+	if err := st.SetMeta(ctx, key, acct.AccountID); err != nil {
+		return err
+	}
+	if err := auth.WriteCredentials(credPath, "default", acct.AccessKeyID, acct.SecretAccessKey); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "ember: created account %s; its keys are in %s (profile [default])\n", acct.AccountID, credPath)
+	log.Info("created the first account", "account", acct.AccountID, "credentials", credPath)
+	return nil
+}

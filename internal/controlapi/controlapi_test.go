@@ -1,0 +1,230 @@
+package controlapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emberfn/ember/internal/auth"
+	"github.com/emberfn/ember/internal/store"
+)
+
+// fakeStore is an in-memory Store; fail makes every call fail.
+type fakeStore struct {
+	mu    sync.Mutex
+	fail  error
+	fns   map[string]store.Revision
+	code  map[string][]byte
+	revNo uint64
+}
+
+func newFakeStore() *fakeStore {
+	return &fakeStore{fns: map[string]store.Revision{}, code: map[string][]byte{}}
+}
+
+func (f *fakeStore) CreateFunction(_ context.Context, fn store.Function) (uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return 0, f.fail
+	}
+	if _, ok := f.fns[fn.Key()]; ok {
+		return 0, store.ErrExists
+	}
+	f.revNo++
+	f.fns[fn.Key()] = store.Revision{Function: fn, Rev: f.revNo}
+	return f.revNo, nil
+}
+
+func (f *fakeStore) GetFunction(_ context.Context, account, name string) (store.Revision, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return store.Revision{}, f.fail
+	}
+	r, ok := f.fns[account+"."+name]
+	if !ok {
+		return r, store.ErrNotFound
+	}
+	return r, nil
+}
+
+func (f *fakeStore) UpdateFunction(_ context.Context, fn store.Function, rev uint64) (uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return 0, f.fail
+	}
+	if f.fns[fn.Key()].Rev != rev {
+		return 0, store.ErrConflict
+	}
+	f.revNo++
+	f.fns[fn.Key()] = store.Revision{Function: fn, Rev: f.revNo}
+	return f.revNo, nil
+}
+
+func (f *fakeStore) DeleteFunction(_ context.Context, account, name string, rev uint64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.fns, account+"."+name)
+	return f.fail
+}
+
+func (f *fakeStore) ListFunctions(context.Context, string, string, int) ([]store.Function, bool, error) {
+	return nil, false, f.fail
+}
+
+func (f *fakeStore) CodeInUse(_ context.Context, account, sha string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, r := range f.fns {
+		if r.AccountID == account && r.CodeSHA256 == sha {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func (f *fakeStore) PutCode(_ context.Context, account, sha string, zip []byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return f.fail
+	}
+	f.code[account+"/"+sha] = zip
+	return nil
+}
+
+func (f *fakeStore) GetCode(_ context.Context, account, sha string) (io.ReadCloser, int64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	b, ok := f.code[account+"/"+sha]
+	if !ok {
+		return nil, 0, store.ErrNotFound
+	}
+	return io.NopCloser(bytes.NewReader(b)), int64(len(b)), nil
+}
+
+func (f *fakeStore) DeleteCode(_ context.Context, account, sha string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.code, account+"/"+sha)
+	return nil
+}
+
+// trustAll authenticates every request as one account (the signature
+// checks have their own tests in auth and the system tests).
+type trustAll struct{}
+
+func (trustAll) Verify(context.Context, *http.Request, []byte, string) (auth.Principal, error) {
+	return auth.Principal{AccountID: "123456789012"}, nil
+}
+
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
+
+func newTestServer(t testing.TB, st Store, clk *clock) *Server {
+	sealer, err := auth.NewSealer(bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return New(Config{Store: st, Auth: trustAll{}, Signer: sealer, Now: clk.now, RatePerSecond: 1e6, Burst: 1e6})
+}
+
+func do(s *Server, method, path string, body []byte) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, path, bytes.NewReader(body))
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	w := httptest.NewRecorder()
+	s.ServeHTTP(w, req)
+	return w
+}
+
+const bootstrapZipB64 = "UEsDBBQAAAAIAAAAIQDihkXDEwAAABEAAAAJAAAAYm9vdHN0cmFwU1bUT8rM0y/O4EqtyCxRMOACAFBLAQIUAxQAAAAIAAAAIQDihkXDEwAAABEAAAAJAAAAAAAAAAAAAADtgQAAAABib290c3RyYXBQSwUGAAAAAAEAAQA3AAAAOgAAAAAA"
+
+func createBody(name string) []byte {
+	return []byte(`{"FunctionName":"` + name + `","Runtime":"provided.al2023","Code":{"ZipFile":"` + bootstrapZipB64 + `"}}`)
+}
+
+func TestStoreFailureIsServiceException(t *testing.T) {
+	st := newFakeStore()
+	s := newTestServer(t, st, &clock{time.Now()})
+	if w := do(s, "POST", "/2015-03-31/functions", createBody("f")); w.Code != 201 {
+		t.Fatalf("create: %d %s", w.Code, w.Body)
+	}
+	st.fail = errors.New("nats: connection closed (secret internals)")
+	for _, r := range []struct{ method, path string }{
+		{"GET", "/2015-03-31/functions/f"}, {"GET", "/2015-03-31/functions/"}, {"DELETE", "/2015-03-31/functions/f"},
+	} {
+		w := do(s, r.method, r.path, nil)
+		if w.Code != 500 || w.Header().Get("X-Amzn-ErrorType") != "ServiceException" {
+			t.Fatalf("%s %s: %d %q", r.method, r.path, w.Code, w.Header().Get("X-Amzn-ErrorType"))
+		}
+		if strings.Contains(w.Body.String(), "secret internals") {
+			t.Fatal("a ServiceException leaks the internal error")
+		}
+	}
+}
+
+func TestCodeURLExpires(t *testing.T) {
+	clk := &clock{time.Now()}
+	s := newTestServer(t, newFakeStore(), clk)
+	if w := do(s, "POST", "/2015-03-31/functions", createBody("f")); w.Code != 201 {
+		t.Fatalf("create: %d %s", w.Code, w.Body)
+	}
+	w := do(s, "GET", "/2015-03-31/functions/f", nil)
+	var out struct{ Code struct{ Location string } }
+	if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil {
+		t.Fatal(err)
+	}
+	path := strings.TrimPrefix(out.Code.Location, "http://example.com")
+	if w := do(s, "GET", path, nil); w.Code != 200 || w.Header().Get("Content-Type") != "application/zip" {
+		t.Fatalf("fresh URL: %d", w.Code)
+	}
+	clk.t = clk.t.Add(11 * time.Minute)
+	if w := do(s, "GET", path, nil); w.Code != 403 || w.Header().Get("X-Amzn-ErrorType") != "AccessDeniedException" {
+		t.Fatalf("expired URL: %d", w.Code)
+	}
+}
+
+// FuzzCreateFunctionRequest drives the whole CreateFunction handler with
+// arbitrary bodies: it must never panic, answer only Lambda's statuses,
+// and store a function only when it answers 201.
+func FuzzCreateFunctionRequest(f *testing.F) {
+	f.Add(createBody("f"))
+	f.Add([]byte(`{"FunctionName":"x","Runtime":"provided.al2","Timeout":0,"Code":{"ZipFile":"AAAA"}}`))
+	f.Add([]byte(`{"FunctionName":"x","Environment":{"Variables":{"AWS_REGION":"x"}}}`))
+	f.Add([]byte(`{"FunctionName":["x"]}`))
+	f.Add([]byte(`null`))
+	f.Add([]byte(`{"FunctionName":"arn:aws:lambda:us-east-1:123456789012:function:f","Runtime":"provided.al2023","MemorySize":128,"Code":{"ZipFile":"` + bootstrapZipB64 + `"}}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		st := newFakeStore()
+		s := newTestServer(t, st, &clock{time.Now()})
+		w := do(s, "POST", "/2015-03-31/functions", body)
+		switch w.Code {
+		case 201:
+			if len(st.fns) != 1 || len(st.code) != 1 {
+				t.Fatalf("201 but stored %d functions, %d packages", len(st.fns), len(st.code))
+			}
+		case 400, 409, 413, 415:
+			if len(st.fns) != 0 || len(st.code) != 0 {
+				t.Fatalf("%d but stored something", w.Code)
+			}
+			if w.Header().Get("X-Amzn-ErrorType") == "" {
+				t.Fatal("error without X-Amzn-ErrorType")
+			}
+		default:
+			t.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+	})
+}

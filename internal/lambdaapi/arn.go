@@ -1,0 +1,105 @@
+package lambdaapi
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// Partition is the ARN partition Ember uses, so ARNs look like Lambda's.
+const Partition = "aws"
+
+var (
+	nameRE      = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
+	qualifierRE = regexp.MustCompile(`^(\$LATEST|[a-zA-Z0-9_-]{1,128})$`)
+	accountRE   = regexp.MustCompile(`^[0-9]{12}$`)
+	regionRE    = regexp.MustCompile(`^[a-z]{2}(-gov)?-[a-z]+-[0-9]$`)
+)
+
+// FunctionRef is a function named by a caller: a name, a partial ARN
+// (ACCOUNT:function:NAME) or a full ARN, each with an optional qualifier.
+// Account and Region are empty when the caller did not give them.
+type FunctionRef struct {
+	Region    string
+	Account   string
+	Name      string
+	Qualifier string
+}
+
+// ValidName reports whether s is a valid function name.
+func ValidName(s string) bool { return nameRE.MatchString(s) }
+
+// ParseFunctionRef parses the FunctionName of a request.
+func ParseFunctionRef(s string) (FunctionRef, error) {
+	bad := func() (FunctionRef, error) {
+		return FunctionRef{}, Errorf(InvalidParameterValue,
+			"1 validation error detected: Value '%s' at 'functionName' failed to satisfy constraint: Member must satisfy regular expression pattern: (arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\\d{1}:)?(\\d{12}:)?(function:)?([a-zA-Z0-9-_]+)(:(\\$LATEST|[a-zA-Z0-9-_]+))?", truncate(s, 170))
+	}
+	if len(s) == 0 || len(s) > 170 {
+		return bad()
+	}
+	parts := strings.Split(s, ":")
+	var ref FunctionRef
+	hasQual := false
+	switch {
+	case parts[0] == "arn":
+		// arn:PARTITION:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]
+		if len(parts) < 7 || len(parts) > 8 || !strings.HasPrefix(parts[1], "aws") ||
+			parts[2] != "lambda" || parts[5] != "function" {
+			return bad()
+		}
+		ref.Region, ref.Account, ref.Name = parts[3], parts[4], parts[6]
+		if hasQual = len(parts) == 8; hasQual {
+			ref.Qualifier = parts[7]
+		}
+		if !regionRE.MatchString(ref.Region) {
+			return bad()
+		}
+	case len(parts) >= 3 && parts[1] == "function":
+		// ACCOUNT:function:NAME[:QUALIFIER]
+		if len(parts) > 4 {
+			return bad()
+		}
+		ref.Account, ref.Name = parts[0], parts[2]
+		if hasQual = len(parts) == 4; hasQual {
+			ref.Qualifier = parts[3]
+		}
+	default:
+		// NAME[:QUALIFIER]
+		if len(parts) > 2 {
+			return bad()
+		}
+		ref.Name = parts[0]
+		if hasQual = len(parts) == 2; hasQual {
+			ref.Qualifier = parts[1]
+		}
+	}
+	if ref.Account != "" && !accountRE.MatchString(ref.Account) {
+		return bad()
+	}
+	if !nameRE.MatchString(ref.Name) {
+		return bad()
+	}
+	if hasQual && !qualifierRE.MatchString(ref.Qualifier) {
+		return bad()
+	}
+	return ref, nil
+}
+
+// FunctionARN is the unqualified ARN of a function.
+func FunctionARN(region, account, name string) string {
+	return fmt.Sprintf("arn:%s:lambda:%s:%s:function:%s", Partition, region, account, name)
+}
+
+// RoleARNValid reports whether s looks like an IAM role ARN, as Lambda
+// checks it.
+func RoleARNValid(s string) bool { return roleRE.MatchString(s) }
+
+var roleRE = regexp.MustCompile(`^arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$`)
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

@@ -1,0 +1,103 @@
+package lambdaapi
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestParseFunctionRef(t *testing.T) {
+	ok := []struct {
+		in   string
+		want FunctionRef
+	}{
+		{"my-fn", FunctionRef{Name: "my-fn"}},
+		{"my_fn:$LATEST", FunctionRef{Name: "my_fn", Qualifier: "$LATEST"}},
+		{"my-fn:prod", FunctionRef{Name: "my-fn", Qualifier: "prod"}},
+		{"123456789012:function:my-fn", FunctionRef{Account: "123456789012", Name: "my-fn"}},
+		{"123456789012:function:my-fn:7", FunctionRef{Account: "123456789012", Name: "my-fn", Qualifier: "7"}},
+		{"arn:aws:lambda:us-east-1:123456789012:function:my-fn", FunctionRef{Region: "us-east-1", Account: "123456789012", Name: "my-fn"}},
+		{"arn:aws:lambda:eu-west-2:123456789012:function:f:$LATEST", FunctionRef{Region: "eu-west-2", Account: "123456789012", Name: "f", Qualifier: "$LATEST"}},
+		{strings.Repeat("a", 64), FunctionRef{Name: strings.Repeat("a", 64)}},
+	}
+	for _, c := range ok {
+		got, err := ParseFunctionRef(c.in)
+		if err != nil || got != c.want {
+			t.Errorf("ParseFunctionRef(%q) = %+v, %v; want %+v", c.in, got, err, c.want)
+		}
+	}
+	bad := []string{
+		"", strings.Repeat("a", 65), "my fn", "my-fn:", "my-fn:a:b", "a/b", "../x",
+		"arn:aws:lambda:us-east-1:123456789012:function:", "arn:aws:s3:us-east-1:123456789012:function:f",
+		"arn:aws:lambda:nowhere:123456789012:function:f", "12345:function:f", "123456789012:function:f:",
+		"arn:aws:lambda:us-east-1:123456789012:function:f:q:extra", "f:$LATEST$", "f:" + strings.Repeat("q", 129),
+	}
+	for _, in := range bad {
+		_, err := ParseFunctionRef(in)
+		var le *Error
+		if !errors.As(err, &le) || le.Type != InvalidParameterValue || le.Status() != 400 {
+			t.Errorf("ParseFunctionRef(%q) error = %v; want InvalidParameterValueException", in, err)
+		}
+	}
+}
+
+func TestValidateEnvironment(t *testing.T) {
+	if err := ValidateEnvironment(map[string]string{"A1": "x", "LOG_LEVEL": "debug"}); err != nil {
+		t.Fatal(err)
+	}
+	for name, vars := range map[string]map[string]string{
+		"reserved":  {"AWS_REGION": "x"},
+		"bad name":  {"1A": "x"},
+		"too large": {"BIG": strings.Repeat("v", 4094)},
+	} {
+		err := ValidateEnvironment(vars)
+		var le *Error
+		if !errors.As(err, &le) || le.Type != InvalidParameterValue {
+			t.Errorf("%s: got %v", name, err)
+		}
+		if le != nil && strings.Contains(le.Message, "vvvv") {
+			t.Errorf("%s: message leaks a value", name)
+		}
+	}
+}
+
+func TestErrorStatus(t *testing.T) {
+	cases := map[string]int{ResourceNotFound: 404, ResourceConflict: 409, RequestTooLarge: 413,
+		UnsupportedMediaType: 415, TooManyRequests: 429, Service: 500, InvalidSignature: 403, "Nope": 500}
+	for typ, want := range cases {
+		if got := Errorf(typ, "x").Status(); got != want {
+			t.Errorf("%s: status %d, want %d", typ, got, want)
+		}
+	}
+	if AsError(errors.New("disk on fire")).Type != Service {
+		t.Error("plain errors must become ServiceException")
+	}
+	if strings.Contains(AsError(errors.New("disk on fire")).Message, "fire") {
+		t.Error("ServiceException leaks the internal error")
+	}
+}
+
+func TestNewRequestID(t *testing.T) {
+	a, b := NewRequestID(), NewRequestID()
+	if a == b || len(a) != 36 || a[14] != '4' || a[8] != '-' {
+		t.Fatalf("bad ids %q %q", a, b)
+	}
+}
+
+func FuzzParseFunctionRef(f *testing.F) {
+	for _, s := range []string{"f", "f:1", "123456789012:function:f", "arn:aws:lambda:us-east-1:123456789012:function:f:$LATEST", "::::", "arn:"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ref, err := ParseFunctionRef(s)
+		if err != nil {
+			return
+		}
+		if !ValidName(ref.Name) {
+			t.Fatalf("accepted invalid name %q from %q", ref.Name, s)
+		}
+		if strings.ContainsAny(ref.Name+ref.Qualifier+ref.Account, "/:. ") {
+			t.Fatalf("unsafe component in %+v from %q", ref, s)
+		}
+	})
+}

@@ -1,0 +1,101 @@
+// Package lambdaapi holds AWS Lambda's wire types, ARNs, names and error
+// shapes. It performs no I/O and imports nothing of Ember's; the edges
+// (controlapi, frontend, runtimeapi) turn its values into HTTP.
+package lambdaapi
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Error types that Lambda (and the AWS request layer in front of it) answer
+// with. The value is what goes into the X-Amzn-ErrorType header, which the
+// AWS SDKs read to pick the exception they raise.
+const (
+	InvalidParameterValue      = "InvalidParameterValueException"
+	InvalidRequestContent      = "InvalidRequestContentException"
+	ResourceNotFound           = "ResourceNotFoundException"
+	ResourceConflict           = "ResourceConflictException"
+	PreconditionFailed         = "PreconditionFailedException"
+	RequestTooLarge            = "RequestTooLargeException"
+	UnsupportedMediaType       = "UnsupportedMediaTypeException"
+	TooManyRequests            = "TooManyRequestsException"
+	Service                    = "ServiceException"
+	ResourceNotReady           = "ResourceNotReadyException"
+	InvalidZipFile             = "InvalidZipFileException"
+	AccessDenied               = "AccessDeniedException"
+	UnrecognizedClient         = "UnrecognizedClientException"
+	InvalidSignature           = "InvalidSignatureException"
+	IncompleteSignature        = "IncompleteSignatureException"
+	MissingAuthenticationToken = "MissingAuthenticationTokenException"
+	UnknownOperation           = "UnknownOperationException"
+)
+
+// statusOf is the HTTP status Lambda answers each error type with.
+var statusOf = map[string]int{
+	InvalidParameterValue:      http.StatusBadRequest,
+	InvalidRequestContent:      http.StatusBadRequest,
+	ResourceNotFound:           http.StatusNotFound,
+	ResourceConflict:           http.StatusConflict,
+	PreconditionFailed:         http.StatusPreconditionFailed,
+	RequestTooLarge:            http.StatusRequestEntityTooLarge,
+	UnsupportedMediaType:       http.StatusUnsupportedMediaType,
+	TooManyRequests:            http.StatusTooManyRequests,
+	Service:                    http.StatusInternalServerError,
+	ResourceNotReady:           http.StatusServiceUnavailable,
+	InvalidZipFile:             http.StatusBadGateway,
+	AccessDenied:               http.StatusForbidden,
+	UnrecognizedClient:         http.StatusForbidden,
+	InvalidSignature:           http.StatusForbidden,
+	IncompleteSignature:        http.StatusForbidden,
+	MissingAuthenticationToken: http.StatusForbidden,
+	UnknownOperation:           http.StatusNotFound,
+}
+
+// Throttle reasons carried in a TooManyRequestsException body.
+const (
+	ReasonConcurrentInvocationLimitExceeded         = "ConcurrentInvocationLimitExceeded"
+	ReasonReservedFunctionConcurrentInvocationLimit = "ReservedFunctionConcurrentInvocationLimitExceeded"
+	ReasonCallerRateLimitExceeded                   = "CallerRateLimitExceeded"
+)
+
+// Error is a Lambda error: its type names the exception the SDKs raise.
+// It marshals to the JSON body Lambda sends.
+type Error struct {
+	Type    string `json:"-"`
+	Kind    string `json:"Type,omitempty"` // "User" or "Service"
+	Message string `json:"message"`
+	// Reason and RetryAfterSeconds are set on TooManyRequestsException.
+	Reason            string `json:"Reason,omitempty"`
+	RetryAfterSeconds string `json:"retryAfterSeconds,omitempty"`
+}
+
+func (e *Error) Error() string { return e.Type + ": " + e.Message }
+
+// Status is the HTTP status for the error's type (500 if unknown).
+func (e *Error) Status() int {
+	if s, ok := statusOf[e.Type]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// Errorf makes an Error of the given type.
+func Errorf(typ, format string, args ...any) *Error {
+	kind := "User"
+	if typ == Service || typ == ResourceNotReady {
+		kind = "Service"
+	}
+	return &Error{Type: typ, Kind: kind, Message: fmt.Sprintf(format, args...)}
+}
+
+// AsError finds the Lambda error in err's chain; any other error becomes a
+// ServiceException whose message does not leak internals.
+func AsError(err error) *Error {
+	var le *Error
+	if errors.As(err, &le) {
+		return le
+	}
+	return Errorf(Service, "An internal error occurred; the request can be retried.")
+}

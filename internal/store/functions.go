@@ -1,0 +1,115 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Function is the stored state of a function's $LATEST.
+type Function struct {
+	AccountID        string            `json:"account"`
+	Name             string            `json:"name"`
+	Runtime          string            `json:"runtime"`
+	Handler          string            `json:"handler,omitempty"`
+	Role             string            `json:"role,omitempty"`
+	Description      string            `json:"description,omitempty"`
+	MemorySize       int               `json:"memorySize"`
+	Timeout          int               `json:"timeout"`
+	EphemeralStorage int               `json:"ephemeralStorage"`
+	Environment      map[string]string `json:"environment,omitempty"`
+	Architectures    []string          `json:"architectures,omitempty"`
+	// Code is the package: CodeSHA256 is the hex digest that names the
+	// object in the code store, CodeSize its zipped size.
+	CodeSHA256   string    `json:"codeSha256"`
+	CodeSize     int64     `json:"codeSize"`
+	UnzippedSize int64     `json:"unzippedSize"`
+	RevisionID   string    `json:"revisionId"`
+	LastModified time.Time `json:"lastModified"`
+}
+
+// Key is the function's key in its bucket: ACCOUNT.NAME.
+func (f *Function) Key() string { return functionKey(f.AccountID, f.Name) }
+
+func functionKey(account, name string) string { return account + "." + name }
+
+// Revision is a stored function with the KV revision it was read at, for
+// compare-and-set updates.
+type Revision struct {
+	Function
+	Rev uint64
+}
+
+// CreateFunction stores a new function; ErrExists if the name is taken.
+func (s *Store) CreateFunction(ctx context.Context, f Function) (uint64, error) {
+	return record[Function]{s.functions}.create(ctx, f.Key(), f)
+}
+
+// GetFunction reads one function; ErrNotFound if there is none.
+func (s *Store) GetFunction(ctx context.Context, account, name string) (Revision, error) {
+	f, rev, err := record[Function]{s.functions}.get(ctx, functionKey(account, name))
+	return Revision{Function: f, Rev: rev}, err
+}
+
+// UpdateFunction writes f if it is still at rev; ErrConflict otherwise.
+func (s *Store) UpdateFunction(ctx context.Context, f Function, rev uint64) (uint64, error) {
+	return record[Function]{s.functions}.update(ctx, f.Key(), f, rev)
+}
+
+// DeleteFunction removes the function if it is still at rev (0: any).
+func (s *Store) DeleteFunction(ctx context.Context, account, name string, rev uint64) error {
+	return record[Function]{s.functions}.delete(ctx, functionKey(account, name), rev)
+}
+
+// ListFunctions returns up to max functions of an account whose names sort
+// after `after`, by name, and whether more follow.
+func (s *Store) ListFunctions(ctx context.Context, account, after string, max int) ([]Function, bool, error) {
+	r := record[Function]{s.functions}
+	prefix := account + "."
+	keys, err := r.keys(ctx, prefix)
+	if err != nil {
+		return nil, false, err
+	}
+	var out []Function
+	for _, k := range keys {
+		if k[len(prefix):] <= after && after != "" {
+			continue
+		}
+		if len(out) == max {
+			return out, true, nil
+		}
+		f, _, err := r.get(ctx, k)
+		if errors.Is(err, ErrNotFound) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		out = append(out, f)
+	}
+	return out, false, nil
+}
+
+// CodeInUse reports whether any function of the account still uses the
+// package with that digest.
+func (s *Store) CodeInUse(ctx context.Context, account, sha256hex string) (bool, error) {
+	r := record[Function]{s.functions}
+	keys, err := r.keys(ctx, account+".")
+	if err != nil {
+		return false, err
+	}
+	for _, k := range keys {
+		f, _, err := r.get(ctx, k)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return false, fmt.Errorf("store: code in use: %w", err)
+		}
+		if f.CodeSHA256 == sha256hex {
+			return true, nil
+		}
+	}
+	return false, nil
+}
