@@ -22,13 +22,22 @@ const module = "github.com/emberfn/ember/"
 // frontend reaches counting and workermanager only through interfaces it
 // defines; nothing imports frontend, controlapi or cmd.
 var allowed = map[string][]string{
-	"internal/lambdaapi":  {},
-	"internal/natsd":      {},
-	"internal/store":      {},
-	"internal/codepkg":    {},
-	"internal/auth":       {"internal/lambdaapi", "internal/store"},
-	"internal/controlapi": {"internal/auth", "internal/codepkg", "internal/lambdaapi", "internal/store"},
-	"cmd/ember":           {"*"},
+	"internal/lambdaapi":     {},
+	"internal/natsd":         {},
+	"internal/store":         {},
+	"internal/codepkg":       {},
+	"internal/auth":          {"internal/lambdaapi", "internal/store"},
+	"internal/controlapi":    {"internal/auth", "internal/codepkg", "internal/lambdaapi", "internal/store"},
+	"internal/invoke":        {},
+	"internal/counting":      {"internal/lambdaapi"},
+	"internal/placement":     {},
+	"internal/sandbox":       {},
+	"internal/runtimeapi":    {"internal/lambdaapi"},
+	"internal/workermanager": {"internal/invoke", "internal/lambdaapi", "internal/store"},
+	"internal/worker": {"internal/codepkg", "internal/invoke", "internal/lambdaapi", "internal/runtimeapi",
+		"internal/sandbox", "internal/store"},
+	"internal/frontend": {"internal/auth", "internal/invoke", "internal/lambdaapi", "internal/store"},
+	"cmd/ember":         {"*"},
 }
 
 // neverImported may not be imported by any package but cmd/ember, which

@@ -40,6 +40,7 @@ func TestMain(m *testing.M) {
 
 type emberServer struct {
 	t       *testing.T
+	base    leakBaseline
 	url     string
 	dataDir string
 	cancel  context.CancelFunc
@@ -78,7 +79,7 @@ func startEmber(t *testing.T, dataDir string, edit ...func(*serveConfig)) *ember
 	for _, e := range edit {
 		e(&cfg)
 	}
-	s := &emberServer{t: t, dataDir: dataDir, cancel: cancel, done: make(chan error, 1), stdout: &syncBuffer{}}
+	s := &emberServer{t: t, base: takeBaseline(), dataDir: dataDir, cancel: cancel, done: make(chan error, 1), stdout: &syncBuffer{}}
 	go func() { s.done <- serve(ctx, cfg, s.stdout) }()
 	select {
 	case a := <-addr:
@@ -113,7 +114,9 @@ func (s *emberServer) stop() {
 		}
 	case <-time.After(60 * time.Second):
 		s.t.Error("ember serve did not stop")
+		return
 	}
+	s.base.check(s.t, s.dataDir)
 }
 
 func (s *emberServer) creds(profile string) aws.Credentials {

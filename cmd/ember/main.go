@@ -3,6 +3,7 @@
 //
 //	ember serve [--listen ADDR] [--data-dir DIR] [--nats URL] [--region R]
 //	ember account create NAME [--endpoint URL] [--credentials FILE] [--profile P] [--write FILE]
+//	ember bench [--n N] [--cold N] [--json]
 //	ember version
 package main
 
@@ -35,6 +36,7 @@ func main() {
 const usage = `usage:
   ember serve [--listen 127.0.0.1:9070] [--data-dir DIR] [--nats nats://...] [--region us-east-1]
   ember account create NAME [--endpoint URL] [--credentials FILE] [--profile default] [--write FILE]
+  ember bench [--n 2000] [--cold 30] [--json]   (from the repository root, as root)
   ember version
 `
 
@@ -53,6 +55,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return flag.ErrHelp
 		}
 		return runAccountCreate(ctx, args[2:], stdout, stderr)
+	case "bench":
+		return runBench(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "ember", version)
 		return nil

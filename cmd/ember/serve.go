@@ -19,8 +19,14 @@ import (
 
 	"github.com/emberfn/ember/internal/auth"
 	"github.com/emberfn/ember/internal/controlapi"
+	"github.com/emberfn/ember/internal/counting"
+	"github.com/emberfn/ember/internal/frontend"
 	"github.com/emberfn/ember/internal/natsd"
+	"github.com/emberfn/ember/internal/placement"
+	"github.com/emberfn/ember/internal/sandbox"
 	"github.com/emberfn/ember/internal/store"
+	"github.com/emberfn/ember/internal/worker"
+	"github.com/emberfn/ember/internal/workermanager"
 )
 
 // serveConfig is everything `ember serve` is told.
@@ -32,12 +38,23 @@ type serveConfig struct {
 	// ControlRate and ControlBurst limit control-plane calls per account.
 	ControlRate  float64
 	ControlBurst int
+	// WorkerMemoryMB is the memory the local worker offers to sandboxes
+	// (default: three quarters of the host's memory).
+	WorkerMemoryMB int
+	// KeepAlive is how long idle sandboxes stay warm (default 10 min).
+	KeepAlive time.Duration
+	// InitTimeout bounds a runtime's init (default 10 s).
+	InitTimeout time.Duration
+	// AccountConcurrency is every account's concurrency limit (1,000).
+	AccountConcurrency int
 	// Ready, if set, is called with the listening address once /healthz
 	// answers 200.
 	Ready func(addr string)
 	Log   *slog.Logger
 	// onStore, for tests, receives the store once it is open.
 	onStore func(*store.Store)
+	// onDataPlane, for tests, receives the worker manager and the worker.
+	onDataPlane func(*workermanager.Manager, *worker.Worker)
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -50,6 +67,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&cfg.Region, "region", "us-east-1", "region in ARNs and SigV4 scopes")
 	fs.Float64Var(&cfg.ControlRate, "control-rate", 50, "control-plane requests per second per account")
 	fs.IntVar(&cfg.ControlBurst, "control-burst", 100, "control-plane request burst per account")
+	fs.IntVar(&cfg.WorkerMemoryMB, "worker-memory", 0, "MB the local worker offers to sandboxes (default 3/4 of the host's memory)")
+	fs.DurationVar(&cfg.KeepAlive, "keep-alive", 10*time.Minute, "how long idle sandboxes stay warm")
+	fs.IntVar(&cfg.AccountConcurrency, "account-concurrency", 1000, "concurrency limit of every account")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -98,6 +118,9 @@ func serve(ctx context.Context, cfg serveConfig, stdout io.Writer) (err error) {
 	bgCtx, stopBG := context.WithCancel(context.Background())
 	var nc *nats.Conn
 	var ns *natsd.Server
+	var stopDataPlane func()
+	ncClosed := make(chan struct{})
+	onClosed := nats.ClosedHandler(func(*nats.Conn) { close(ncClosed) })
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -107,10 +130,16 @@ func serve(ctx context.Context, cfg serveConfig, stdout io.Writer) (err error) {
 		<-serveErr
 		stopBG()
 		bg.Wait()
+		if stopDataPlane != nil {
+			stopDataPlane()
+		}
 		if nc != nil {
-			_ = nc.Drain()
-			for nc.IsDraining() {
-				time.Sleep(5 * time.Millisecond)
+			// Drain flushes what is pending; the closed handler says when.
+			if nc.Drain() == nil {
+				select {
+				case <-ncClosed:
+				case <-time.After(10 * time.Second):
+				}
 			}
 			nc.Close()
 		}
@@ -133,9 +162,9 @@ func serve(ctx context.Context, cfg serveConfig, stdout io.Writer) (err error) {
 		if err != nil {
 			return err
 		}
-		nc, err = ns.Connect()
+		nc, err = ns.Connect(onClosed)
 	} else {
-		nc, err = nats.Connect(cfg.NATSURL, nats.Name("ember"), nats.MaxReconnects(-1))
+		nc, err = nats.Connect(cfg.NATSURL, nats.Name("ember"), nats.MaxReconnects(-1), onClosed)
 	}
 	if err != nil {
 		return fmt.Errorf("nats: %w", err)
@@ -163,6 +192,64 @@ func serve(ctx context.Context, cfg serveConfig, stdout io.Writer) (err error) {
 	}
 
 	verifier := auth.NewVerifier(auth.VerifierConfig{Region: cfg.Region, Keys: accounts})
+
+	// The data plane: one local worker, placement, the worker manager,
+	// counting and the Front End, wired in-process.
+	sandboxes, err := sandbox.NewManager(sandbox.Config{Logger: log})
+	if err != nil {
+		return fmt.Errorf("sandboxes: %w (ember serve runs functions in Linux sandboxes and needs root)", err)
+	}
+	workerDir, err := os.MkdirTemp(cfg.DataDir, "worker-")
+	if err != nil {
+		return err
+	}
+	var manager *workermanager.Manager
+	local := worker.New(worker.Config{
+		ID: "local", Code: st, Sandboxes: sandboxes, Dir: workerDir, Region: cfg.Region,
+		InitTimeout: cfg.InitTimeout, Logger: log,
+		OnSandboxExit: func(id string) { manager.SandboxExited(id) },
+	})
+	places := placement.New()
+	places.Register(placement.Worker{ID: "local", Zone: "local", MemoryMB: workerMemory(cfg.WorkerMemoryMB)})
+	manager = workermanager.New(workermanager.Config{
+		Placement: places,
+		Workers: func(id string) (workermanager.Worker, bool) {
+			return local, id == "local"
+		},
+		KeepAlive: cfg.KeepAlive, Logger: log,
+	})
+	if cfg.onDataPlane != nil {
+		cfg.onDataPlane(manager, local)
+	}
+	front := frontend.New(frontend.Config{
+		Auth: verifier, Counter: counting.New(counting.Config{AccountLimit: cfg.AccountConcurrency}),
+		Pool: manager, Functions: st, Region: cfg.Region, Logger: log,
+	})
+	// stopDataPlane runs after the HTTP server and the background
+	// goroutines have stopped: no invoke is in flight any more.
+	stopDataPlane = func() {
+		manager.Shutdown()
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if e := local.Shutdown(sctx); e != nil {
+			log.Warn("worker shutdown", "err", e)
+		}
+		if e := sandboxes.Shutdown(sctx); e != nil {
+			log.Warn("sandbox manager shutdown", "err", e)
+		}
+		os.RemoveAll(workerDir)
+	}
+	bg.Add(2)
+	go func() {
+		defer bg.Done()
+		manager.Run(bgCtx)
+	}()
+	go func() {
+		defer bg.Done()
+		if err := front.Run(bgCtx); err != nil {
+			log.Error("function watch ended", "err", err)
+		}
+	}()
 	control := controlapi.New(controlapi.Config{
 		Store: st, Auth: verifier, Signer: sealer, Accounts: accounts, Region: cfg.Region,
 		RatePerSecond: cfg.ControlRate, Burst: cfg.ControlBurst, Logger: log,
@@ -172,6 +259,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout io.Writer) (err error) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = io.WriteString(w, "ok\n")
 	})
+	mux.Handle("POST /2015-03-31/functions/{fn}/invocations", front)
 	mux.Handle("/", control)
 	var h http.Handler = mux
 	app.Store(&h)
@@ -221,4 +309,23 @@ func bootstrap(ctx context.Context, st *store.Store, accounts *auth.Accounts, di
 	fmt.Fprintf(stdout, "ember: created account %s; its keys are in %s (profile [default])\n", acct.AccountID, credPath)
 	log.Info("created the first account", "account", acct.AccountID, "credentials", credPath)
 	return nil
+}
+
+// workerMemory is the memory the local worker offers: as configured, else
+// three quarters of the host's.
+func workerMemory(mb int) int {
+	if mb > 0 {
+		return mb
+	}
+	var total int
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int
+		if _, err := fmt.Sscanf(string(b), "MemTotal: %d kB", &kb); err == nil {
+			total = kb / 1024
+		}
+	}
+	if total == 0 {
+		return 4096
+	}
+	return total * 3 / 4
 }

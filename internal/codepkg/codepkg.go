@@ -25,7 +25,8 @@
 //     root itself, such as "./", is accepted and ignored). Refused as
 //     ErrUnsafePath: empty names, NUL bytes, absolute names, any ".."
 //     component, names that are absolute or contain ".." when "\" is read as
-//     a separator ("..\x", "\x", "C:\x"), components longer than 255 bytes,
+//     a separator ("..\x", "\x") or that start with a drive letter ("C:"),
+//     components longer than 255 bytes,
 //     names longer than 4000 bytes or deeper than 128 directories, and any
 //     entry whose path goes through a symbolic link of the package. Other
 //     backslashes are kept as ordinary characters, as Linux does.
@@ -34,16 +35,18 @@
 //     setuid, setgid and sticky bits are dropped, not refused: files are
 //     written with mode 0755 if the zip gives them any execute bit and 0644
 //     otherwise; directories get 0755. Entries without Unix mode information
-//     (zips made on Windows and other non-Unix systems) count as executable
-//     files (0755), so their bootstrap works, as on Lambda.
+//     (zips made on Windows and other non-Unix systems, or a Unix entry
+//     recording mode 0) count as executable files (0755), so that their
+//     bootstrap runs.
 //   - Symbolic links: the target is at most 4095 bytes, not empty, without
 //     NUL, and relative. It is refused (ErrLinkOutside) if it leaves the
 //     package, checked both lexically (the target joined to the link's
 //     directory, with "\" also read as a separator) and by resolving it
 //     through the package's own directories and links as the kernel would;
-//     resolving must not loop nor need more than 40 nested links. Dangling
-//     links that stay inside are allowed. Extract creates links last, so no
-//     file is ever written through one.
+//     resolving one must not loop nor follow more than 40 links (Linux's
+//     limit, counted the same way). Dangling links that stay inside are
+//     allowed. Extract creates links last, so no file is ever written
+//     through one.
 //   - Two entries with the same cleaned name, or a name that is both a file
 //     and a directory, are ErrDuplicate.
 //
@@ -136,7 +139,7 @@ var (
 	// long or has a NUL.
 	ErrUnsafePath = errors.New("codepkg: unsafe path")
 	// ErrLinkOutside: a symbolic link that is absolute, escapes the package,
-	// loops or nests too deeply.
+	// loops or follows more than 40 links.
 	ErrLinkOutside = errors.New("codepkg: symbolic link outside the package")
 	// ErrSpecialFile: a device, named pipe, socket or entry of unknown type.
 	ErrSpecialFile = errors.New("codepkg: special file")

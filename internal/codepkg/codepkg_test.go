@@ -34,7 +34,8 @@ func checkUserError(t *testing.T, err, want error) {
 }
 
 func TestValidate(t *testing.T) {
-	small := Limits{MaxZipped: 1 << 20, MaxUnzipped: 1 << 20, MaxEntries: 100}
+	sd := seeds(t)
+	small := Limits{MaxZipped: 1 << 20, MaxUnzipped: 256 << 10, MaxEntries: 100}
 	boot := exe("bootstrap", "#!/bin/sh\n")
 	long := strings.Repeat("x", 5000)
 	deep := strings.Repeat("d/", maxDepth) + "f"
@@ -67,9 +68,9 @@ func TestValidate(t *testing.T) {
 		noBoot bool // requireBootstrap false
 		want   error
 	}{
-		{name: "valid", zip: seeds(t)["valid"]},
-		{name: "link bootstrap", zip: seeds(t)["valid-link-bootstrap"]},
-		{name: "no unix modes", zip: seeds(t)["valid-no-unix-mode"]},
+		{name: "valid", zip: sd["valid"]},
+		{name: "link bootstrap", zip: sd["valid-link-bootstrap"]},
+		{name: "no unix modes", zip: sd["valid-no-unix-mode"]},
 		{name: "root entries", zip: buildZip(t, dir("./"), ent{"./", 0, ""}, exe("./bootstrap", "x"))},
 		{name: "backslash kept literally", zip: buildZip(t, boot, file(`a\b`, "x"), file(`a\.\b`, "x"))},
 		{name: "dangling link inside", zip: buildZip(t, boot, link("l", "missing/x"))},
@@ -81,11 +82,11 @@ func TestValidate(t *testing.T) {
 		{name: "limits at exact size", zip: buildZip(t, exe("bootstrap", "12345")), lim: Limits{MaxUnzipped: 5, MaxEntries: 1}},
 
 		{name: "too large", zip: buildZip(t, boot), lim: Limits{MaxZipped: 100}, want: ErrTooLarge},
-		{name: "traversal", zip: seeds(t)["traversal"], want: ErrUnsafePath},
+		{name: "traversal", zip: sd["traversal"], want: ErrUnsafePath},
 		{name: "dotdot first", zip: buildZip(t, boot, file("../x", "x")), want: ErrUnsafePath},
 		{name: "dotdot inside", zip: buildZip(t, boot, file("a/../b", "x")), want: ErrUnsafePath},
-		{name: "absolute", zip: seeds(t)["absolute"], want: ErrUnsafePath},
-		{name: "backslash traversal", zip: seeds(t)["backslash"], want: ErrUnsafePath},
+		{name: "absolute", zip: sd["absolute"], want: ErrUnsafePath},
+		{name: "backslash traversal", zip: sd["backslash"], want: ErrUnsafePath},
 		{name: "backslash deep traversal", zip: buildZip(t, boot, file(`a\..\..\x`, "x")), want: ErrUnsafePath},
 		{name: "backslash absolute", zip: buildZip(t, boot, file(`\x`, "x")), want: ErrUnsafePath},
 		{name: "drive letter", zip: buildZip(t, boot, file(`C:\x`, "x")), want: ErrUnsafePath},
@@ -95,40 +96,40 @@ func TestValidate(t *testing.T) {
 		{name: "link naming root", zip: buildZip(t, boot, link("./.", "x")), want: ErrUnsafePath},
 		{name: "long component", zip: buildZip(t, boot, file(strings.Repeat("n", 256), "x")), want: ErrUnsafePath},
 		{name: "too deep", zip: buildZip(t, boot, file(deep, "x")), want: ErrUnsafePath},
-		{name: "path through link", zip: seeds(t)["through-link"], want: ErrUnsafePath},
+		{name: "path through link", zip: sd["through-link"], want: ErrUnsafePath},
 		{name: "path through link, link last", zip: buildZip(t, boot, file("a/x", "x"), link("a", "sub")), want: ErrUnsafePath},
 		{name: "link target too long", zip: buildZip(t, boot, link("l", long)), want: ErrUnsafePath},
 		{name: "link target empty", zip: buildZip(t, boot, link("l", "")), want: ErrUnsafePath},
 		{name: "link target NUL", zip: buildZip(t, boot, link("l", "a\x00")), want: ErrUnsafePath},
 
-		{name: "link absolute", zip: seeds(t)["link-absolute"], want: ErrLinkOutside},
+		{name: "link absolute", zip: sd["link-absolute"], want: ErrLinkOutside},
 		{name: "link dotdot", zip: buildZip(t, boot, link("l", "../../x")), want: ErrLinkOutside},
 		{name: "link dotdot from subdir", zip: buildZip(t, boot, link("a/b/l", "../../../x")), want: ErrLinkOutside},
-		{name: "link chain escaping", zip: seeds(t)["link-escape"], want: ErrLinkOutside},
+		{name: "link chain escaping", zip: sd["link-escape"], want: ErrLinkOutside},
 		{name: "link through link", zip: buildZip(t, boot, dir("sub/"), link("a", "sub"), link("c", "a/b"), link("sub/b", "../..")), want: ErrLinkOutside},
-		{name: "link escaping only physically", zip: seeds(t)["link-physical-escape"], want: ErrLinkOutside},
+		{name: "link escaping only physically", zip: sd["link-physical-escape"], want: ErrLinkOutside},
 		{name: "link backslash absolute", zip: buildZip(t, boot, link("l", `\etc\passwd`)), want: ErrLinkOutside},
 		{name: "link backslash dotdot", zip: buildZip(t, boot, link("l", `..\..\x`)), want: ErrLinkOutside},
 		{name: "link dangling dotdot", zip: buildZip(t, boot, link("d", "nothere"), link("x", "d/../../y")), want: ErrLinkOutside},
-		{name: "link loop", zip: seeds(t)["link-loop"], want: ErrLinkOutside},
+		{name: "link loop", zip: sd["link-loop"], want: ErrLinkOutside},
 		{name: "link self loop", zip: buildZip(t, boot, link("a", "a")), want: ErrLinkOutside},
 		{name: "link loop through path", zip: buildZip(t, boot, link("a", "a/x")), want: ErrLinkOutside},
 		{name: "links chain 41", zip: buildZip(t, chain(41)...), want: ErrLinkOutside},
 
-		{name: "fifo", zip: seeds(t)["fifo"], noBoot: true, want: ErrSpecialFile},
+		{name: "fifo", zip: sd["fifo"], noBoot: true, want: ErrSpecialFile},
 		{name: "block device", zip: buildZip(t, boot, ent{"dev", fs.ModeDevice | 0o644, ""}), want: ErrSpecialFile},
 		{name: "char device", zip: buildZip(t, boot, ent{"tty", fs.ModeDevice | fs.ModeCharDevice | 0o644, ""}), want: ErrSpecialFile},
 		{name: "socket", zip: buildZip(t, boot, ent{"sock", fs.ModeSocket | 0o644, ""}), want: ErrSpecialFile},
 
 		{name: "too many entries", zip: buildZip(t, boot, file("a", "1"), file("b", "2"), file("c", "3")), lim: Limits{MaxEntries: 3}, want: ErrTooManyEntries},
 		{name: "duplicate", zip: buildZip(t, boot, file("a", "1"), file("a", "2")), want: ErrDuplicate},
-		{name: "duplicate after cleaning", zip: seeds(t)["duplicate"], noBoot: true, want: ErrDuplicate},
+		{name: "duplicate after cleaning", zip: sd["duplicate"], noBoot: true, want: ErrDuplicate},
 		{name: "duplicate double slash", zip: buildZip(t, boot, file("a/b", "1"), file("a//b", "2")), want: ErrDuplicate},
 		{name: "duplicate dirs", zip: buildZip(t, boot, dir("a/"), dir("a/")), want: ErrDuplicate},
 		{name: "duplicate links", zip: buildZip(t, boot, link("a", "x"), link("a", "y")), want: ErrDuplicate},
 		{name: "file then dir", zip: buildZip(t, boot, file("a", "1"), dir("a/")), want: ErrDuplicate},
 		{name: "dir then file", zip: buildZip(t, boot, dir("a/"), file("a", "1")), want: ErrDuplicate},
-		{name: "file then child", zip: seeds(t)["file-and-dir"], noBoot: true, want: ErrDuplicate},
+		{name: "file then child", zip: sd["file-and-dir"], noBoot: true, want: ErrDuplicate},
 		{name: "child then file", zip: buildZip(t, boot, file("a/b", "2"), file("a", "1")), want: ErrDuplicate},
 
 		{name: "no bootstrap", zip: buildZip(t, file("main.py", "x")), want: ErrNoBootstrap},
@@ -139,19 +140,19 @@ func TestValidate(t *testing.T) {
 		{name: "bootstrap link dangling", zip: buildZip(t, link("bootstrap", "real")), want: ErrNoBootstrap},
 		{name: "bootstrap link to dir", zip: buildZip(t, exe("d/x", "x"), link("bootstrap", "d")), want: ErrNoBootstrap},
 
-		{name: "bomb", zip: seeds(t)["bomb"], lim: small, want: ErrUnzippedTooLarge},
+		{name: "bomb", zip: sd["bomb"], lim: small, want: ErrUnzippedTooLarge},
 		{name: "bomb lying big", zip: bombZip(t, "bootstrap", 4<<20, 1<<40), lim: small, want: ErrUnzippedTooLarge},
-		{name: "total over entries", zip: buildZip(t, exe("bootstrap", strings.Repeat("a", 400<<10)),
-			file("b", strings.Repeat("b", 400<<10)), file("c", strings.Repeat("c", 400<<10))), lim: small, want: ErrUnzippedTooLarge},
+		{name: "total over entries", zip: buildZip(t, exe("bootstrap", strings.Repeat("a", 100<<10)),
+			file("b", strings.Repeat("b", 100<<10)), file("c", strings.Repeat("c", 100<<10))), lim: small, want: ErrUnzippedTooLarge},
 		{name: "limit plus one", zip: buildZip(t, exe("bootstrap", "123456")), lim: Limits{MaxUnzipped: 5}, want: ErrUnzippedTooLarge},
 		{name: "link counts", zip: buildZip(t, exe("bootstrap", "12345"), link("l", "bootstrap")), lim: Limits{MaxUnzipped: 5}, want: ErrUnzippedTooLarge},
 
-		{name: "header lying small", zip: seeds(t)["lying-header"], want: ErrCorrupt},
+		{name: "header lying small", zip: sd["lying-header"], want: ErrCorrupt},
 		{name: "header lying big", zip: bombZip(t, "bootstrap", 1000, 1<<20), want: ErrCorrupt},
-		{name: "zero CRC in header", zip: seeds(t)["zero-crc"], want: ErrCorrupt},
-		{name: "bad CRC", zip: seeds(t)["bad-crc"], want: ErrCorrupt},
-		{name: "truncated", zip: seeds(t)["truncated"], want: ErrCorrupt},
-		{name: "truncated end", zip: func() []byte { z := seeds(t)["valid"]; return z[:len(z)-1] }(), want: ErrCorrupt},
+		{name: "zero CRC in header", zip: sd["zero-crc"], want: ErrCorrupt},
+		{name: "bad CRC", zip: sd["bad-crc"], want: ErrCorrupt},
+		{name: "truncated", zip: sd["truncated"], want: ErrCorrupt},
+		{name: "truncated end", zip: func() []byte { z := sd["valid"]; return z[:len(z)-1] }(), want: ErrCorrupt},
 		{name: "not a zip", zip: []byte("#!/bin/sh\necho this is not a zip file\n"), want: ErrCorrupt},
 		{name: "empty input", zip: nil, want: ErrCorrupt},
 		{name: "encrypted", zip: raw(zip.FileHeader{Name: "bootstrap", Method: zip.Store, Flags: 0x1, CRC32: crc,
@@ -293,10 +294,12 @@ func TestCountEntries(t *testing.T) {
 		}
 		return buf.Bytes()
 	}
-	prefixed := append(bytes.Repeat([]byte("#!/bin/sh\n"), 100), seeds(t)["valid"]...)
+	zip64 := many(70000)
+	sd := seeds(t)
+	prefixed := append(bytes.Repeat([]byte("#!/bin/sh\n"), 100), sd["valid"]...)
 	for name, z := range map[string][]byte{
-		"valid": seeds(t)["valid"], "empty": buildZip(t), "comment": many(3), "prefixed": prefixed,
-		"zip64": many(70000),
+		"valid": sd["valid"], "empty": buildZip(t), "comment": many(3), "prefixed": prefixed,
+		"zip64": zip64,
 	} {
 		zr, err := zip.NewReader(bytes.NewReader(z), int64(len(z)))
 		if err != nil {
@@ -309,6 +312,6 @@ func TestCountEntries(t *testing.T) {
 			t.Errorf("%s: countEntries(max 2) = %d, want 3", name, got)
 		}
 	}
-	_, err := Validate(many(70000), Limits{}, false)
+	_, err := Validate(zip64, Limits{}, false)
 	checkUserError(t, err, ErrTooManyEntries)
 }

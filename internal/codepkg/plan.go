@@ -19,7 +19,7 @@ const (
 	maxComponentLen = 255  // bytes in one component of a name (NAME_MAX)
 	maxDepth        = 128  // components in an entry name; Extract holds one open directory per level
 	maxLinkTarget   = 4095 // bytes in a symbolic link target (PATH_MAX-1)
-	maxLinkLevels   = 40   // nested symbolic links when resolving one (Linux's MAXSYMLINKS)
+	maxLinks        = 40   // symbolic links followed to resolve one (Linux's MAXSYMLINKS)
 )
 
 // kind is the type of a node of the package's tree.
@@ -56,7 +56,7 @@ type node struct {
 	state    linkState
 	res      *node // what the link resolves to; nil if it dangles
 	resDepth int   // the depth where a dangling resolution ended
-	levels   int   // links nested in its resolution, itself included
+	follows  int   // links followed to resolve it, itself included (at most maxLinks+1)
 }
 
 func (n *node) child(name string) *node { return n.index[name] }
@@ -371,7 +371,8 @@ func lexicalEscape(depth int, target string, sep func(rune) bool) bool {
 
 // resolve resolves the link l as the kernel would, within the package; nest
 // is the number of links whose resolution is in progress. It returns the
-// node l points to, or nil and the depth where a dangling path ended.
+// node l points to, or nil and the depth where a dangling path ended. Like
+// Linux, it counts every link followed, nested or one after the other.
 func (p *plan) resolve(l *node, nest int) (*node, int, error) {
 	switch l.state {
 	case resolved:
@@ -379,26 +380,30 @@ func (p *plan) resolve(l *node, nest int) (*node, int, error) {
 	case resolving:
 		return nil, 0, linkOutside(l, "which loops")
 	}
-	if nest >= maxLinkLevels {
-		return nil, 0, linkOutside(l, fmt.Sprintf("which needs more than %d nested links", maxLinkLevels))
+	if nest >= maxLinks {
+		return nil, 0, tooManyLinks(l)
 	}
 	l.state = resolving
-	res, depth, levels, err := p.walk(l, nest+1)
+	res, depth, follows, err := p.walk(l, nest+1)
 	if err != nil {
 		return nil, 0, err
 	}
-	l.state, l.res, l.resDepth, l.levels = resolved, res, depth, levels+1
-	if l.levels > maxLinkLevels {
-		return nil, 0, linkOutside(l, fmt.Sprintf("which needs more than %d nested links", maxLinkLevels))
+	l.state, l.res, l.resDepth, l.follows = resolved, res, depth, follows+1
+	if l.follows > maxLinks {
+		return nil, 0, tooManyLinks(l)
 	}
 	return res, depth, nil
 }
 
+func tooManyLinks(l *node) error {
+	return linkOutside(l, fmt.Sprintf("which loops or follows more than %d links", maxLinks))
+}
+
 // walk follows l's target from l's directory. Past a missing name or a
 // file, the rest of the path is followed lexically, so that a dangling link
-// cannot climb out either. levels is the most links nested in any link
-// the walk went through.
-func (p *plan) walk(l *node, nest int) (res *node, depth, levels int, err error) {
+// cannot climb out either. follows counts the links followed (capped just
+// past maxLinks).
+func (p *plan) walk(l *node, nest int) (res *node, depth, follows int, err error) {
 	cur := l.parent
 	dangling := false
 	for c := range strings.SplitSeq(l.target, "/") {
@@ -433,7 +438,7 @@ func (p *plan) walk(l *node, nest int) (res *node, depth, levels int, err error)
 			if err != nil {
 				return nil, 0, 0, err
 			}
-			levels = max(levels, next.levels)
+			follows = min(follows+next.follows, maxLinks+1)
 			if r == nil {
 				dangling, depth = true, d
 				continue
@@ -443,9 +448,9 @@ func (p *plan) walk(l *node, nest int) (res *node, depth, levels int, err error)
 		cur = next
 	}
 	if dangling {
-		return nil, depth, levels, nil
+		return nil, depth, follows, nil
 	}
-	return cur, cur.depth, levels, nil
+	return cur, cur.depth, follows, nil
 }
 
 // checkBootstrap requires an executable file, or a link to one, named

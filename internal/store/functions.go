@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Function is the stored state of a function's $LATEST.
@@ -112,4 +115,33 @@ func (s *Store) CodeInUse(ctx context.Context, account, sha256hex string) (bool,
 		}
 	}
 	return false, nil
+}
+
+// WatchFunctions calls fn with the account and name of every function that
+// changes or is deleted from now on, until ctx ends. It blocks; the caller
+// owns the goroutine it runs on.
+func (s *Store) WatchFunctions(ctx context.Context, fn func(account, name string, deleted bool)) error {
+	w, err := s.functions.WatchAll(ctx, jetstream.UpdatesOnly())
+	if err != nil {
+		return fmt.Errorf("store: watch functions: %w", err)
+	}
+	defer w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil
+			}
+			if e == nil {
+				continue
+			}
+			account, name, found := strings.Cut(e.Key(), ".")
+			if !found {
+				continue
+			}
+			fn(account, name, e.Operation() != jetstream.KeyValuePut)
+		}
+	}
 }

@@ -1,0 +1,252 @@
+package main
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+
+	"github.com/emberfn/ember/internal/auth"
+)
+
+// runBench measures Ember beside a plain loopback HTTP round trip, in one
+// run, so that the ratios hold on a noisy machine. Run it from the
+// repository root as root: it builds the probe test function with `go`.
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	n := fs.Int("n", 2000, "invocations per warm measurement")
+	colds := fs.Int("cold", 30, "cold starts to measure")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "ember-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	zipBytes, err := buildProbeZip(dir)
+	if err != nil {
+		return err
+	}
+
+	// The yardstick: a plain Go net/http echo server on loopback.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	echo := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		_, _ = w.Write(b)
+	})}
+	go echo.Serve(ln)
+	defer echo.Close()
+
+	// Ember, all in one, in this process.
+	sctx, stop := context.WithCancel(ctx)
+	addr := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(sctx, serveConfig{Listen: "127.0.0.1:0", DataDir: filepath.Join(dir, "data"), Region: "us-east-1",
+			ControlRate: 1e6, ControlBurst: 1e6, Ready: func(a string) { addr <- a }}, io.Discard)
+	}()
+	var url string
+	select {
+	case a := <-addr:
+		url = "http://" + a
+	case err := <-done:
+		stop()
+		return err
+	}
+	defer func() { stop(); <-done }()
+	id, secret, err := auth.ReadCredentials(filepath.Join(dir, "data", "credentials"), "default")
+	if err != nil {
+		return err
+	}
+	c := &benchClient{http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
+		creds: aws.Credentials{AccessKeyID: id, SecretAccessKey: secret}, signer: v4.NewSigner()}
+
+	payload := []byte(`{"hello":"world"}`)
+	var rows []benchRow
+	add := func(name string, conc int, lat []time.Duration, wall time.Duration) {
+		rows = append(rows, summarize(name, conc, lat, wall))
+	}
+	for _, conc := range []int{1, 8} {
+		lat, wall, err := measure(*n, conc, func() error { return c.post(ln.Addr().String(), "/echo", payload, false) })
+		if err != nil {
+			return err
+		}
+		add("loopback HTTP echo (floor)", conc, lat, wall)
+	}
+	create := func(name string) error {
+		body, _ := json.Marshal(map[string]any{"FunctionName": name, "Runtime": "provided.al2023",
+			"Code": map[string]any{"ZipFile": zipBytes}})
+		return c.post(url[len("http://"):], "/2015-03-31/functions", body, true)
+	}
+	// Cold: a new function each time, so each invoke makes a sandbox.
+	var cold []time.Duration
+	coldStart := time.Now()
+	for i := 0; i < *colds; i++ {
+		name := fmt.Sprintf("cold-%d", i)
+		if err := create(name); err != nil {
+			return err
+		}
+		t := time.Now()
+		if err := c.post(url[len("http://"):], "/2015-03-31/functions/"+name+"/invocations", payload, true); err != nil {
+			return err
+		}
+		cold = append(cold, time.Since(t))
+	}
+	add("Ember cold invoke (new sandbox, to response)", 1, cold, time.Since(coldStart))
+	if err := create("warm"); err != nil {
+		return err
+	}
+	for _, conc := range []int{1, 8, 32} {
+		lat, wall, err := measure(*n, conc, func() error {
+			return c.post(url[len("http://"):], "/2015-03-31/functions/warm/invocations", payload, true)
+		})
+		if err != nil {
+			return err
+		}
+		add("Ember warm invoke", conc, lat, wall)
+	}
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(map[string]any{"cpus": runtime.NumCPU(), "rows": rows})
+	}
+	floor := rows[0].P50
+	fmt.Fprintf(stdout, "%-46s %5s %9s %9s %9s %10s %8s\n", "measurement", "conc", "p50", "p90", "p99", "req/s", "p50/floor")
+	for _, r := range rows {
+		fmt.Fprintf(stdout, "%-46s %5d %9s %9s %9s %10.0f %8.1fx\n", r.Name, r.Concurrency, us(r.P50), us(r.P90), us(r.P99), r.PerSecond, float64(r.P50)/float64(floor))
+	}
+	return nil
+}
+
+type benchRow struct {
+	Name          string
+	Concurrency   int
+	P50, P90, P99 time.Duration
+	PerSecond     float64
+}
+
+func us(d time.Duration) string { return fmt.Sprintf("%.3fms", float64(d.Microseconds())/1000) }
+
+func summarize(name string, conc int, lat []time.Duration, wall time.Duration) benchRow {
+	slices.Sort(lat)
+	q := func(p float64) time.Duration { return lat[int(p*float64(len(lat)-1))] }
+	return benchRow{Name: name, Concurrency: conc, P50: q(0.5), P90: q(0.9), P99: q(0.99),
+		PerSecond: float64(len(lat)) / wall.Seconds()}
+}
+
+// measure runs f n times over conc goroutines (after a short warm-up).
+func measure(n, conc int, f func() error) ([]time.Duration, time.Duration, error) {
+	for i := 0; i < conc*4; i++ {
+		if err := f(); err != nil {
+			return nil, 0, err
+		}
+	}
+	lat := make([]time.Duration, n)
+	var wg sync.WaitGroup
+	var firstErr error
+	var mu sync.Mutex
+	next := make(chan int, n)
+	for i := 0; i < n; i++ {
+		next <- i
+	}
+	close(next)
+	start := time.Now()
+	for g := 0; g < conc; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				t := time.Now()
+				if err := f(); err != nil {
+					mu.Lock()
+					firstErr = err
+					mu.Unlock()
+					return
+				}
+				lat[i] = time.Since(t)
+			}
+		}()
+	}
+	wg.Wait()
+	return lat, time.Since(start), firstErr
+}
+
+type benchClient struct {
+	http   *http.Client
+	creds  aws.Credentials
+	signer *v4.Signer
+}
+
+func (c *benchClient) post(host, path string, body []byte, sign bool) error {
+	req, err := http.NewRequest("POST", "http://"+host+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if sign {
+		sum := sha256.Sum256(body)
+		if err := c.signer.SignHTTP(context.Background(), c.creds, req, hex.EncodeToString(sum[:]), "lambda", "us-east-1", time.Now()); err != nil {
+			return err
+		}
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode >= 300 || resp.Header.Get("X-Amz-Function-Error") != "" {
+		return fmt.Errorf("%s: %s %s", path, resp.Status, b)
+	}
+	return nil
+}
+
+// buildProbeZip builds the probe test function into a zip.
+func buildProbeZip(dir string) ([]byte, error) {
+	bin := filepath.Join(dir, "bootstrap")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "./cmd/ember/testdata/functions/probe")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("building the probe function (run from the repository root): %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(bin)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	h := &zip.FileHeader{Name: "bootstrap", Method: zip.Deflate}
+	h.SetMode(0o755)
+	w, err := zw.CreateHeader(h)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := w.Write(b); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}

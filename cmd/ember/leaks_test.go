@@ -1,0 +1,124 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// leakBaseline is what the process had before an Ember was started; after
+// it stops, everything Ember made must be gone: goroutines, open files,
+// child processes (sandboxes), mounts, cgroups and the worker's files.
+type leakBaseline struct {
+	goroutines int
+	fds        int
+	mounts     int
+}
+
+func takeBaseline() leakBaseline {
+	return leakBaseline{goroutines: runtime.NumGoroutine(), fds: countFDs(), mounts: countMounts()}
+}
+
+func countFDs() int {
+	ents, _ := os.ReadDir("/proc/self/fd")
+	return len(ents)
+}
+
+func countMounts() int {
+	b, _ := os.ReadFile("/proc/self/mountinfo")
+	return bytes.Count(b, []byte("\n"))
+}
+
+// children lists the live processes whose parent is this one, but for
+// the go toolchain the tests may run.
+func children() []string {
+	var out []string
+	me := strconv.Itoa(os.Getpid())
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) > 1 && f[1] == me && f[0] != "Z" {
+			comm := string(b[bytes.IndexByte(b, '(')+1 : i])
+			if comm != "go" {
+				out = append(out, e.Name()+" ("+comm+")")
+			}
+		}
+	}
+	return out
+}
+
+// sandboxCgroups lists cgroup directories that Ember's sandboxes of this
+// process would live in.
+func sandboxCgroups() []string {
+	var out []string
+	name := "ember-" + strconv.Itoa(os.Getpid())
+	_ = filepath.WalkDir("/sys/fs/cgroup", func(path string, d os.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return nil
+		}
+		if d.Name() == name {
+			out = append(out, path)
+			return filepath.SkipDir
+		}
+		if strings.Count(path, "/") > 8 {
+			return filepath.SkipDir
+		}
+		return nil
+	})
+	return out
+}
+
+func (b leakBaseline) check(t *testing.T, dataDir string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	var problems []string
+	for {
+		problems = problems[:0]
+		if n := runtime.NumGoroutine(); n > b.goroutines {
+			problems = append(problems, "goroutines: "+strconv.Itoa(n)+" > "+strconv.Itoa(b.goroutines))
+		}
+		if n := countFDs(); n > b.fds {
+			problems = append(problems, "open files: "+strconv.Itoa(n)+" > "+strconv.Itoa(b.fds))
+		}
+		if n := countMounts(); n != b.mounts {
+			problems = append(problems, "mounts: "+strconv.Itoa(n)+" != "+strconv.Itoa(b.mounts))
+		}
+		if c := children(); len(c) > 0 {
+			problems = append(problems, "processes: "+strings.Join(c, ", "))
+		}
+		if c := sandboxCgroups(); len(c) > 0 {
+			problems = append(problems, "cgroups: "+strings.Join(c, ", "))
+		}
+		if m, _ := filepath.Glob(filepath.Join(dataDir, "worker-*")); len(m) > 0 {
+			problems = append(problems, "worker files: "+strings.Join(m, ", "))
+		}
+		if len(problems) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var buf bytes.Buffer
+	_ = pprof.Lookup("goroutine").WriteTo(&buf, 1)
+	t.Errorf("Ember left things behind after it stopped:\n  %s\n%s", strings.Join(problems, "\n  "), buf.String())
+}

@@ -1,0 +1,350 @@
+//go:build linux
+
+package sandbox
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// File descriptors of the init re-exec (Cmd.ExtraFiles order).
+const (
+	fdSync   = 3 // read: the childConfig as JSON, then EOF
+	fdErr    = 4 // write: a setup error; closed by exec on success
+	fdParent = 5 // a pidfd of the parent process
+)
+
+// childConfig is what the parent sends the init over the sync pipe, once
+// the init is in its cgroups and its listener is open.
+type childConfig struct {
+	Hostname  string
+	Path      string
+	Args      []string
+	Env       []string
+	Dir       string
+	Mounts    []Mount
+	TmpSizeMB int
+	UID, GID  int
+}
+
+// newRootAt is where the init mounts the tmpfs that becomes the sandbox's
+// root, in its private mount namespace. Anything it hides is reached
+// through file descriptors opened before.
+const newRootAt = "/tmp"
+
+// systemDirs are the host directories bound read-only into every sandbox
+// (those that exist; symlinks are recreated as symlinks).
+var systemDirs = []string{"usr", "lib", "lib32", "lib64", "bin", "sbin", "etc"}
+
+// devices are the host device nodes bound into the sandbox's /dev.
+var devices = []string{"null", "zero", "full", "random", "urandom", "tty"}
+
+func init() {
+	if len(os.Args) == 0 || os.Args[0] != InitArg0 {
+		return
+	}
+	// Namespace (cgroup), no_new_privs and credential changes below apply
+	// to this thread, which is the one that execs.
+	runtime.LockOSThread()
+	err := runInit()
+	unix.Write(fdErr, []byte(err.Error()))
+	unix.Exit(1)
+}
+
+// runInit sets the sandbox up and execs the program; it returns only on
+// failure.
+func runInit() error {
+	for _, fd := range []int{fdSync, fdErr, fdParent} {
+		unix.CloseOnExec(fd)
+	}
+	if err := unix.SetNonblock(fdSync, false); err != nil {
+		return fmt.Errorf("sync pipe: %w", err)
+	}
+	var c childConfig
+	b, err := readAll(fdSync)
+	unix.Close(fdSync)
+	if err == nil {
+		err = json.Unmarshal(b, &c)
+	}
+	if err != nil {
+		return fmt.Errorf("read config: %w", err)
+	}
+	// Now in the sandbox's cgroups: make them the cgroup namespace's root.
+	if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+		return fmt.Errorf("unshare cgroup ns: %w", err)
+	}
+	if err := setupRoot(&c); err != nil {
+		return err
+	}
+	if err := unix.Sethostname([]byte(c.Hostname)); err != nil {
+		return fmt.Errorf("sethostname: %w", err)
+	}
+	if err := loopbackUp(); err != nil {
+		return err
+	}
+	if err := dropPrivileges(c.UID, c.GID); err != nil {
+		return err
+	}
+	if err := unix.Chdir(c.Dir); err != nil {
+		return fmt.Errorf("chdir %s: %w", c.Dir, err)
+	}
+	argv := append([]string{c.Path}, c.Args...)
+	env := c.Env
+	if env == nil {
+		env = []string{}
+	}
+	return fmt.Errorf("exec %s: %w", c.Path, unix.Exec(c.Path, argv, env))
+}
+
+func readAll(fd int) ([]byte, error) {
+	var out []byte
+	buf := make([]byte, 16*1024)
+	for {
+		n, err := unix.Read(fd, buf)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return nil, err
+		case n == 0:
+			if len(out) == 0 {
+				return nil, errors.New("parent sent nothing")
+			}
+			return out, nil
+		}
+		out = append(out, buf[:n]...)
+	}
+}
+
+// dropPrivileges sets no_new_privs and switches this thread to uid/gid
+// with no supplementary groups (which drops every capability). The raw
+// per-thread syscalls are enough: this thread execs, and exec ends the
+// others. The parent-death signal, which the kernel clears on a change of
+// credentials, is armed again, and the parent checked to be alive after.
+func dropPrivileges(uid, gid int) error {
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("no_new_privs: %w", err)
+	}
+	if _, _, e := unix.RawSyscall(unix.SYS_SETGROUPS, 0, 0, 0); e != 0 {
+		return fmt.Errorf("setgroups: %w", e)
+	}
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESGID, uintptr(gid), uintptr(gid), uintptr(gid)); e != 0 {
+		return fmt.Errorf("setresgid %d: %w", gid, e)
+	}
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(uid), uintptr(uid), uintptr(uid)); e != 0 {
+		return fmt.Errorf("setresuid %d: %w", uid, e)
+	}
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+		return fmt.Errorf("pdeathsig: %w", err)
+	}
+	fds := []unix.PollFd{{Fd: fdParent, Events: unix.POLLIN}}
+	if n, err := unix.Poll(fds, 0); err == nil && n > 0 {
+		return errors.New("parent exited")
+	}
+	return nil
+}
+
+// setupRoot builds the sandbox's file system view and pivots into it.
+func setupRoot(c *childConfig) error {
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("make / private: %w", err)
+	}
+	// Pin the mount sources before the new root's tmpfs hides anything.
+	srcs := make([]string, len(c.Mounts))
+	for i, m := range c.Mounts {
+		fd, err := unix.Open(m.Source, unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("mount source %s: %w", m.Source, err)
+		}
+		srcs[i] = "/proc/self/fd/" + strconv.Itoa(fd)
+	}
+	root := newRootAt
+	if err := unix.Mount("tmpfs", root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=1m,nr_inodes=1024,mode=755"); err != nil {
+		return fmt.Errorf("mount root tmpfs: %w", err)
+	}
+	const noSuidDev = unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV
+	for _, d := range systemDirs {
+		fi, err := os.Lstat("/" + d)
+		if err != nil {
+			continue
+		}
+		dst := root + "/" + d
+		switch {
+		case fi.Mode()&os.ModeSymlink != 0:
+			target, err := os.Readlink("/" + d)
+			if err == nil {
+				err = os.Symlink(target, dst)
+			}
+			if err != nil {
+				return fmt.Errorf("symlink /%s: %w", d, err)
+			}
+		case fi.IsDir():
+			if err := os.Mkdir(dst, 0o755); err != nil {
+				return fmt.Errorf("mkdir /%s: %w", d, err)
+			}
+			if err := bind("/"+d, dst, true, noSuidDev); err != nil {
+				return err
+			}
+		}
+	}
+	for i, m := range c.Mounts {
+		fi, err := os.Stat(srcs[i])
+		if err != nil {
+			return fmt.Errorf("mount source %s: %w", m.Source, err)
+		}
+		dst, err := mkMountpoint(root, m.Target, fi.IsDir())
+		if err != nil {
+			return fmt.Errorf("mount target %s: %w", m.Target, err)
+		}
+		if err := bind(srcs[i], dst, m.ReadOnly, noSuidDev); err != nil {
+			return fmt.Errorf("mount %s: %w", m.Target, err)
+		}
+	}
+	if err := os.Mkdir(root+"/tmp", 0o1777); err != nil {
+		return fmt.Errorf("mkdir /tmp: %w", err)
+	}
+	opts := fmt.Sprintf("size=%dm,mode=1777", c.TmpSizeMB)
+	if err := unix.Mount("tmpfs", root+"/tmp", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+		return fmt.Errorf("mount /tmp: %w", err)
+	}
+	if err := os.Mkdir(root+"/proc", 0o555); err != nil {
+		return fmt.Errorf("mkdir /proc: %w", err)
+	}
+	if err := unix.Mount("proc", root+"/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return fmt.Errorf("mount /proc: %w", err)
+	}
+	if err := setupDev(root + "/dev"); err != nil {
+		return err
+	}
+	if err := unix.Chdir(root); err != nil {
+		return fmt.Errorf("chdir new root: %w", err)
+	}
+	// pivot_root(".", ".") stacks the old root on the new one; detaching
+	// "." then drops the old root (see pivot_root(2)).
+	if err := unix.PivotRoot(".", "."); err != nil {
+		return fmt.Errorf("pivot_root: %w", err)
+	}
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("detach old root: %w", err)
+	}
+	if err := unix.Chdir("/"); err != nil {
+		return fmt.Errorf("chdir /: %w", err)
+	}
+	if err := unix.Mount("", "/", "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
+		return fmt.Errorf("remount / read-only: %w", err)
+	}
+	return nil
+}
+
+// setupDev makes the sandbox's /dev: a read-only tmpfs with host device
+// nodes bound in, the usual symlinks, and a small writable /dev/shm.
+func setupDev(dev string) error {
+	if err := os.Mkdir(dev, 0o755); err != nil {
+		return fmt.Errorf("mkdir /dev: %w", err)
+	}
+	if err := unix.Mount("tmpfs", dev, "tmpfs", unix.MS_NOSUID|unix.MS_NOEXEC, "size=64k,mode=755"); err != nil {
+		return fmt.Errorf("mount /dev: %w", err)
+	}
+	for _, n := range devices {
+		if _, err := os.Stat("/dev/" + n); err != nil {
+			continue
+		}
+		f, err := os.OpenFile(dev+"/"+n, os.O_CREATE|os.O_WRONLY, 0o666)
+		if err != nil {
+			return fmt.Errorf("create /dev/%s: %w", n, err)
+		}
+		f.Close()
+		if err := unix.Mount("/dev/"+n, dev+"/"+n, "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind /dev/%s: %w", n, err)
+		}
+	}
+	links := [][2]string{{"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"}}
+	for _, l := range links {
+		if err := os.Symlink(l[0], dev+"/"+l[1]); err != nil {
+			return fmt.Errorf("symlink /dev/%s: %w", l[1], err)
+		}
+	}
+	if err := os.Mkdir(dev+"/shm", 0o1777); err != nil {
+		return fmt.Errorf("mkdir /dev/shm: %w", err)
+	}
+	if err := unix.Mount("tmpfs", dev+"/shm", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=64m,mode=1777"); err != nil {
+		return fmt.Errorf("mount /dev/shm: %w", err)
+	}
+	if err := unix.Mount("", dev, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NOEXEC, ""); err != nil {
+		return fmt.Errorf("remount /dev read-only: %w", err)
+	}
+	return nil
+}
+
+// bind bind-mounts src (with its submounts) on dst and sets attrs on every
+// mount of the new tree, plus read-only if asked. A read-only bind needs
+// this second step: the bind itself ignores MS_RDONLY.
+func bind(src, dst string, readOnly bool, attrs uint64) error {
+	if err := unix.Mount(src, dst, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("bind %s: %w", dst, err)
+	}
+	if readOnly {
+		attrs |= unix.MOUNT_ATTR_RDONLY
+	}
+	err := unix.MountSetattr(unix.AT_FDCWD, dst, unix.AT_RECURSIVE, &unix.MountAttr{Attr_set: attrs})
+	if err == unix.ENOSYS { // before Linux 5.12: the top mount only
+		flags := uintptr(unix.MS_BIND | unix.MS_REMOUNT)
+		if attrs&unix.MOUNT_ATTR_RDONLY != 0 {
+			flags |= unix.MS_RDONLY
+		}
+		if attrs&unix.MOUNT_ATTR_NOSUID != 0 {
+			flags |= unix.MS_NOSUID
+		}
+		if attrs&unix.MOUNT_ATTR_NODEV != 0 {
+			flags |= unix.MS_NODEV
+		}
+		err = unix.Mount("", dst, "", flags, "")
+	}
+	if err != nil {
+		return fmt.Errorf("set attributes of %s: %w", dst, err)
+	}
+	return nil
+}
+
+// mkMountpoint creates target (a directory, or an empty file when !dir)
+// and its parents under root, refusing to follow any symlink: before the
+// pivot an absolute symlink (from an earlier Mount's content) would lead
+// out to the host.
+func mkMountpoint(root, target string, dir bool) (string, error) {
+	cur := root
+	parts := strings.Split(strings.TrimPrefix(path.Clean(target), "/"), "/")
+	for i, p := range parts {
+		cur += "/" + p
+		last := i == len(parts)-1
+		fi, err := os.Lstat(cur)
+		switch {
+		case err == nil && fi.Mode()&os.ModeSymlink != 0:
+			return "", fmt.Errorf("%s is a symlink", cur[len(root):])
+		case err == nil && (!last || dir) && !fi.IsDir():
+			return "", fmt.Errorf("%s is not a directory", cur[len(root):])
+		case err == nil:
+			continue
+		case !os.IsNotExist(err):
+			return "", err
+		case !last || dir:
+			err = os.Mkdir(cur, 0o755)
+		default:
+			var f *os.File
+			if f, err = os.OpenFile(cur, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644); err == nil {
+				err = f.Close()
+			}
+		}
+		if err != nil {
+			return "", err
+		}
+	}
+	return cur, nil
+}

@@ -1,0 +1,420 @@
+//go:build linux
+
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// waitDelay bounds how long a sandbox's exit waits for its output pipes to
+// close after its init is reaped (every process of the sandbox dies with
+// the init, so this is a safety net only).
+const waitDelay = 5 * time.Second
+
+// destroyTimeout bounds Destroy and Shutdown when their ctx has no
+// deadline, and the clean-up of a sandbox whose Start failed.
+const destroyTimeout = 30 * time.Second
+
+// Manager starts sandboxes and owns their cgroups. It is safe for
+// concurrent use.
+type Manager struct {
+	log *slog.Logger
+	cg  cgroupDriver
+
+	starting sync.WaitGroup // Starts in progress; Shutdown waits for them
+	mu       sync.Mutex     // guards the fields below
+	closed   bool
+	live     map[string]*Sandbox // by ID; nil while the ID's Start runs
+}
+
+// NewManager checks for root, detects the cgroup version and creates the
+// parent group(s) (see Config.CgroupParent).
+func NewManager(cfg Config) (*Manager, error) {
+	if os.Geteuid() != 0 {
+		return nil, ErrNotRoot
+	}
+	if cfg.CgroupParent == "" {
+		cfg.CgroupParent = fmt.Sprintf("ember-%d", os.Getpid())
+	}
+	if !validGroupName(cfg.CgroupParent) {
+		return nil, fmt.Errorf("sandbox: invalid cgroup parent name %q", cfg.CgroupParent)
+	}
+	cg, err := newDriver(cfg.CgroupParent)
+	if err != nil {
+		return nil, err
+	}
+	return newManager(cfg, cg), nil
+}
+
+func newManager(cfg Config, cg cgroupDriver) *Manager {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("component", "sandbox")
+	log.Info("sandbox manager ready", "cgroup_version", cg.version(), "cgroup_parent", cfg.CgroupParent)
+	return &Manager{log: log, cg: cg, live: map[string]*Sandbox{}}
+}
+
+// CgroupVersion returns 1 or 2.
+func (m *Manager) CgroupVersion() int { return m.cg.version() }
+
+// Start creates a sandbox and starts spec.Path in it. It returns once the
+// program has been exec'd (or the setup failed: then nothing of the
+// sandbox is left). ctx bounds the start only, not the sandbox's life.
+func (m *Manager) Start(ctx context.Context, spec Spec) (*Sandbox, error) {
+	if err := spec.normalize(); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	switch _, dup := m.live[spec.ID]; {
+	case m.closed:
+		m.mu.Unlock()
+		return nil, ErrClosed
+	case dup:
+		m.mu.Unlock()
+		return nil, fmt.Errorf("%w: %s", ErrExists, spec.ID)
+	}
+	m.live[spec.ID] = nil
+	m.starting.Add(1)
+	m.mu.Unlock()
+	defer m.starting.Done()
+
+	s, err := m.start(ctx, &spec)
+	m.mu.Lock()
+	if err != nil {
+		delete(m.live, spec.ID)
+	} else {
+		m.live[spec.ID] = s
+	}
+	m.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (m *Manager) start(ctx context.Context, spec *Spec) (_ *Sandbox, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	cg, err := m.cg.create(spec.ID, limits{
+		memoryBytes: int64(spec.MemoryMB) << 20,
+		pidsMax:     spec.PidsMax,
+		cpuWeight:   spec.CPUWeight,
+	})
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := json.Marshal(childConfig{
+		Hostname: spec.ID, Path: spec.Path, Args: spec.Args, Env: spec.Env, Dir: spec.Dir,
+		Mounts: spec.Mounts, TmpSizeMB: spec.TmpSizeMB, UID: spec.UID, GID: spec.GID,
+	})
+	if err != nil {
+		m.removeGroup(ctx, cg)
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+
+	// Pipes: the config goes down syncR, a setup error comes up errW.
+	var files []*os.File
+	closeAll := func() {
+		for _, f := range files {
+			f.Close()
+		}
+		files = nil
+	}
+	syncR, syncW, err1 := os.Pipe()
+	errR, errW, err2 := os.Pipe()
+	files = append(files, syncR, syncW, errR, errW)
+	selfFD, err3 := unix.PidfdOpen(os.Getpid(), 0)
+	self := os.NewFile(uintptr(selfFD), "pidfd")
+	if err3 == nil {
+		files = append(files, self)
+	}
+	if err := errors.Join(err1, err2, err3); err != nil {
+		closeAll()
+		m.removeGroup(ctx, cg)
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	cmd := &exec.Cmd{
+		Path:       "/proc/self/exe",
+		Args:       []string{InitArg0},
+		Env:        []string{},
+		Stdout:     spec.Stdout,
+		Stderr:     spec.Stderr,
+		ExtraFiles: []*os.File{syncR, errW, self}, // fdSync, fdErr, fdParent
+		WaitDelay:  waitDelay,
+		SysProcAttr: &syscall.SysProcAttr{
+			Cloneflags: syscall.CLONE_NEWPID | syscall.CLONE_NEWNS | syscall.CLONE_NEWNET |
+				syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS,
+			Pdeathsig: syscall.SIGKILL,
+		},
+	}
+	if fd := cg.cloneFD(); fd >= 0 {
+		cmd.SysProcAttr.UseCgroupFD = true
+		cmd.SysProcAttr.CgroupFD = fd
+	}
+	err = cmd.Start()
+	cg.closeCloneFD()
+	// The child has its copies; keep only syncW and errR.
+	syncR.Close()
+	errW.Close()
+	self.Close()
+	files = []*os.File{syncW, errR}
+	defer closeAll()
+	if err != nil {
+		m.removeGroup(ctx, cg)
+		return nil, fmt.Errorf("sandbox: start init: %w", err)
+	}
+	s := &Sandbox{id: spec.ID, pid: cmd.Process.Pid, cmd: cmd, cg: cg, m: m, done: make(chan struct{})}
+	go s.reap()
+	defer func() {
+		if err != nil {
+			cctx, cancel := cleanupContext(ctx)
+			defer cancel()
+			if derr := s.destroy(cctx); derr != nil {
+				m.log.Error("clean up after failed start", "id", spec.ID, "err", derr)
+			}
+		}
+	}()
+
+	if err := cg.attach(s.pid); err != nil {
+		return nil, err
+	}
+	if spec.ListenAddr != "" {
+		if s.ln, err = listenInNetns(s.pid, spec.ListenAddr); err != nil {
+			return nil, err
+		}
+	}
+	// Bound the handshake by ctx: expiry unblocks the pipe operations.
+	stop := context.AfterFunc(ctx, func() {
+		syncW.SetDeadline(time.Now())
+		errR.SetDeadline(time.Now())
+	})
+	defer stop()
+	if _, err := syncW.Write(cfg); err != nil {
+		return nil, fmt.Errorf("sandbox: send config: %w", ctxErr(ctx, err))
+	}
+	syncW.Close()
+	// errW closes at exec (close-on-exec) or when the init dies: EOF with
+	// no message means the program was exec'd.
+	msg, err := io.ReadAll(io.LimitReader(errR, 64*1024))
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: wait for setup: %w", ctxErr(ctx, err))
+	}
+	if len(msg) > 0 {
+		return nil, fmt.Errorf("%w: %s: %s", ErrSetup, spec.ID, msg)
+	}
+	m.log.Debug("sandbox started", "id", spec.ID, "pid", s.pid)
+	return s, nil
+}
+
+// cleanupContext returns a context for cleaning up after a failed Start:
+// not cancelled with ctx, bounded by destroyTimeout.
+func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), destroyTimeout)
+}
+
+// removeGroup removes the group of a sandbox whose init never started.
+func (m *Manager) removeGroup(ctx context.Context, cg cgroup) {
+	cg.closeCloneFD()
+	ctx, cancel := cleanupContext(ctx)
+	defer cancel()
+	if err := removeDirs(ctx, cg); err != nil {
+		m.log.Error("clean up after failed start", "err", err)
+	}
+}
+
+// ctxErr prefers ctx's error over the deadline error it caused.
+func ctxErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+// Shutdown stops accepting Starts, destroys every live sandbox and removes
+// the parent cgroup(s). It returns the joined errors; after an error it may
+// be called again.
+func (m *Manager) Shutdown(ctx context.Context) error {
+	m.mu.Lock()
+	m.closed = true
+	m.mu.Unlock()
+	m.starting.Wait() // Starts end within their own ctx
+	m.mu.Lock()
+	var all []*Sandbox
+	for _, s := range m.live {
+		all = append(all, s)
+	}
+	m.mu.Unlock()
+	errs := make([]error, len(all))
+	var wg sync.WaitGroup
+	for i, s := range all {
+		wg.Go(func() { errs[i] = s.Destroy(ctx) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return m.cg.removeParent(ctx)
+}
+
+// forget drops a destroyed sandbox.
+func (m *Manager) forget(s *Sandbox) {
+	m.mu.Lock()
+	if m.live[s.id] == s {
+		delete(m.live, s.id)
+	}
+	m.mu.Unlock()
+}
+
+// Sandbox is one running (or exited, not yet destroyed) sandbox. Its
+// methods are safe for concurrent use. Destroy it when done, also after
+// it exited: that releases its cgroups and listener.
+type Sandbox struct {
+	id  string
+	pid int
+	cmd *exec.Cmd
+	cg  cgroup
+	m   *Manager
+	ln  net.Listener // nil without ListenAddr
+
+	done    chan struct{} // closed by reap
+	exitErr error         // set before done closes
+
+	destroyMu sync.Mutex // serialises Destroy
+	destroyed bool
+
+	statsMu sync.Mutex // guards the stats below
+	final   bool       // set by reap: the stats below are final
+	oom     bool
+	peak    int64
+}
+
+// ID returns the Spec's ID.
+func (s *Sandbox) ID() string { return s.id }
+
+// Pid returns the host pid of the sandbox's program (PID 1 inside).
+func (s *Sandbox) Pid() int { return s.pid }
+
+// Listener returns the listener opened inside the sandbox's network
+// namespace, or nil without Spec.ListenAddr. Destroy closes it.
+func (s *Sandbox) Listener() net.Listener { return s.ln }
+
+// Done is closed when the sandbox's process tree has exited, for any
+// reason (the program exited or was killed, or Destroy).
+func (s *Sandbox) Done() <-chan struct{} { return s.done }
+
+// ExitError returns, after Done, nil if the program exited with status 0,
+// else an *exec.ExitError ("exit status 2", "signal: killed"). Before
+// Done it returns nil.
+func (s *Sandbox) ExitError() error {
+	select {
+	case <-s.done:
+		return s.exitErr
+	default:
+		return nil
+	}
+}
+
+// OOMKilled reports whether the sandbox's memory cgroup saw an OOM kill.
+// On cgroup v1 this is memory.oom_control's oom_kill (or a non-zero
+// memory.failcnt on kernels without it), on v2 memory.events' oom_kill.
+func (s *Sandbox) OOMKilled() bool {
+	oom, _ := s.stats()
+	return oom
+}
+
+// MaxMemoryBytes returns the peak memory use of the sandbox's cgroup (v1
+// memory.max_usage_in_bytes, v2 memory.peak or else memory.current).
+func (s *Sandbox) MaxMemoryBytes() int64 {
+	_, peak := s.stats()
+	return peak
+}
+
+// stats reads the cgroup's figures while it exists, else the last ones.
+func (s *Sandbox) stats() (bool, int64) {
+	s.statsMu.Lock()
+	defer s.statsMu.Unlock()
+	if !s.final {
+		s.oom, s.peak = s.cg.stats()
+	}
+	return s.oom, s.peak
+}
+
+// reap waits for the init (the program) and records how it ended; PID 1's
+// exit makes the kernel kill the rest of the sandbox first.
+func (s *Sandbox) reap() {
+	err := s.cmd.Wait()
+	// Nothing runs in the cgroup any more: its figures are final.
+	s.statsMu.Lock()
+	s.oom, s.peak = s.cg.stats()
+	s.final = true
+	s.statsMu.Unlock()
+	s.exitErr = err
+	close(s.done)
+}
+
+// Destroy kills every process of the sandbox, waits for them, closes the
+// listener and removes the sandbox's cgroups. It is idempotent; when it
+// returns nil nothing of the sandbox is left. If ctx ends first (without a
+// deadline, after 30 s) it returns an error and may be called again.
+func (s *Sandbox) Destroy(ctx context.Context) error {
+	err := s.destroy(ctx)
+	if err == nil {
+		s.m.forget(s)
+	}
+	return err
+}
+
+func (s *Sandbox) destroy(ctx context.Context) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, destroyTimeout)
+		defer cancel()
+	}
+	s.destroyMu.Lock()
+	defer s.destroyMu.Unlock()
+	if s.destroyed {
+		return nil
+	}
+	select {
+	case <-s.done:
+	default:
+		// SIGKILL to PID 1 of the namespace kills the rest with it; the
+		// group kill also catches any process that would not be in the
+		// namespace (none should be).
+		if err := s.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+			s.m.log.Warn("kill sandbox init", "id", s.id, "err", err)
+		}
+		if err := s.cg.kill(); err != nil {
+			s.m.log.Warn("kill sandbox cgroup", "id", s.id, "err", err)
+		}
+		select {
+		case <-s.done:
+		case <-ctx.Done():
+			return fmt.Errorf("sandbox: destroy %s: %w", s.id, ctx.Err())
+		}
+	}
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	if err := removeDirs(ctx, s.cg); err != nil {
+		return err
+	}
+	s.destroyed = true
+	return nil
+}

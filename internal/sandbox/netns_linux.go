@@ -1,0 +1,97 @@
+//go:build linux
+
+package sandbox
+
+import (
+	"fmt"
+	"net"
+	"runtime"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// listenInNetns opens a TCP listener on addr (an IP literal) inside the
+// network namespace of process pid, bringing its loopback up first.
+//
+// It runs on a goroutine of its own locked to its OS thread: setns changes
+// the namespace of that thread only. If switching the thread back fails the
+// goroutine exits still locked, so the runtime discards the thread instead
+// of reusing it in the wrong namespace. (A discarded thread that had forked
+// an earlier sandbox would deliver that sandbox's Pdeathsig; this only
+// happens when setns back to our own namespace fails, which it does not
+// short of resource exhaustion.)
+func listenInNetns(pid int, addr string) (net.Listener, error) {
+	type result struct {
+		ln  net.Listener
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		ln, restored, err := listenLocked(pid, addr)
+		if restored {
+			runtime.UnlockOSThread()
+		}
+		ch <- result{ln, err}
+	}()
+	r := <-ch
+	return r.ln, r.err
+}
+
+// listenLocked does listenInNetns's work on the locked thread; restored
+// reports whether the thread is back in its original namespace.
+func listenLocked(pid int, addr string) (ln net.Listener, restored bool, err error) {
+	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, true, fmt.Errorf("sandbox: open own netns: %w", err)
+	}
+	defer unix.Close(orig)
+	target, err := unix.Open("/proc/"+strconv.Itoa(pid)+"/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, true, fmt.Errorf("sandbox: open sandbox netns: %w", err)
+	}
+	defer unix.Close(target)
+	if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
+		return nil, true, fmt.Errorf("sandbox: setns: %w", err)
+	}
+	if err = loopbackUp(); err == nil {
+		// Socket creation happens on this thread, in the sandbox's netns.
+		ln, err = net.Listen("tcp", addr)
+	}
+	if rerr := unix.Setns(orig, unix.CLONE_NEWNET); rerr != nil {
+		if ln != nil {
+			ln.Close()
+		}
+		return nil, false, fmt.Errorf("sandbox: setns back: %w", rerr)
+	}
+	if err != nil {
+		return nil, true, fmt.Errorf("sandbox: listen in sandbox: %w", err)
+	}
+	return ln, true, nil
+}
+
+// loopbackUp sets IFF_UP on "lo" in the calling thread's network
+// namespace (a new namespace has it down).
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("loopback: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return fmt.Errorf("loopback: %w", err)
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("loopback: get flags: %w", err)
+	}
+	if ifr.Uint16()&unix.IFF_UP != 0 {
+		return nil
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("loopback: set flags: %w", err)
+	}
+	return nil
+}

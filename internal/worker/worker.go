@@ -1,0 +1,406 @@
+// Package worker is the host agent: it makes sandboxes for functions,
+// downloads and unpacks their code, runs their runtime's init, relays
+// invocations through the Runtime API and reports how they ended.
+package worker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/emberfn/ember/internal/invoke"
+	"github.com/emberfn/ember/internal/lambdaapi"
+	"github.com/emberfn/ember/internal/runtimeapi"
+	"github.com/emberfn/ember/internal/sandbox"
+	"github.com/emberfn/ember/internal/store"
+)
+
+// Errors of the worker.
+var (
+	ErrUnknownSandbox = errors.New("worker: no such sandbox")
+	ErrBusy           = errors.New("worker: sandbox is busy")
+)
+
+// runtimeAPIAddr is where the Runtime API listens inside every sandbox.
+const runtimeAPIAddr = "127.0.0.1:9001"
+
+// CodeSource fetches code packages by digest.
+type CodeSource interface {
+	GetCode(ctx context.Context, account, sha256hex string) (io.ReadCloser, int64, error)
+}
+
+// Sandboxes starts sandboxes (sandbox.Manager).
+type Sandboxes interface {
+	Start(ctx context.Context, spec sandbox.Spec) (*sandbox.Sandbox, error)
+}
+
+// Config configures a worker. Code, Sandboxes and Dir are required.
+type Config struct {
+	ID        string
+	Code      CodeSource
+	Sandboxes Sandboxes
+	// Dir holds the unpacked code cache; it is removed on Shutdown.
+	Dir    string
+	Region string
+	// InitTimeout bounds a runtime's init (default 10 s, Lambda's).
+	InitTimeout time.Duration
+	// OnSandboxExit, if set, is told when a sandbox's processes exit on
+	// their own (a crash, or a runtime that quit after answering), so an
+	// idle one is not handed out again.
+	OnSandboxExit func(id string)
+	Logger        *slog.Logger
+}
+
+// Worker hosts sandboxes.
+type Worker struct {
+	cfg  Config
+	log  *slog.Logger
+	code *codeCache
+
+	mu    sync.Mutex
+	boxes map[string]*box
+}
+
+// box is one sandbox with its Runtime API server and log.
+type box struct {
+	id      string
+	fn      store.Function
+	arn     string
+	sb      *sandbox.Sandbox
+	api     *runtimeapi.Server
+	logs    *logPipe
+	served  chan struct{}   // closed when api.Serve returned
+	dead    context.Context // cancelled when the sandbox's processes are gone
+	watched chan struct{}   // closed when the death watch returned
+	busy    sync.Mutex      // one invocation at a time
+	destroy sync.Once
+}
+
+// New makes a worker.
+func New(cfg Config) *Worker {
+	if cfg.InitTimeout == 0 {
+		cfg.InitTimeout = 10 * time.Second
+	}
+	if cfg.Region == "" {
+		cfg.Region = "us-east-1"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	log := cfg.Logger.With("component", "worker", "worker", cfg.ID)
+	return &Worker{cfg: cfg, log: log, boxes: map[string]*box{},
+		code: &codeCache{dir: filepath.Join(cfg.Dir, "code"), source: cfg.Code, locks: map[string]*sync.Mutex{}}}
+}
+
+// CreateSandbox makes a sandbox for fn and waits for its runtime's first
+// /next. Init failures are *invoke.InitError and leave nothing behind.
+func (w *Worker) CreateSandbox(ctx context.Context, id string, fn *store.Function) (time.Duration, error) {
+	start := time.Now()
+	codeDir, err := w.code.path(ctx, fn.AccountID, fn.CodeSHA256)
+	if err != nil {
+		return 0, err
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return 0, err
+	}
+	b := &box{id: id, fn: *fn, arn: lambdaapi.FunctionARN(w.cfg.Region, fn.AccountID, fn.Name), served: make(chan struct{})}
+	stream := logStreamName(start)
+	b.logs = newLogPipe(pr, w.log.With("function", fn.Key(), "sandbox", id, "log_stream", stream))
+	go b.logs.run()
+	spec := sandbox.Spec{
+		ID:         id,
+		Path:       "/var/task/bootstrap",
+		Env:        w.environment(fn, stream),
+		Dir:        "/var/task",
+		Mounts:     []sandbox.Mount{{Source: codeDir, Target: "/var/task", ReadOnly: true}},
+		TmpSizeMB:  fn.EphemeralStorage,
+		MemoryMB:   fn.MemorySize,
+		PidsMax:    1024,
+		CPUWeight:  max(1, fn.MemorySize*100/1769),
+		UID:        993,
+		GID:        990,
+		ListenAddr: runtimeAPIAddr,
+		Stdout:     pw,
+		Stderr:     pw,
+	}
+	sb, err := w.cfg.Sandboxes.Start(ctx, spec)
+	pw.Close() // the sandbox has its own copy
+	if err != nil {
+		pr.Close()
+		<-b.logs.done
+		return 0, fmt.Errorf("worker: start sandbox: %w", err)
+	}
+	b.sb = sb
+	b.api = runtimeapi.New(runtimeapi.Config{FunctionARN: b.arn, Logger: w.log.With("sandbox", id)})
+	go func() {
+		defer close(b.served)
+		_ = b.api.Serve(sb.Listener())
+	}()
+	// One goroutine per sandbox turns its death into a context, so that
+	// each invocation can be cancelled by it without a goroutine of its own.
+	var died context.CancelFunc
+	b.dead, died = context.WithCancel(context.Background())
+	b.watched = make(chan struct{})
+	go func() {
+		defer close(b.watched)
+		<-sb.Done()
+		died()
+		w.mu.Lock()
+		_, live := w.boxes[id]
+		w.mu.Unlock()
+		if live && w.cfg.OnSandboxExit != nil {
+			w.cfg.OnSandboxExit(id)
+		}
+	}()
+
+	ictx, cancel := context.WithTimeout(ctx, w.cfg.InitTimeout)
+	stop := context.AfterFunc(b.dead, cancel)
+	err = b.api.WaitInit(ictx)
+	initErr := ictx.Err()
+	stop()
+	cancel()
+	initDur := time.Since(start)
+	if err != nil {
+		ie := w.initError(b, err, initErr, initDur)
+		_ = w.teardown(b)
+		return 0, ie
+	}
+	w.mu.Lock()
+	w.boxes[id] = b
+	w.mu.Unlock()
+	return initDur, nil
+}
+
+// initError describes why a runtime did not initialise.
+func (w *Worker) initError(b *box, err, ctxErr error, dur time.Duration) *invoke.InitError {
+	var fe *runtimeapi.FunctionError
+	ie := &invoke.InitError{}
+	select {
+	case <-b.sb.Done():
+		b.logs.flush()
+		ie.Type = "Runtime.ExitError"
+		ie.Message = fmt.Sprintf("Runtime exited with error: %v", exitText(b.sb))
+	default:
+		switch {
+		case errors.As(err, &fe):
+			ie.Type, ie.Message = fe.Type, fe.Message
+		case errors.Is(ctxErr, context.DeadlineExceeded):
+			ie.Type = "Sandbox.Timedout"
+			ie.Message = fmt.Sprintf("Init timed out after %.2f seconds", w.cfg.InitTimeout.Seconds())
+		default:
+			ie.Type, ie.Message = "Runtime.Unknown", err.Error()
+		}
+	}
+	b.logs.write(fmt.Sprintf("INIT_REPORT Init Duration: %.2f ms\tPhase: init\tStatus: error\tError Type: %s\n",
+		float64(dur.Microseconds())/1000, ie.Type))
+	ie.Log = b.logs.tail()
+	return ie
+}
+
+func exitText(sb *sandbox.Sandbox) string {
+	if err := sb.ExitError(); err != nil {
+		return err.Error()
+	}
+	return "exit status 0"
+}
+
+// environment is the function's environment: its own variables, then the
+// reserved ones Lambda sets (which the control API keeps users from using).
+func (w *Worker) environment(fn *store.Function, stream string) []string {
+	env := make([]string, 0, len(fn.Environment)+20)
+	for k, v := range fn.Environment {
+		env = append(env, k+"="+v)
+	}
+	return append(env,
+		"AWS_LAMBDA_FUNCTION_NAME="+fn.Name,
+		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE="+strconv.Itoa(fn.MemorySize),
+		"AWS_LAMBDA_FUNCTION_VERSION="+lambdaapi.VersionLatest,
+		"AWS_LAMBDA_INITIALIZATION_TYPE=on-demand",
+		"AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/"+fn.Name,
+		"AWS_LAMBDA_LOG_STREAM_NAME="+stream,
+		"AWS_LAMBDA_RUNTIME_API="+runtimeAPIAddr,
+		"AWS_REGION="+w.cfg.Region,
+		"AWS_DEFAULT_REGION="+w.cfg.Region,
+		"_HANDLER="+fn.Handler,
+		"LAMBDA_TASK_ROOT=/var/task",
+		"LAMBDA_RUNTIME_DIR=/var/runtime",
+		"TZ=:UTC",
+		"LANG=en_US.UTF-8",
+		"PATH=/usr/local/bin:/usr/bin:/bin:/opt/bin",
+		"LD_LIBRARY_PATH=/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib",
+	)
+}
+
+// logStreamName is Lambda's name of a sandbox's log stream.
+func logStreamName(t time.Time) string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return t.UTC().Format("2006/01/02") + "/[$LATEST]" + hex.EncodeToString(b[:])
+}
+
+// Invoke runs one invocation in a sandbox, bounded by the function's
+// timeout. A timeout, a crash or running out of memory is a function error
+// and the sandbox is marked for discarding.
+func (w *Worker) Invoke(ctx context.Context, sandboxID string, req *invoke.Request) (*invoke.Result, error) {
+	w.mu.Lock()
+	b, ok := w.boxes[sandboxID]
+	w.mu.Unlock()
+	if !ok {
+		return nil, ErrUnknownSandbox
+	}
+	if !b.busy.TryLock() {
+		return nil, ErrBusy
+	}
+	defer b.busy.Unlock()
+	if isDone(b.sb.Done()) {
+		return nil, invoke.ErrSandboxGone
+	}
+
+	timeout := time.Duration(b.fn.Timeout) * time.Second
+	start := time.Now()
+	deadline := start.Add(timeout)
+	version := req.Version
+	if version == "" {
+		version = lambdaapi.VersionLatest
+	}
+	b.logs.begin(req.RequestID)
+	b.logs.write(fmt.Sprintf("START RequestId: %s Version: %s\n", req.RequestID, version))
+
+	// The caller going away does not stop the function (as Lambda); its
+	// timeout and the sandbox's death do.
+	ictx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
+	defer cancel()
+	stop := context.AfterFunc(b.dead, cancel)
+	defer stop()
+	resp, err := b.api.Invoke(ictx, &runtimeapi.Invocation{
+		RequestID: req.RequestID, Payload: req.Payload, Deadline: deadline,
+		InvokedFunctionARN: b.arn, ClientContext: req.ClientContext, TraceID: req.TraceID,
+	})
+	dur := time.Since(start)
+	res := &invoke.Result{Duration: dur}
+	status := ""
+	var fe *runtimeapi.FunctionError
+	switch {
+	case err == nil:
+		res.Payload = resp.Payload
+		if resp.FunctionError != "" {
+			res.FunctionError = "Unhandled"
+		}
+	case errors.As(err, &fe):
+		res.FunctionError = "Unhandled"
+		res.Payload = errorJSON(fe.Type, fmt.Sprintf("RequestId: %s Error: %s", req.RequestID, fe.Message))
+	case errors.Is(err, runtimeapi.ErrNotDelivered) && isDone(b.sb.Done()):
+		// The runtime quit (after answering the previous invocation)
+		// without asking for this one: it did not run here.
+		b.logs.flush()
+		return nil, invoke.ErrSandboxGone
+	case isDone(b.sb.Done()):
+		b.logs.flush()
+		res.FunctionError, res.Discard = "Unhandled", true
+		errType := "Runtime.ExitError"
+		if b.sb.OOMKilled() {
+			status = "\tStatus: error\tError Type: Runtime.OutOfMemory"
+		} else {
+			status = "\tStatus: error\tError Type: " + errType
+		}
+		res.Payload = errorJSON(errType, fmt.Sprintf("RequestId: %s Error: Runtime exited with error: %s", req.RequestID, exitText(b.sb)))
+	case errors.Is(ictx.Err(), context.DeadlineExceeded):
+		res.FunctionError, res.Discard = "Unhandled", true
+		msg := fmt.Sprintf("Task timed out after %.2f seconds", timeout.Seconds())
+		b.logs.write(fmt.Sprintf("%s %s %s\n", time.Now().UTC().Format("2006-01-02T15:04:05.000Z"), req.RequestID, msg))
+		status = "\tStatus: timeout"
+		res.Payload = errorJSON("Sandbox.Timedout", fmt.Sprintf("RequestId: %s Error: %s", req.RequestID, msg))
+	default:
+		return nil, fmt.Errorf("worker: invoke: %w", err)
+	}
+	b.logs.flush()
+	b.logs.write(fmt.Sprintf("END RequestId: %s\n", req.RequestID))
+	ms := float64(dur.Microseconds()) / 1000
+	if req.InitDuration > 0 {
+		status = fmt.Sprintf("\tInit Duration: %.2f ms", float64(req.InitDuration.Microseconds())/1000) + status
+	}
+	b.logs.write(fmt.Sprintf("REPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %d ms\tMemory Size: %d MB\tMax Memory Used: %d MB%s\n",
+		req.RequestID, ms, int64(ms)+1, b.fn.MemorySize, (b.sb.MaxMemoryBytes()+(1<<20)-1)>>20, status))
+	res.Log = b.logs.tail()
+	return res, nil
+}
+
+// errorJSON is the error body Lambda returns for a platform-detected
+// function error.
+func errorJSON(typ, msg string) []byte {
+	b, _ := json.Marshal(struct {
+		ErrorMessage string `json:"errorMessage"`
+		ErrorType    string `json:"errorType"`
+	}{msg, typ})
+	return b
+}
+
+func isDone(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// DestroySandbox kills a sandbox and releases all it had.
+func (w *Worker) DestroySandbox(ctx context.Context, id string) error {
+	w.mu.Lock()
+	b, ok := w.boxes[id]
+	delete(w.boxes, id)
+	w.mu.Unlock()
+	if !ok {
+		return ErrUnknownSandbox
+	}
+	return w.teardown(b)
+}
+
+// teardown stops the Runtime API, destroys the sandbox and waits for the
+// goroutines of the box.
+func (w *Worker) teardown(b *box) error {
+	var err error
+	b.destroy.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		err = b.sb.Destroy(ctx)
+		<-b.watched
+		_ = b.api.Close()
+		<-b.served
+		<-b.logs.done
+		b.logs.r.Close()
+	})
+	return err
+}
+
+// Sandboxes is the number of live sandboxes.
+func (w *Worker) Sandboxes() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.boxes)
+}
+
+// Shutdown destroys every sandbox and removes the code cache.
+func (w *Worker) Shutdown(ctx context.Context) error {
+	w.mu.Lock()
+	boxes := w.boxes
+	w.boxes = map[string]*box{}
+	w.mu.Unlock()
+	var errs []error
+	for _, b := range boxes {
+		errs = append(errs, w.teardown(b))
+	}
+	errs = append(errs, w.code.clear())
+	return errors.Join(errs...)
+}

@@ -1,0 +1,375 @@
+// Package workermanager is the Worker Manager: it tracks every sandbox, idle
+// or busy, hands out a warm one (most recently used first) or has a new one
+// made on a worker that Placement picks, and reclaims idle ones.
+package workermanager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emberfn/ember/internal/invoke"
+	"github.com/emberfn/ember/internal/lambdaapi"
+	"github.com/emberfn/ember/internal/store"
+)
+
+// ErrShutdown is returned once the manager is shutting down.
+var ErrShutdown = errors.New("workermanager: shutting down")
+
+// Worker is what the manager needs of a worker host.
+type Worker interface {
+	invoke.Invoker
+	// CreateSandbox makes a sandbox for fn and initialises its runtime,
+	// returning the init duration; an *invoke.InitError if init failed.
+	CreateSandbox(ctx context.Context, id string, fn *store.Function) (time.Duration, error)
+	// DestroySandbox kills the sandbox and releases all it holds.
+	DestroySandbox(ctx context.Context, id string) error
+}
+
+// Placer picks the worker for a new sandbox and holds its memory.
+type Placer interface {
+	Pick(memMB int) (string, error)
+	Free(workerID string, memMB int)
+}
+
+// Config configures the manager. Placement and Workers are required.
+type Config struct {
+	Placement Placer
+	// Workers finds a worker by id.
+	Workers func(id string) (Worker, bool)
+	// KeepAlive is how long an idle sandbox stays warm (default 10 min).
+	KeepAlive time.Duration
+	Now       func() time.Time
+	Logger    *slog.Logger
+}
+
+// sandbox is one row of the table. Its fields are guarded by Manager.mu.
+type sandbox struct {
+	id       string
+	workerID string
+	worker   Worker
+	fn       string // account.name
+	revision string
+	memMB    int
+	state    State
+	lastUsed time.Time
+}
+
+// Manager is the sandbox table.
+//
+// Lock order: mu only; it is never held across a call to a worker.
+type Manager struct {
+	cfg Config
+	log *slog.Logger
+	seq atomic.Uint64
+	wg  sync.WaitGroup // destroys in flight
+
+	mu        sync.Mutex
+	closed    bool
+	sandboxes map[string]*sandbox
+	idle      map[string][]*sandbox // by fn+"@"+revision; most recently used last
+	current   map[string]string     // fn -> newest revision seen
+}
+
+// New makes a manager; call Run for keep-alive reclaim.
+func New(cfg Config) *Manager {
+	if cfg.KeepAlive == 0 {
+		cfg.KeepAlive = 10 * time.Minute
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Manager{cfg: cfg, log: cfg.Logger.With("component", "workermanager"),
+		sandboxes: map[string]*sandbox{}, idle: map[string][]*sandbox{}, current: map[string]string{}}
+}
+
+func poolKey(fn, revision string) string { return fn + "@" + revision }
+
+// Acquire reserves a sandbox for one invocation of fn: the most recently
+// used idle one of fn's current revision, else a new one (a cold start).
+func (m *Manager) Acquire(ctx context.Context, fn *store.Function) (invoke.Assignment, error) {
+	key := fn.Key()
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return invoke.Assignment{}, ErrShutdown
+	}
+	if m.current[key] != fn.RevisionID {
+		// A new revision of code or configuration retires the old one's
+		// idle sandboxes; busy ones are destroyed when released.
+		m.current[key] = fn.RevisionID
+		m.retireLocked(key, fn.RevisionID)
+	}
+	pk := poolKey(key, fn.RevisionID)
+	if list := m.idle[pk]; len(list) > 0 {
+		sb := list[len(list)-1]
+		m.idle[pk] = list[:len(list)-1]
+		sb.transition(Busy)
+		m.mu.Unlock()
+		return invoke.Assignment{SandboxID: sb.id, WorkerID: sb.workerID, Worker: sb.worker}, nil
+	}
+	m.mu.Unlock()
+	return m.create(ctx, fn)
+}
+
+// create makes a new sandbox for fn on a worker that Placement picks.
+func (m *Manager) create(ctx context.Context, fn *store.Function) (invoke.Assignment, error) {
+	workerID, err := m.cfg.Placement.Pick(fn.MemorySize)
+	if err != nil {
+		// Make room by reclaiming the least recently used idle sandboxes.
+		for err != nil && m.reclaimOldestIdle() {
+			workerID, err = m.cfg.Placement.Pick(fn.MemorySize)
+		}
+		if err != nil {
+			m.log.Warn("no capacity for a new sandbox", "function", fn.Key(), "memory_mb", fn.MemorySize, "err", err)
+			e := lambdaapi.Errorf(lambdaapi.TooManyRequests,
+				"No worker has room for another %d MB execution environment; retry later", fn.MemorySize)
+			e.RetryAfterSeconds = "1"
+			return invoke.Assignment{}, e
+		}
+	}
+	w, ok := m.cfg.Workers(workerID)
+	if !ok {
+		m.cfg.Placement.Free(workerID, fn.MemorySize)
+		return invoke.Assignment{}, fmt.Errorf("workermanager: worker %s is not reachable", workerID)
+	}
+	sb := &sandbox{
+		id:       fmt.Sprintf("sb-%d-%d", time.Now().UnixNano()%1e9, m.seq.Add(1)),
+		workerID: workerID, worker: w, fn: fn.Key(), revision: fn.RevisionID,
+		memMB: fn.MemorySize, state: Starting,
+	}
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		m.cfg.Placement.Free(workerID, fn.MemorySize)
+		return invoke.Assignment{}, ErrShutdown
+	}
+	m.sandboxes[sb.id] = sb
+	m.mu.Unlock()
+
+	// The sandbox outlives the caller's request: a caller that goes away
+	// during a cold start still leaves a warm sandbox for the next one.
+	initDur, err := w.CreateSandbox(context.WithoutCancel(ctx), sb.id, fn)
+	m.mu.Lock()
+	if err != nil {
+		sb.transition(Dead)
+		delete(m.sandboxes, sb.id)
+		m.mu.Unlock()
+		m.cfg.Placement.Free(workerID, fn.MemorySize)
+		return invoke.Assignment{}, err
+	}
+	sb.transition(Busy)
+	m.mu.Unlock()
+	m.log.Debug("sandbox created", "sandbox", sb.id, "worker", workerID, "function", sb.fn, "init", initDur)
+	return invoke.Assignment{SandboxID: sb.id, WorkerID: workerID, Worker: w, Cold: true, InitDuration: initDur}, nil
+}
+
+// Release returns a sandbox after its invocation: to the idle pool if it is
+// healthy and of the function's current revision, else it is destroyed.
+func (m *Manager) Release(a invoke.Assignment, healthy bool) {
+	m.mu.Lock()
+	sb, ok := m.sandboxes[a.SandboxID]
+	if !ok || sb.state != Busy {
+		m.mu.Unlock()
+		return
+	}
+	if !healthy || m.closed || m.current[sb.fn] != sb.revision {
+		sb.transition(Draining)
+		m.destroyLocked(sb)
+		m.mu.Unlock()
+		return
+	}
+	sb.transition(Idle)
+	sb.lastUsed = m.cfg.Now()
+	pk := poolKey(sb.fn, sb.revision)
+	m.idle[pk] = append(m.idle[pk], sb)
+	m.mu.Unlock()
+}
+
+// SandboxExited is a worker's report that a sandbox's processes exited on
+// their own: an idle one is removed at once; a busy one goes when its
+// invocation is released.
+func (m *Manager) SandboxExited(id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	sb, ok := m.sandboxes[id]
+	if !ok || sb.state != Idle {
+		return
+	}
+	pk := poolKey(sb.fn, sb.revision)
+	list := m.idle[pk]
+	for i, x := range list {
+		if x == sb {
+			m.idle[pk] = append(list[:i:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(m.idle[pk]) == 0 {
+		delete(m.idle, pk)
+	}
+	sb.transition(Draining)
+	m.destroyLocked(sb)
+}
+
+// Retire destroys the idle sandboxes of a function (deleted or changed)
+// and makes its busy ones go when released.
+func (m *Manager) Retire(fn string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.retireLocked(fn, "")
+	delete(m.current, fn)
+}
+
+// retireLocked drains fn's idle sandboxes of every revision but keep.
+func (m *Manager) retireLocked(fn, keep string) {
+	for pk, list := range m.idle {
+		if len(pk) <= len(fn) || pk[:len(fn)+1] != fn+"@" || pk == poolKey(fn, keep) {
+			continue
+		}
+		for _, sb := range list {
+			sb.transition(Draining)
+			m.destroyLocked(sb)
+		}
+		delete(m.idle, pk)
+	}
+}
+
+// destroyLocked destroys a draining sandbox in the background; the
+// manager's WaitGroup owns that goroutine.
+func (m *Manager) destroyLocked(sb *sandbox) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := sb.worker.DestroySandbox(ctx, sb.id); err != nil {
+			m.log.Warn("destroying a sandbox failed", "sandbox", sb.id, "worker", sb.workerID, "err", err)
+		}
+		m.cfg.Placement.Free(sb.workerID, sb.memMB)
+		m.mu.Lock()
+		sb.transition(Dead)
+		delete(m.sandboxes, sb.id)
+		m.mu.Unlock()
+	}()
+}
+
+// reclaimOldestIdle destroys the least recently used idle sandbox and waits
+// until it is gone; false if there is none.
+func (m *Manager) reclaimOldestIdle() bool {
+	m.mu.Lock()
+	var oldest *sandbox
+	var oldestKey string
+	var oldestIdx int
+	for pk, list := range m.idle {
+		for i, sb := range list {
+			if oldest == nil || sb.lastUsed.Before(oldest.lastUsed) {
+				oldest, oldestKey, oldestIdx = sb, pk, i
+			}
+		}
+	}
+	if oldest == nil {
+		m.mu.Unlock()
+		return false
+	}
+	list := m.idle[oldestKey]
+	m.idle[oldestKey] = append(list[:oldestIdx:oldestIdx], list[oldestIdx+1:]...)
+	oldest.transition(Draining)
+	m.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := oldest.worker.DestroySandbox(ctx, oldest.id); err != nil {
+		m.log.Warn("destroying a sandbox failed", "sandbox", oldest.id, "err", err)
+	}
+	m.cfg.Placement.Free(oldest.workerID, oldest.memMB)
+	m.mu.Lock()
+	oldest.transition(Dead)
+	delete(m.sandboxes, oldest.id)
+	m.mu.Unlock()
+	return true
+}
+
+// ReapIdle destroys sandboxes idle since before now-KeepAlive and returns
+// how many it reclaimed.
+func (m *Manager) ReapIdle(now time.Time) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for pk, list := range m.idle {
+		keep := list[:0]
+		for _, sb := range list {
+			if now.Sub(sb.lastUsed) >= m.cfg.KeepAlive {
+				sb.transition(Draining)
+				m.destroyLocked(sb)
+				n++
+				continue
+			}
+			keep = append(keep, sb)
+		}
+		if len(keep) == 0 {
+			delete(m.idle, pk)
+		} else {
+			m.idle[pk] = keep
+		}
+	}
+	return n
+}
+
+// Run reclaims idle sandboxes past their keep-alive until ctx ends, then
+// shuts the manager down.
+func (m *Manager) Run(ctx context.Context) {
+	period := m.cfg.KeepAlive / 10
+	if period > 10*time.Second {
+		period = 10 * time.Second
+	}
+	if period < 10*time.Millisecond {
+		period = 10 * time.Millisecond
+	}
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			m.Shutdown()
+			return
+		case <-t.C:
+			if n := m.ReapIdle(m.cfg.Now()); n > 0 {
+				m.log.Debug("reclaimed idle sandboxes", "count", n)
+			}
+		}
+	}
+}
+
+// Shutdown refuses new work, destroys every idle sandbox, lets busy ones be
+// destroyed on release, and waits until every destroy has finished or the
+// busy ones are gone.
+func (m *Manager) Shutdown() {
+	m.mu.Lock()
+	m.closed = true
+	for pk, list := range m.idle {
+		for _, sb := range list {
+			sb.transition(Draining)
+			m.destroyLocked(sb)
+		}
+		delete(m.idle, pk)
+	}
+	m.mu.Unlock()
+	m.wg.Wait()
+}
+
+// Counts is the number of sandboxes in each state.
+func (m *Manager) Counts() map[State]int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[State]int{}
+	for _, sb := range m.sandboxes {
+		out[sb.state]++
+	}
+	return out
+}

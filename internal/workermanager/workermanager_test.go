@@ -1,0 +1,188 @@
+package workermanager
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emberfn/ember/internal/invoke"
+	"github.com/emberfn/ember/internal/placement"
+	"github.com/emberfn/ember/internal/store"
+)
+
+type fakeWorker struct {
+	mu        sync.Mutex
+	live      map[string]bool
+	created   int
+	failNext  error
+	destroyed []string
+}
+
+func (w *fakeWorker) Invoke(context.Context, string, *invoke.Request) (*invoke.Result, error) {
+	return &invoke.Result{}, nil
+}
+
+func (w *fakeWorker) CreateSandbox(_ context.Context, id string, _ *store.Function) (time.Duration, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.failNext; err != nil {
+		w.failNext = nil
+		return 0, err
+	}
+	w.created++
+	w.live[id] = true
+	return time.Millisecond, nil
+}
+
+func (w *fakeWorker) DestroySandbox(_ context.Context, id string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.live, id)
+	w.destroyed = append(w.destroyed, id)
+	return nil
+}
+
+func (w *fakeWorker) liveCount() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.live)
+}
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func setup(memMB int) (*Manager, *fakeWorker, *clock) {
+	w := &fakeWorker{live: map[string]bool{}}
+	p := placement.New()
+	p.Register(placement.Worker{ID: "w1", MemoryMB: memMB})
+	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	m := New(Config{Placement: p, Workers: func(id string) (Worker, bool) { return w, id == "w1" },
+		KeepAlive: time.Minute, Now: clk.now})
+	return m, w, clk
+}
+
+func fn(name, rev string) *store.Function {
+	return &store.Function{AccountID: "111111111111", Name: name, RevisionID: rev, MemorySize: 128}
+}
+
+func TestWarmReuseMostRecentlyUsedFirst(t *testing.T) {
+	m, w, clk := setup(4096)
+	ctx := context.Background()
+	a, err := m.Acquire(ctx, fn("f", "r1"))
+	if err != nil || !a.Cold {
+		t.Fatalf("first acquire: %+v %v", a, err)
+	}
+	b, err := m.Acquire(ctx, fn("f", "r1"))
+	if err != nil || !b.Cold || b.SandboxID == a.SandboxID {
+		t.Fatalf("concurrent acquire must make a second sandbox: %+v %v", b, err)
+	}
+	m.Release(a, true)
+	clk.add(time.Second)
+	m.Release(b, true)
+	c, err := m.Acquire(ctx, fn("f", "r1"))
+	if err != nil || c.Cold || c.SandboxID != b.SandboxID {
+		t.Fatalf("want warm MRU sandbox %s, got %+v %v", b.SandboxID, c, err)
+	}
+	if w.created != 2 {
+		t.Fatalf("created %d sandboxes", w.created)
+	}
+	m.Release(c, true)
+	if got := m.Counts(); got[Idle] != 2 {
+		t.Fatalf("counts %v", got)
+	}
+}
+
+func TestNewRevisionRetiresOldSandboxes(t *testing.T) {
+	m, w, _ := setup(4096)
+	ctx := context.Background()
+	a, _ := m.Acquire(ctx, fn("f", "r1"))
+	busy, _ := m.Acquire(ctx, fn("f", "r1"))
+	m.Release(a, true)
+	n, err := m.Acquire(ctx, fn("f", "r2"))
+	if err != nil || !n.Cold {
+		t.Fatalf("new revision must start cold: %+v %v", n, err)
+	}
+	m.Release(busy, true) // old revision: destroyed, not pooled
+	m.Release(n, true)
+	m.Shutdown()
+	if w.liveCount() != 0 || len(w.destroyed) != 3 {
+		t.Fatalf("live %d destroyed %v", w.liveCount(), w.destroyed)
+	}
+}
+
+func TestFailuresLeaveNothing(t *testing.T) {
+	m, w, _ := setup(256)
+	ctx := context.Background()
+	w.failNext = &invoke.InitError{Type: "Runtime.ExitError", Message: "exit status 1"}
+	_, err := m.Acquire(ctx, fn("f", "r1"))
+	var ie *invoke.InitError
+	if !errors.As(err, &ie) {
+		t.Fatalf("init failure: %v", err)
+	}
+	if len(m.Counts()) != 0 {
+		t.Fatalf("a failed sandbox stayed in the table: %v", m.Counts())
+	}
+	a, err := m.Acquire(ctx, fn("f", "r1"))
+	if err != nil {
+		t.Fatalf("memory of the failed sandbox was not freed: %v", err)
+	}
+	m.Release(a, false) // unhealthy: destroyed
+	m.Shutdown()
+	if w.liveCount() != 0 || len(m.Counts()) != 0 {
+		t.Fatalf("live %d counts %v", w.liveCount(), m.Counts())
+	}
+}
+
+func TestKeepAliveAndReclaimUnderPressure(t *testing.T) {
+	m, w, clk := setup(256) // room for two 128 MB sandboxes
+	ctx := context.Background()
+	a, _ := m.Acquire(ctx, fn("f", "r1"))
+	b, _ := m.Acquire(ctx, fn("g", "r1"))
+	m.Release(a, true)
+	clk.add(10 * time.Second)
+	m.Release(b, true)
+	// Full: a third function reclaims the least recently used idle one (f's).
+	c, err := m.Acquire(ctx, fn("h", "r1"))
+	if err != nil {
+		t.Fatalf("no reclaim under pressure: %v", err)
+	}
+	if w.destroyed[0] != a.SandboxID {
+		t.Fatalf("reclaimed %v, want the oldest %s", w.destroyed, a.SandboxID)
+	}
+	m.Release(c, true)
+	if n := m.ReapIdle(clk.now().Add(30 * time.Second)); n != 0 {
+		t.Fatalf("reaped %d before keep-alive", n)
+	}
+	clk.add(time.Minute)
+	if n := m.ReapIdle(clk.now()); n != 2 {
+		t.Fatalf("reaped %d after keep-alive, want 2", n)
+	}
+	m.Shutdown()
+	if w.liveCount() != 0 {
+		t.Fatalf("%d sandboxes left", w.liveCount())
+	}
+	if _, err := m.Acquire(ctx, fn("f", "r1")); !errors.Is(err, ErrShutdown) {
+		t.Fatalf("acquire after shutdown: %v", err)
+	}
+}
+
+func TestIllegalTransitionPanics(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Fatal("idle -> idle did not panic")
+		}
+	}()
+	sb := &sandbox{id: "x", state: Idle}
+	sb.transition(Idle)
+}
