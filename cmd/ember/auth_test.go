@@ -194,12 +194,18 @@ func TestRestartLosesNothing(t *testing.T) {
 }
 
 func TestExternalNATS(t *testing.T) {
+	base := takeBaseline()
+	dir := t.TempDir()
 	ns, err := natsd.Start(natsd.Config{StoreDir: t.TempDir(), Listen: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ns.Shutdown()
-	srv := startEmber(t, t.TempDir(), func(c *serveConfig) { c.NATSURL = ns.ClientURL() })
+	defer func() {
+		ns.Shutdown()
+		base.check(t, dir)
+	}()
+	srv := startEmber(t, dir, func(c *serveConfig) { c.NATSURL = ns.ClientURL() })
+	srv.noLeakCheck = true
 	c := srv.client(srv.creds("default"))
 	if _, err := c.CreateFunction(context.Background(), createInput("ext", bootstrapZip(t, "ext"))); err != nil {
 		t.Fatal(err)
@@ -210,6 +216,8 @@ func TestExternalNATS(t *testing.T) {
 	srv.stop()
 	// A second Ember on the same NATS sees the function.
 	srv2 := startEmber(t, srv.dataDir, func(c *serveConfig) { c.NATSURL = ns.ClientURL() })
+	srv2.noLeakCheck = true
+	defer srv2.stop()
 	if _, err := srv2.client(srv2.creds("default")).GetFunction(context.Background(), &lambda.GetFunctionInput{FunctionName: aws.String("ext")}); err != nil {
 		t.Fatal(err)
 	}

@@ -426,3 +426,46 @@ func TestUpdateRetiresSandboxes(t *testing.T) {
 	_, err := c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("probe")})
 	apiErr(t, err, "ResourceNotFoundException", 404)
 }
+
+// A caller that goes away does not leak its invoke: the function finishes,
+// its slot is returned and its sandbox is warm again.
+func TestCallerDisconnect(t *testing.T) {
+	_, c, dp := startInvokeEmber(t, func(cfg *serveConfig) { cfg.AccountConcurrency = 1 })
+	createProbe(t, c, "slow", nil)
+	_, first := invokeJSON(t, c, "slow", map[string]any{"mode": "sleep", "n": 1}, false)
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("slow"), Payload: []byte(`{"mode":"sleep","n":1000}`)})
+		errc <- err
+	}()
+	waitFor(t, "the invoke to run", func() bool { return dp.manager.Counts()[workermanager.Busy] == 1 })
+	cancel()
+	if err := <-errc; err == nil {
+		t.Fatal("a cancelled invoke succeeded")
+	}
+	waitFor(t, "the sandbox to be idle again", func() bool {
+		n := dp.manager.Counts()
+		return n[workermanager.Idle] == 1 && n[workermanager.Busy] == 0
+	})
+	// With an account limit of 1, this works only if the slot came back;
+	// and it is the same, warm sandbox.
+	_, again := invokeJSON(t, c, "slow", map[string]any{"mode": "sleep", "n": 1}, false)
+	if again["started"] != first["started"] {
+		t.Fatal("the sandbox of a cancelled invoke was not reused")
+	}
+}
+
+func TestIdleSandboxesAreReclaimed(t *testing.T) {
+	_, c, dp := startInvokeEmber(t, func(cfg *serveConfig) { cfg.KeepAlive = 500 * time.Millisecond })
+	createProbe(t, c, "brief", nil)
+	invokeJSON(t, c, "brief", map[string]any{}, false)
+	if dp.worker.Sandboxes() != 1 {
+		t.Fatalf("%d sandboxes after one invoke", dp.worker.Sandboxes())
+	}
+	waitFor(t, "the idle sandbox to be reclaimed", func() bool { return dp.worker.Sandboxes() == 0 && len(dp.manager.Counts()) == 0 })
+	out, _ := invokeJSON(t, c, "brief", map[string]any{}, true)
+	if !strings.Contains(logOf(t, out), "Init Duration") {
+		t.Fatal("the invoke after reclaim was not a cold start")
+	}
+}
