@@ -39,16 +39,16 @@ func TestMain(m *testing.M) {
 }
 
 type emberServer struct {
-	t       *testing.T
-	base    leakBaseline
+	t    *testing.T
+	base leakBaseline
 	// noLeakCheck: the test checks for leaks itself (it runs servers of
 	// its own that Ember's use grows).
 	noLeakCheck bool
-	url     string
-	dataDir string
-	cancel  context.CancelFunc
-	done    chan error
-	stdout  *syncBuffer
+	url         string
+	dataDir     string
+	cancel      context.CancelFunc
+	done        chan error
+	stdout      *syncBuffer
 }
 
 type syncBuffer struct {

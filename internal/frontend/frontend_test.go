@@ -32,7 +32,9 @@ func (c *fakeCounter) Acquire(context.Context, string, string) (func(), error) {
 	return func() { once.Do(func() { c.mu.Lock(); c.held--; c.mu.Unlock() }) }, nil
 }
 
-type fakeWorker struct{ fn func(req *invoke.Request) (*invoke.Result, error) }
+type fakeWorker struct {
+	fn func(req *invoke.Request) (*invoke.Result, error)
+}
 
 func (w fakeWorker) Invoke(_ context.Context, _ string, req *invoke.Request) (*invoke.Result, error) {
 	return w.fn(req)
