@@ -26,10 +26,10 @@
 //     ErrUnsafePath: empty names, NUL bytes, absolute names, any ".."
 //     component, names that are absolute or contain ".." when "\" is read as
 //     a separator ("..\x", "\x") or that start with a drive letter ("C:"),
-//     components longer than 255 bytes,
-//     names longer than 4000 bytes or deeper than 128 directories, and any
-//     entry whose path goes through a symbolic link of the package. Other
-//     backslashes are kept as ordinary characters, as Linux does.
+//     components longer than 255 bytes, names longer than 4000 bytes or
+//     deeper than 128 directories, and any entry whose path goes through a
+//     symbolic link of the package. Other backslashes are kept as ordinary
+//     characters, as Linux does.
 //   - Types: regular files, directories and symbolic links. Devices, named
 //     pipes, sockets and unknown types are refused (ErrSpecialFile). The
 //     setuid, setgid and sticky bits are dropped, not refused: files are
