@@ -45,8 +45,12 @@ type serveConfig struct {
 	KeepAlive time.Duration
 	// InitTimeout bounds a runtime's init (default 10 s).
 	InitTimeout time.Duration
-	// AccountConcurrency is every account's concurrency limit (1,000).
+	// AccountConcurrency is the concurrency limit of accounts without
+	// their own (1,000).
 	AccountConcurrency int
+	// ScaleBurst is how many new sandboxes a function may get per 10 s
+	// (1,000).
+	ScaleBurst int
 	// Ready, if set, is called with the listening address once /healthz
 	// answers 200.
 	Ready func(addr string)
@@ -69,7 +73,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.ControlBurst, "control-burst", 100, "control-plane request burst per account")
 	fs.IntVar(&cfg.WorkerMemoryMB, "worker-memory", 0, "MB the local worker offers to sandboxes (default 3/4 of the host's memory)")
 	fs.DurationVar(&cfg.KeepAlive, "keep-alive", 10*time.Minute, "how long idle sandboxes stay warm")
-	fs.IntVar(&cfg.AccountConcurrency, "account-concurrency", 1000, "concurrency limit of every account")
+	fs.IntVar(&cfg.AccountConcurrency, "account-concurrency", 1000, "concurrency limit of accounts without their own")
+	fs.IntVar(&cfg.ScaleBurst, "scale-burst", 1000, "new sandboxes per function per 10 s")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -211,8 +216,10 @@ func serve(ctx context.Context, cfg serveConfig, stdout io.Writer) (err error) {
 	})
 	places := placement.New()
 	places.Register(placement.Worker{ID: "local", Zone: "local", MemoryMB: workerMemory(cfg.WorkerMemoryMB)})
+	counter := counting.New(counting.Config{AccountLimit: cfg.AccountConcurrency, ScaleBurst: cfg.ScaleBurst})
 	manager = workermanager.New(workermanager.Config{
 		Placement: places,
+		Scaler:    counter,
 		Workers: func(id string) (workermanager.Worker, bool) {
 			return local, id == "local"
 		},
@@ -222,7 +229,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout io.Writer) (err error) {
 		cfg.onDataPlane(manager, local)
 	}
 	front := frontend.New(frontend.Config{
-		Auth: verifier, Counter: counting.New(counting.Config{AccountLimit: cfg.AccountConcurrency}),
+		Auth: verifier, Counter: counter,
 		Pool: manager, Functions: st, Region: cfg.Region, Logger: log,
 	})
 	// stopDataPlane runs after the HTTP server and the background
@@ -239,10 +246,35 @@ func serve(ctx context.Context, cfg serveConfig, stdout io.Writer) (err error) {
 		}
 		os.RemoveAll(workerDir)
 	}
-	bg.Add(2)
+	bg.Add(5)
 	go func() {
 		defer bg.Done()
 		manager.Run(bgCtx)
+	}()
+	go func() {
+		defer bg.Done()
+		counter.Run(bgCtx)
+	}()
+	// The Counting Service learns reservations and account limits from
+	// the durable configuration.
+	go func() {
+		defer bg.Done()
+		err := st.WatchFunctions(bgCtx, true, func(account, name string, f *store.Function) {
+			var n *int
+			if f != nil {
+				n = f.ReservedConcurrency
+			}
+			counter.SetReserved(account, name, n)
+		})
+		if err != nil {
+			log.Error("reservation watch ended", "err", err)
+		}
+	}()
+	go func() {
+		defer bg.Done()
+		if err := st.WatchAccounts(bgCtx, func(a store.Account) { counter.SetAccountLimit(a.ID, a.ConcurrencyLimit) }); err != nil {
+			log.Error("account watch ended", "err", err)
+		}
 	}()
 	go func() {
 		defer bg.Done()
@@ -253,6 +285,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout io.Writer) (err error) {
 	control := controlapi.New(controlapi.Config{
 		Store: st, Auth: verifier, Signer: sealer, Accounts: accounts, Region: cfg.Region,
 		RatePerSecond: cfg.ControlRate, Burst: cfg.ControlBurst, Logger: log,
+		AccountConcurrency: cfg.AccountConcurrency, OnReservation: counter.SetReserved,
 	})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

@@ -120,6 +120,14 @@ func (f *fakeStore) DeleteCode(_ context.Context, account, sha string) error {
 	return nil
 }
 
+func (f *fakeStore) Account(context.Context, string) (store.Account, error) {
+	return store.Account{}, store.ErrNotFound
+}
+
+func (f *fakeStore) SetAccountLimit(context.Context, string, int) (store.Account, error) {
+	return store.Account{}, store.ErrNotFound
+}
+
 // trustAll authenticates every request as one account (the signature
 // checks have their own tests in auth and the system tests).
 type trustAll struct{}

@@ -147,13 +147,17 @@ func (s *Server) getFunction(w http.ResponseWriter, r *request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, lambdaapi.GetFunctionOutput{
+	out := lambdaapi.GetFunctionOutput{
 		Configuration: s.configuration(&f.Function),
 		Code: lambdaapi.FunctionCodeLocation{
 			RepositoryType: "S3",
 			Location:       s.codeURL(r.Request, f.AccountID, f.CodeSHA256),
 		},
-	})
+	}
+	if f.ReservedConcurrency != nil {
+		out.Concurrency = &lambdaapi.Concurrency{ReservedConcurrentExecutions: f.ReservedConcurrency}
+	}
+	return writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) getFunctionConfiguration(w http.ResponseWriter, r *request) error {
@@ -284,6 +288,12 @@ func (s *Server) updateFunctionConfiguration(w http.ResponseWriter, r *request) 
 // change and writes the result if write is set, retrying a concurrent
 // change. It returns the new and the old function.
 func (s *Server) modify(r *request, revisionID string, change func(*store.Function) error, write bool) (store.Function, store.Function, error) {
+	return s.modifyRev(r, revisionID, change, write, true)
+}
+
+// modifyRev is modify; newRevision false keeps RevisionId and LastModified
+// (a change that is neither code nor configuration).
+func (s *Server) modifyRev(r *request, revisionID string, change func(*store.Function) error, write, newRevision bool) (store.Function, store.Function, error) {
 	for attempt := 0; ; attempt++ {
 		cur, err := s.resolve(r)
 		if err != nil {
@@ -302,8 +312,10 @@ func (s *Server) modify(r *request, revisionID string, change func(*store.Functi
 		if !write {
 			return f, old, nil
 		}
-		f.RevisionID = lambdaapi.NewRequestID()
-		f.LastModified = s.cfg.Now().UTC()
+		if newRevision {
+			f.RevisionID = lambdaapi.NewRequestID()
+			f.LastModified = s.cfg.Now().UTC()
+		}
 		_, err = s.cfg.Store.UpdateFunction(r.Context(), f, cur.Rev)
 		if errors.Is(err, store.ErrConflict) && attempt < 5 {
 			continue

@@ -35,6 +35,8 @@ type Store interface {
 	PutCode(ctx context.Context, account, sha256hex string, zip []byte) error
 	GetCode(ctx context.Context, account, sha256hex string) (io.ReadCloser, int64, error)
 	DeleteCode(ctx context.Context, account, sha256hex string) error
+	Account(ctx context.Context, id string) (store.Account, error)
+	SetAccountLimit(ctx context.Context, id string, limit int) (store.Account, error)
 }
 
 // Authenticator verifies a request's signature and names its caller.
@@ -69,6 +71,14 @@ type Config struct {
 	// (defaults 50 and 100); beyond them callers get 429.
 	RatePerSecond float64
 	Burst         int
+	// AccountConcurrency is the concurrency limit of accounts without
+	// their own (default 1,000); MinUnreserved what reservations must
+	// leave (default 100).
+	AccountConcurrency int
+	MinUnreserved      int
+	// OnReservation, if set, is told at once of a changed reservation (the
+	// in-process Counting Service; others learn it from the store).
+	OnReservation func(account, function string, n *int)
 	// CodeURLTTL is how long a Code.Location URL works (default 10 min).
 	CodeURLTTL time.Duration
 	Now        func() time.Time
@@ -101,6 +111,12 @@ func New(cfg Config) *Server {
 	if cfg.Burst == 0 {
 		cfg.Burst = 100
 	}
+	if cfg.AccountConcurrency == 0 {
+		cfg.AccountConcurrency = 1000
+	}
+	if cfg.MinUnreserved == 0 {
+		cfg.MinUnreserved = 100
+	}
 	if cfg.CodeURLTTL == 0 {
 		cfg.CodeURLTTL = 10 * time.Minute
 	}
@@ -124,9 +140,16 @@ func New(cfg Config) *Server {
 	s.route("PUT "+fn+"/configuration", lambdaapi.MaxControlBody, s.updateFunctionConfiguration)
 	s.route("DELETE "+fn, 0, s.deleteFunction)
 	s.route("DELETE "+fn+"/{$}", 0, s.deleteFunction)
+	s.route("PUT /2017-10-31/functions/{fn}/concurrency", lambdaapi.MaxControlBody, s.putFunctionConcurrency)
+	s.route("GET /2019-09-30/functions/{fn}/concurrency", 0, s.getFunctionConcurrency)
+	s.route("DELETE /2017-10-31/functions/{fn}/concurrency", 0, s.deleteFunctionConcurrency)
+	s.route("PUT /2019-09-30/functions/{fn}/provisioned-concurrency", lambdaapi.MaxControlBody, s.putProvisionedConcurrency)
+	s.route("GET /2016-08-19/account-settings", 0, s.getAccountSettings)
+	s.route("GET /2016-08-19/account-settings/{$}", 0, s.getAccountSettings)
 	s.mux.HandleFunc("GET "+codePath+"{account}/{sha}", s.downloadCode) // authenticated by its URL signature
 	if cfg.Accounts != nil {
 		s.routeService("POST /ember/v1/accounts", lambdaapi.MaxControlBody, "ember", s.createAccount)
+		s.routeService("PUT /ember/v1/accounts/{id}/concurrency-limit", lambdaapi.MaxControlBody, "ember", s.setAccountLimit)
 	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, lambdaapi.Errorf(lambdaapi.UnknownOperation, "Unknown operation %s %s", r.Method, r.URL.Path))

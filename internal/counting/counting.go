@@ -1,29 +1,76 @@
 // Package counting is the Counting Service: the view of concurrency per
-// account and per function, granting or refusing a slot for each invoke.
+// account and per function. It grants or refuses a slot for each invoke
+// (account limit, reserved concurrency) and a token for each new sandbox
+// (the scaling rate), answering Lambda's 429s.
 package counting
 
 import (
 	"context"
+	"strconv"
 	"sync"
+	"time"
 
 	"github.com/emberfn/ember/internal/lambdaapi"
 )
 
-// Config configures the service.
+// Config configures the service. Zero values take Lambda's defaults.
 type Config struct {
-	// AccountLimit is the concurrency limit of every account (default
-	// 1,000, Lambda's).
+	// AccountLimit is the concurrency limit of an account without one of
+	// its own (default 1,000).
 	AccountLimit int
+	// MinUnreserved is what reservations must leave to the account's
+	// other functions (default 100).
+	MinUnreserved int
+	// ScaleBurst new sandboxes per function may be made per ScaleWindow,
+	// refilled continuously (defaults 1,000 per 10 s).
+	ScaleBurst  int
+	ScaleWindow time.Duration
+	// LeaseGrace is how long past its function's timeout a slot is held
+	// before it is taken back from an invoke that never released it
+	// (default 30 s).
+	LeaseGrace time.Duration
+	Now        func() time.Time
 }
 
 // Service counts concurrent invocations. Its counts live in memory and are
-// rebuilt from nothing on start (DESIGN.md section 2).
+// rebuilt from nothing on start (DESIGN.md section 2); the reservations and
+// limits it applies are told to it (SetReserved, SetAccountLimit) from the
+// durable configuration.
+//
+// Lock order: mu only; nothing is called with it held.
 type Service struct {
-	limit int
+	cfg Config
 
-	mu        sync.Mutex
-	accounts  map[string]int
-	functions map[string]int
+	mu       sync.Mutex
+	accounts map[string]*account
+	leases   map[uint64]*Lease
+	nextID   uint64
+}
+
+type account struct {
+	limit      int // 0: the default
+	inUse      int
+	unreserved int            // slots held by functions without a reservation
+	reserved   map[string]int // function -> reservation
+	reservedT  int            // sum of reserved
+	functions  map[string]*function
+}
+
+type function struct {
+	inUse  int
+	tokens float64 // scaling budget
+	last   time.Time
+}
+
+// Lease is a granted slot. It is given back by its release function, or
+// taken back by Reap after its expiry.
+type Lease struct {
+	id       uint64
+	account  string
+	function string
+	reserved bool
+	expires  time.Time
+	released bool
 }
 
 // New makes the service.
@@ -31,43 +78,206 @@ func New(cfg Config) *Service {
 	if cfg.AccountLimit == 0 {
 		cfg.AccountLimit = 1000
 	}
-	return &Service{limit: cfg.AccountLimit, accounts: map[string]int{}, functions: map[string]int{}}
-}
-
-// Acquire takes a slot for one invocation of function (a key unique in the
-// account) or answers Lambda's 429. The returned release gives the slot
-// back; calling it more than once is harmless.
-func (s *Service) Acquire(_ context.Context, account, function string) (release func(), err error) {
-	s.mu.Lock()
-	if s.accounts[account] >= s.limit {
-		s.mu.Unlock()
-		e := lambdaapi.Errorf(lambdaapi.TooManyRequests, "Rate Exceeded.")
-		e.Reason = lambdaapi.ReasonConcurrentInvocationLimitExceeded
-		e.RetryAfterSeconds = "1"
-		return nil, e
+	if cfg.MinUnreserved == 0 {
+		cfg.MinUnreserved = 100
 	}
-	s.accounts[account]++
-	s.functions[account+"/"+function]++
-	s.mu.Unlock()
-	var once sync.Once
-	return func() { once.Do(func() { s.release(account, function) }) }, nil
+	if cfg.ScaleBurst == 0 {
+		cfg.ScaleBurst = 1000
+	}
+	if cfg.ScaleWindow == 0 {
+		cfg.ScaleWindow = 10 * time.Second
+	}
+	if cfg.LeaseGrace == 0 {
+		cfg.LeaseGrace = 30 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Service{cfg: cfg, accounts: map[string]*account{}, leases: map[uint64]*Lease{}}
 }
 
-func (s *Service) release(account, function string) {
+func (s *Service) accountLocked(id string) *account {
+	a, ok := s.accounts[id]
+	if !ok {
+		a = &account{reserved: map[string]int{}, functions: map[string]*function{}}
+		s.accounts[id] = a
+	}
+	return a
+}
+
+func (a *account) function(name string) *function {
+	f, ok := a.functions[name]
+	if !ok {
+		f = &function{tokens: -1}
+		a.functions[name] = f
+	}
+	return f
+}
+
+func (s *Service) limitOf(a *account) int {
+	if a.limit > 0 {
+		return a.limit
+	}
+	return s.cfg.AccountLimit
+}
+
+func throttle(reason, msg string) *lambdaapi.Error {
+	e := lambdaapi.Errorf(lambdaapi.TooManyRequests, "%s", msg)
+	e.Reason = reason
+	e.RetryAfterSeconds = "1"
+	return e
+}
+
+// Acquire takes a slot for one invocation of function, held at most for
+// timeout plus the grace, or answers Lambda's 429. The returned release
+// gives it back; calling it again, or after Reap took it, does nothing.
+func (s *Service) Acquire(_ context.Context, acct, fn string, timeout time.Duration) (release func(), err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.accounts[account]--; s.accounts[account] <= 0 {
-		delete(s.accounts, account)
+	a := s.accountLocked(acct)
+	f := a.function(fn)
+	r, isReserved := a.reserved[fn]
+	switch {
+	case isReserved && f.inUse >= r:
+		return nil, throttle(lambdaapi.ReasonReservedFunctionConcurrentInvocationLimit, "Rate Exceeded.")
+	case !isReserved && a.unreserved >= s.limitOf(a)-a.reservedT:
+		return nil, throttle(lambdaapi.ReasonConcurrentInvocationLimitExceeded, "Rate Exceeded.")
 	}
-	k := account + "/" + function
-	if s.functions[k]--; s.functions[k] <= 0 {
-		delete(s.functions, k)
+	f.inUse++
+	a.inUse++
+	if !isReserved {
+		a.unreserved++
+	}
+	s.nextID++
+	l := &Lease{id: s.nextID, account: acct, function: fn, reserved: isReserved,
+		expires: s.cfg.Now().Add(timeout + s.cfg.LeaseGrace)}
+	s.leases[l.id] = l
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.releaseLocked(l)
+	}, nil
+}
+
+func (s *Service) releaseLocked(l *Lease) {
+	if l == nil || l.released {
+		return
+	}
+	l.released = true
+	delete(s.leases, l.id)
+	a := s.accountLocked(l.account)
+	a.inUse--
+	if !l.reserved {
+		a.unreserved--
+	}
+	f := a.function(l.function)
+	f.inUse--
+}
+
+// Reap takes back the slots whose leases expired by now and returns how
+// many.
+func (s *Service) Reap(now time.Time) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, l := range s.leases {
+		if now.After(l.expires) {
+			s.releaseLocked(l)
+			n++
+		}
+	}
+	return n
+}
+
+// Run reaps expired leases until ctx ends.
+func (s *Service) Run(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.Reap(s.cfg.Now())
+		}
 	}
 }
 
-// Usage is the account's and the function's current concurrency.
-func (s *Service) Usage(account, function string) (int, int) {
+// AllowNewSandbox takes one token of the function's scaling budget: at
+// most ScaleBurst new sandboxes per ScaleWindow, refilled continuously and
+// never banked beyond ScaleBurst.
+func (s *Service) AllowNewSandbox(acct, fn string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.accounts[account], s.functions[account+"/"+function]
+	a := s.accountLocked(acct)
+	f := a.function(fn)
+	now := s.cfg.Now()
+	burst := float64(s.cfg.ScaleBurst)
+	if f.tokens < 0 {
+		f.tokens = burst
+	} else {
+		f.tokens += now.Sub(f.last).Seconds() * burst / s.cfg.ScaleWindow.Seconds()
+		if f.tokens > burst {
+			f.tokens = burst
+		}
+	}
+	f.last = now
+	if f.tokens < 1 {
+		reason := lambdaapi.ReasonFunctionInvocationRateLimitExceeded
+		if _, ok := a.reserved[fn]; ok {
+			reason = lambdaapi.ReasonReservedFunctionInvocationRateLimit
+		}
+		e := throttle(reason, "Rate Exceeded.")
+		wait := (1 - f.tokens) * s.cfg.ScaleWindow.Seconds() / burst
+		e.RetryAfterSeconds = strconv.Itoa(int(wait) + 1)
+		return e
+	}
+	f.tokens--
+	return nil
+}
+
+// SetReserved records a function's reserved concurrency (nil: none).
+func (s *Service) SetReserved(acct, fn string, n *int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.accountLocked(acct)
+	if old, ok := a.reserved[fn]; ok {
+		a.reservedT -= old
+		delete(a.reserved, fn)
+	}
+	if n != nil {
+		a.reserved[fn] = *n
+		a.reservedT += *n
+	}
+}
+
+// SetAccountLimit sets an account's own concurrency limit (0: default).
+func (s *Service) SetAccountLimit(acct string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.accountLocked(acct).limit = n
+}
+
+// Usage is an account's view: its limit, what reservations leave to the
+// other functions, and the slots held now.
+type Usage struct {
+	Limit      int
+	Unreserved int
+	InUse      int
+}
+
+// AccountUsage reports an account's limit and use.
+func (s *Service) AccountUsage(acct string) Usage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.accountLocked(acct)
+	l := s.limitOf(a)
+	return Usage{Limit: l, Unreserved: l - a.reservedT, InUse: a.inUse}
+}
+
+// FunctionInUse is the number of slots a function holds.
+func (s *Service) FunctionInUse(acct, fn string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.accountLocked(acct).function(fn).inUse
 }

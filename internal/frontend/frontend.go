@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/emberfn/ember/internal/auth"
 	"github.com/emberfn/ember/internal/invoke"
@@ -33,7 +34,8 @@ type Authenticator interface {
 
 // Counter grants a concurrency slot (the Counting Service).
 type Counter interface {
-	Acquire(ctx context.Context, account, function string) (release func(), err error)
+	// Acquire takes a slot held at most for timeout (plus a grace).
+	Acquire(ctx context.Context, account, function string, timeout time.Duration) (release func(), err error)
 }
 
 // Pool hands out sandboxes (the Worker Manager).
@@ -46,7 +48,7 @@ type Pool interface {
 // Functions reads function configuration (the store).
 type Functions interface {
 	GetFunction(ctx context.Context, account, name string) (store.Revision, error)
-	WatchFunctions(ctx context.Context, fn func(account, name string, deleted bool)) error
+	WatchFunctions(ctx context.Context, initial bool, fn func(account, name string, f *store.Function)) error
 }
 
 // Config configures the Front End; every interface is required.
@@ -82,12 +84,17 @@ func New(cfg Config) *Server {
 // Run keeps the configuration cache current until ctx ends, and retires
 // the sandboxes of functions that change or go away.
 func (s *Server) Run(ctx context.Context) error {
-	return s.cfg.Functions.WatchFunctions(ctx, func(account, name string, deleted bool) {
+	return s.cfg.Functions.WatchFunctions(ctx, false, func(account, name string, f *store.Function) {
 		key := account + "." + name
 		s.mu.Lock()
+		old, cached := s.cache[key]
 		delete(s.cache, key)
 		s.mu.Unlock()
-		s.cfg.Pool.Retire(key)
+		// Only a new revision of code or configuration (or a delete)
+		// retires sandboxes; a change of reserved concurrency does not.
+		if f == nil || !cached || old.RevisionID != f.RevisionID {
+			s.cfg.Pool.Retire(key)
+		}
 	})
 }
 
@@ -194,7 +201,7 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request, requestID string
 		return nil
 	}
 
-	release, err := s.cfg.Counter.Acquire(r.Context(), p.AccountID, fn.Name)
+	release, err := s.cfg.Counter.Acquire(r.Context(), p.AccountID, fn.Name, time.Duration(fn.Timeout)*time.Second)
 	if err != nil {
 		return err
 	}

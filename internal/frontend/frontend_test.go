@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/emberfn/ember/internal/auth"
 	"github.com/emberfn/ember/internal/invoke"
@@ -24,7 +25,7 @@ type fakeCounter struct {
 	held int
 }
 
-func (c *fakeCounter) Acquire(context.Context, string, string) (func(), error) {
+func (c *fakeCounter) Acquire(context.Context, string, string, time.Duration) (func(), error) {
 	c.mu.Lock()
 	c.held++
 	c.mu.Unlock()
@@ -72,7 +73,9 @@ func (fakeFunctions) GetFunction(_ context.Context, account, name string) (store
 	return store.Revision{Function: store.Function{AccountID: account, Name: name, Timeout: 3, MemorySize: 128}}, nil
 }
 
-func (fakeFunctions) WatchFunctions(context.Context, func(string, string, bool)) error { return nil }
+func (fakeFunctions) WatchFunctions(context.Context, bool, func(string, string, *store.Function)) error {
+	return nil
+}
 
 func newServer(w fakeWorker) (*Server, *fakeCounter, *fakePool, http.Handler) {
 	c, p := &fakeCounter{}, &fakePool{worker: w}

@@ -58,6 +58,8 @@ const (
 	ReasonConcurrentInvocationLimitExceeded         = "ConcurrentInvocationLimitExceeded"
 	ReasonReservedFunctionConcurrentInvocationLimit = "ReservedFunctionConcurrentInvocationLimitExceeded"
 	ReasonCallerRateLimitExceeded                   = "CallerRateLimitExceeded"
+	ReasonFunctionInvocationRateLimitExceeded       = "FunctionInvocationRateLimitExceeded"
+	ReasonReservedFunctionInvocationRateLimit       = "ReservedFunctionInvocationRateLimitExceeded"
 )
 
 // Error is a Lambda error: its type names the exception the SDKs raise.

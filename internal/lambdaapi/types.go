@@ -137,7 +137,8 @@ type FunctionCodeLocation struct {
 	Location       string `json:"Location"`
 }
 
-// Concurrency is a function's reserved concurrency.
+// Concurrency is a function's reserved concurrency (GetFunction, and the
+// body of Put/GetFunctionConcurrency).
 type Concurrency struct {
 	ReservedConcurrentExecutions *int `json:"ReservedConcurrentExecutions,omitempty"`
 }
@@ -164,3 +165,24 @@ const (
 	VersionLatest        = "$LATEST"
 	TimeFormat           = "2006-01-02T15:04:05.000-0700"
 )
+
+// AccountLimit is the AccountLimit of GetAccountSettings.
+type AccountLimit struct {
+	TotalCodeSize                  int64 `json:"TotalCodeSize"`
+	CodeSizeUnzipped               int64 `json:"CodeSizeUnzipped"`
+	CodeSizeZipped                 int64 `json:"CodeSizeZipped"`
+	ConcurrentExecutions           int   `json:"ConcurrentExecutions"`
+	UnreservedConcurrentExecutions *int  `json:"UnreservedConcurrentExecutions,omitempty"`
+}
+
+// AccountUsage is the AccountUsage of GetAccountSettings.
+type AccountUsage struct {
+	TotalCodeSize int64 `json:"TotalCodeSize"`
+	FunctionCount int64 `json:"FunctionCount"`
+}
+
+// AccountSettings is the body of GetAccountSettings.
+type AccountSettings struct {
+	AccountLimit AccountLimit `json:"AccountLimit"`
+	AccountUsage AccountUsage `json:"AccountUsage"`
+}

@@ -16,6 +16,9 @@ type Account struct {
 	Name    string    `json:"name"`
 	Admin   bool      `json:"admin,omitempty"`
 	Created time.Time `json:"created"`
+	// ConcurrencyLimit is the account's own concurrency limit (0: the
+	// installation's default).
+	ConcurrencyLimit int `json:"concurrencyLimit,omitempty"`
 }
 
 // AccessKey is one access key of an account. The secret is sealed (see
@@ -64,6 +67,50 @@ func (s *Store) Accounts(ctx context.Context) ([]Account, error) {
 		out = append(out, a)
 	}
 	return out, nil
+}
+
+// SetAccountLimit changes an account's concurrency limit.
+func (s *Store) SetAccountLimit(ctx context.Context, id string, limit int) (Account, error) {
+	r := record[Account]{s.accounts}
+	for attempt := 0; ; attempt++ {
+		a, rev, err := r.get(ctx, id)
+		if err != nil {
+			return Account{}, err
+		}
+		a.ConcurrencyLimit = limit
+		_, err = r.update(ctx, id, a, rev)
+		if errors.Is(err, ErrConflict) && attempt < 5 {
+			continue
+		}
+		return a, err
+	}
+}
+
+// WatchAccounts calls fn with every account, then with every change, until
+// ctx ends. It blocks; the caller owns its goroutine.
+func (s *Store) WatchAccounts(ctx context.Context, fn func(a Account)) error {
+	w, err := s.accounts.WatchAll(ctx)
+	if err != nil {
+		return fmt.Errorf("store: watch accounts: %w", err)
+	}
+	defer w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil
+			}
+			if e == nil || e.Operation() != jetstream.KeyValuePut {
+				continue
+			}
+			var a Account
+			if json.Unmarshal(e.Value(), &a) == nil {
+				fn(a)
+			}
+		}
+	}
 }
 
 // AccessKey returns one access key.

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -30,6 +31,10 @@ type Function struct {
 	UnzippedSize int64     `json:"unzippedSize"`
 	RevisionID   string    `json:"revisionId"`
 	LastModified time.Time `json:"lastModified"`
+	// ReservedConcurrency is the function's reserved concurrency (nil:
+	// none). It is not part of the code or configuration: changing it
+	// keeps RevisionID.
+	ReservedConcurrency *int `json:"reservedConcurrency,omitempty"`
 }
 
 // Key is the function's key in its bucket: ACCOUNT.NAME.
@@ -117,11 +122,15 @@ func (s *Store) CodeInUse(ctx context.Context, account, sha256hex string) (bool,
 	return false, nil
 }
 
-// WatchFunctions calls fn with the account and name of every function that
-// changes or is deleted from now on, until ctx ends. It blocks; the caller
-// owns the goroutine it runs on.
-func (s *Store) WatchFunctions(ctx context.Context, fn func(account, name string, deleted bool)) error {
-	w, err := s.functions.WatchAll(ctx, jetstream.UpdatesOnly())
+// WatchFunctions calls fn with every function that changes (f) or is
+// deleted (f nil) until ctx ends; with initial set it first calls fn with
+// every existing function. It blocks; the caller owns its goroutine.
+func (s *Store) WatchFunctions(ctx context.Context, initial bool, fn func(account, name string, f *Function)) error {
+	var opts []jetstream.WatchOpt
+	if !initial {
+		opts = append(opts, jetstream.UpdatesOnly())
+	}
+	w, err := s.functions.WatchAll(ctx, opts...)
 	if err != nil {
 		return fmt.Errorf("store: watch functions: %w", err)
 	}
@@ -141,7 +150,15 @@ func (s *Store) WatchFunctions(ctx context.Context, fn func(account, name string
 			if !found {
 				continue
 			}
-			fn(account, name, e.Operation() != jetstream.KeyValuePut)
+			if e.Operation() != jetstream.KeyValuePut {
+				fn(account, name, nil)
+				continue
+			}
+			var f Function
+			if err := json.Unmarshal(e.Value(), &f); err != nil {
+				continue
+			}
+			fn(account, name, &f)
 		}
 	}
 }

@@ -36,9 +36,17 @@ type Placer interface {
 	Free(workerID string, memMB int)
 }
 
+// Scaler grants each new sandbox of a function against its scaling rate
+// (the Counting Service).
+type Scaler interface {
+	AllowNewSandbox(account, function string) error
+}
+
 // Config configures the manager. Placement and Workers are required.
 type Config struct {
 	Placement Placer
+	// Scaler, if set, limits how fast a function's sandboxes multiply.
+	Scaler Scaler
 	// Workers finds a worker by id.
 	Workers func(id string) (Worker, bool)
 	// KeepAlive is how long an idle sandbox stays warm (default 10 min).
@@ -121,6 +129,11 @@ func (m *Manager) Acquire(ctx context.Context, fn *store.Function) (invoke.Assig
 
 // create makes a new sandbox for fn on a worker that Placement picks.
 func (m *Manager) create(ctx context.Context, fn *store.Function) (invoke.Assignment, error) {
+	if m.cfg.Scaler != nil {
+		if err := m.cfg.Scaler.AllowNewSandbox(fn.AccountID, fn.Name); err != nil {
+			return invoke.Assignment{}, err
+		}
+	}
 	workerID, err := m.cfg.Placement.Pick(fn.MemorySize)
 	if err != nil {
 		// Make room by reclaiming the least recently used idle sandboxes.

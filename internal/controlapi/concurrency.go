@@ -1,0 +1,171 @@
+package controlapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/emberfn/ember/internal/lambdaapi"
+	"github.com/emberfn/ember/internal/store"
+)
+
+// Lambda's account-wide code limits, reported by GetAccountSettings.
+const (
+	totalCodeSizeLimit = 80530636800
+	codeSizeUnzipped   = 262144000
+	codeSizeZipped     = 52428800
+)
+
+// accountLimit is the account's concurrency limit and the sum of its
+// functions' reservations, but for except (a function being changed).
+func (s *Server) accountLimit(ctx context.Context, account, except string) (limit, reserved int, usage lambdaapi.AccountUsage, err error) {
+	limit = s.cfg.AccountConcurrency
+	a, err := s.cfg.Store.Account(ctx, account)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return 0, 0, usage, err
+	}
+	if a.ConcurrencyLimit > 0 {
+		limit = a.ConcurrencyLimit
+	}
+	after := ""
+	for {
+		fs, more, err := s.cfg.Store.ListFunctions(ctx, account, after, 1000)
+		if err != nil {
+			return 0, 0, usage, err
+		}
+		for _, f := range fs {
+			usage.FunctionCount++
+			usage.TotalCodeSize += f.CodeSize
+			if f.ReservedConcurrency != nil && f.Name != except {
+				reserved += *f.ReservedConcurrency
+			}
+		}
+		if !more || len(fs) == 0 {
+			return limit, reserved, usage, nil
+		}
+		after = fs[len(fs)-1].Name
+	}
+}
+
+func (s *Server) putFunctionConcurrency(w http.ResponseWriter, r *request) error {
+	var in struct {
+		ReservedConcurrentExecutions *int `json:"ReservedConcurrentExecutions"`
+	}
+	if err := decode(r, &in); err != nil {
+		return err
+	}
+	if in.ReservedConcurrentExecutions == nil || *in.ReservedConcurrentExecutions < 0 {
+		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
+			"1 validation error detected: Value at 'reservedConcurrentExecutions' failed to satisfy constraint: Member must have value greater than or equal to 0")
+	}
+	n := *in.ReservedConcurrentExecutions
+	// Serialised per account with code writes, so two reservations cannot
+	// together break the minimum left unreserved.
+	unlock := s.lockCode(r.principal.AccountID)
+	defer unlock()
+	cur, err := s.resolve(r)
+	if err != nil {
+		return err
+	}
+	limit, reserved, _, err := s.accountLimit(r.Context(), cur.AccountID, cur.Name)
+	if err != nil {
+		return err
+	}
+	if limit-(reserved+n) < s.cfg.MinUnreserved {
+		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
+			"Specified ReservedConcurrentExecutions for function decreases account's UnreservedConcurrentExecution below its minimum value of [%d].", s.cfg.MinUnreserved)
+	}
+	if _, _, err := s.modifyRev(r, "", func(f *store.Function) error {
+		f.ReservedConcurrency = &n
+		return nil
+	}, true, false); err != nil {
+		return err
+	}
+	s.reservationChanged(cur.AccountID, cur.Name, &n)
+	return writeJSON(w, http.StatusOK, lambdaapi.Concurrency{ReservedConcurrentExecutions: &n})
+}
+
+func (s *Server) getFunctionConcurrency(w http.ResponseWriter, r *request) error {
+	f, err := s.resolve(r)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, lambdaapi.Concurrency{ReservedConcurrentExecutions: f.ReservedConcurrency})
+}
+
+func (s *Server) deleteFunctionConcurrency(w http.ResponseWriter, r *request) error {
+	f, _, err := s.modifyRev(r, "", func(f *store.Function) error {
+		f.ReservedConcurrency = nil
+		return nil
+	}, true, false)
+	if err != nil {
+		return err
+	}
+	s.reservationChanged(f.AccountID, f.Name, nil)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) getAccountSettings(w http.ResponseWriter, r *request) error {
+	limit, reserved, usage, err := s.accountLimit(r.Context(), r.principal.AccountID, "")
+	if err != nil {
+		return err
+	}
+	unreserved := limit - reserved
+	return writeJSON(w, http.StatusOK, lambdaapi.AccountSettings{
+		AccountLimit: lambdaapi.AccountLimit{
+			TotalCodeSize: totalCodeSizeLimit, CodeSizeUnzipped: codeSizeUnzipped, CodeSizeZipped: codeSizeZipped,
+			ConcurrentExecutions: limit, UnreservedConcurrentExecutions: &unreserved,
+		},
+		AccountUsage: usage,
+	})
+}
+
+// setAccountLimit is Ember's admin API: PUT /ember/v1/accounts/{id}/concurrency-limit
+// {"Limit": N} (0: back to the installation's default).
+func (s *Server) setAccountLimit(w http.ResponseWriter, r *request) error {
+	if !r.principal.Admin {
+		return lambdaapi.Errorf(lambdaapi.AccessDenied, "Only an administrator account may change account limits")
+	}
+	var in struct {
+		Limit *int `json:"Limit"`
+	}
+	if err := decode(r, &in); err != nil {
+		return err
+	}
+	if in.Limit == nil || *in.Limit < 0 {
+		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue, "Limit must be 0 (the default) or more")
+	}
+	a, err := s.cfg.Store.SetAccountLimit(r.Context(), r.PathValue("id"), *in.Limit)
+	if errors.Is(err, store.ErrNotFound) {
+		return lambdaapi.Errorf(lambdaapi.ResourceNotFound, "Account not found: %s", r.PathValue("id"))
+	}
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"AccountId": a.ID, "ConcurrencyLimit": a.ConcurrencyLimit})
+}
+
+func (s *Server) reservationChanged(account, fn string, n *int) {
+	if s.cfg.OnReservation != nil {
+		s.cfg.OnReservation(account, fn, n)
+	}
+}
+
+// putProvisionedConcurrency answers as Lambda does for $LATEST, and as for
+// an unknown version otherwise: Ember has no published versions yet.
+func (s *Server) putProvisionedConcurrency(w http.ResponseWriter, r *request) error {
+	q := r.URL.Query().Get("Qualifier")
+	if q == "" {
+		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue, "Qualifier is required for provisioned concurrency")
+	}
+	if q == lambdaapi.VersionLatest {
+		if _, err := s.resolve(r); err != nil {
+			return err
+		}
+		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
+			"Provisioned Concurrency Configs cannot be applied to unpublished function versions.")
+	}
+	_, err := s.resolve(r) // any other qualifier names a version that does not exist yet
+	return err
+}
