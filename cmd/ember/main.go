@@ -4,6 +4,7 @@
 //	ember serve [--listen ADDR] [--data-dir DIR] [--nats URL] [--region R]
 //	ember account create NAME [--endpoint URL] [--credentials FILE] [--profile P] [--write FILE]
 //	ember bench [--n N] [--cold N] [--json]
+//	ember deploy|invoke|logs|ls|rm ...
 //	ember version
 package main
 
@@ -33,8 +34,20 @@ func main() {
 	}
 }
 
-const usage = `usage:
+const usage = `ember: a self-hosted serverless platform that speaks AWS Lambda's API.
+
+Run it:
   ember serve [--listen 127.0.0.1:9070] [--data-dir DIR] [--nats nats://...] [--region us-east-1]
+
+Use it (endpoint: --endpoint or EMBER_ENDPOINT; keys: the AWS chain, else DATA_DIR/credentials):
+  ember deploy NAME PATH [--runtime R] [--handler H] [--memory MB] [--timeout S] [--env K=V]
+  ember invoke NAME [PAYLOAD|-] [-l]      print the result; -l also the log tail
+  ember logs NAME [-f] [--since 1h]       print (and follow) the function's log
+  ember ls                                list functions
+  ember rm NAME...                        delete functions
+  (each takes --json for scripts)
+
+Administer it:
   ember account create NAME [--endpoint URL] [--credentials FILE] [--profile default] [--write FILE]
   ember bench [--n 2000] [--cold 30] [--json]   (from the repository root, as root)
   ember version
@@ -55,6 +68,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return flag.ErrHelp
 		}
 		return runAccountCreate(ctx, args[2:], stdout, stderr)
+	case "deploy":
+		return runDeploy(ctx, args[1:], stdout, stderr)
+	case "invoke":
+		return runInvoke(ctx, args[1:], stdout, stderr)
+	case "logs":
+		return runLogs(ctx, args[1:], stdout, stderr)
+	case "ls":
+		return runLs(ctx, args[1:], stdout, stderr)
+	case "rm":
+		return runRm(ctx, args[1:], stdout, stderr)
 	case "bench":
 		return runBench(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
