@@ -23,6 +23,7 @@ import (
 	"github.com/emberfn/ember/internal/frontend"
 	"github.com/emberfn/ember/internal/natsd"
 	"github.com/emberfn/ember/internal/placement"
+	"github.com/emberfn/ember/internal/runtimes"
 	"github.com/emberfn/ember/internal/sandbox"
 	"github.com/emberfn/ember/internal/store"
 	"github.com/emberfn/ember/internal/worker"
@@ -209,8 +210,12 @@ func serve(ctx context.Context, cfg serveConfig, stdout io.Writer) (err error) {
 		return err
 	}
 	var manager *workermanager.Manager
+	runtimeDir, err := runtimes.Install(filepath.Join(workerDir, "runtime"))
+	if err != nil {
+		return err
+	}
 	local := worker.New(worker.Config{
-		ID: "local", Code: st, Sandboxes: sandboxes, Dir: workerDir, Region: cfg.Region,
+		ID: "local", Code: st, Sandboxes: sandboxes, Dir: workerDir, RuntimeDir: runtimeDir, Region: cfg.Region,
 		InitTimeout: cfg.InitTimeout, Logger: log,
 		OnSandboxExit: func(id string) { manager.SandboxExited(id) },
 	})
@@ -282,8 +287,15 @@ func serve(ctx context.Context, cfg serveConfig, stdout io.Writer) (err error) {
 			log.Error("function watch ended", "err", err)
 		}
 	}()
+	// The runtimes this host can serve truthfully, and whether each
+	// needs a bootstrap in the package.
+	available := map[string]bool{}
+	for name, rt := range runtimes.Available() {
+		available[name] = rt.NeedsBootstrap
+	}
 	control := controlapi.New(controlapi.Config{
-		Store: st, Auth: verifier, Signer: sealer, Accounts: accounts, Region: cfg.Region,
+		Runtimes: available,
+		Store:    st, Auth: verifier, Signer: sealer, Accounts: accounts, Region: cfg.Region,
 		RatePerSecond: cfg.ControlRate, Burst: cfg.ControlBurst, Logger: log,
 		AccountConcurrency: cfg.AccountConcurrency, OnReservation: counter.SetReserved,
 	})

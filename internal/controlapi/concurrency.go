@@ -75,10 +75,10 @@ func (s *Server) putFunctionConcurrency(w http.ResponseWriter, r *request) error
 		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
 			"Specified ReservedConcurrentExecutions for function decreases account's UnreservedConcurrentExecution below its minimum value of [%d].", s.cfg.MinUnreserved)
 	}
-	if _, _, err := s.modifyRev(r, "", func(f *store.Function) error {
+	if _, _, err := s.modifyRev(r, modification{write: true}, func(f *store.Function) error {
 		f.ReservedConcurrency = &n
 		return nil
-	}, true, false); err != nil {
+	}); err != nil {
 		return err
 	}
 	s.reservationChanged(cur.AccountID, cur.Name, &n)
@@ -94,10 +94,10 @@ func (s *Server) getFunctionConcurrency(w http.ResponseWriter, r *request) error
 }
 
 func (s *Server) deleteFunctionConcurrency(w http.ResponseWriter, r *request) error {
-	f, _, err := s.modifyRev(r, "", func(f *store.Function) error {
+	f, _, err := s.modifyRev(r, modification{write: true}, func(f *store.Function) error {
 		f.ReservedConcurrency = nil
 		return nil
-	}, true, false)
+	})
 	if err != nil {
 		return err
 	}
@@ -152,20 +152,20 @@ func (s *Server) reservationChanged(account, fn string, n *int) {
 	}
 }
 
-// putProvisionedConcurrency answers as Lambda does for $LATEST, and as for
-// an unknown version otherwise: Ember has no published versions yet.
+// putProvisionedConcurrency answers as Lambda does for $LATEST; Ember has
+// no provisioned concurrency, so a version or alias that exists is
+// refused with a clear message.
 func (s *Server) putProvisionedConcurrency(w http.ResponseWriter, r *request) error {
 	q := r.URL.Query().Get("Qualifier")
 	if q == "" {
 		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue, "Qualifier is required for provisioned concurrency")
 	}
+	if _, err := s.resolveTarget(r); err != nil {
+		return err
+	}
 	if q == lambdaapi.VersionLatest {
-		if _, err := s.resolve(r); err != nil {
-			return err
-		}
 		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
 			"Provisioned Concurrency Configs cannot be applied to unpublished function versions.")
 	}
-	_, err := s.resolve(r) // any other qualifier names a version that does not exist yet
-	return err
+	return lambdaapi.Errorf(lambdaapi.InvalidParameterValue, "Provisioned concurrency is not supported by Ember yet")
 }

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -19,15 +21,139 @@ import (
 
 // fakeStore is an in-memory Store; fail makes every call fail.
 type fakeStore struct {
-	mu    sync.Mutex
-	fail  error
-	fns   map[string]store.Revision
-	code  map[string][]byte
-	revNo uint64
+	mu       sync.Mutex
+	fail     error
+	fns      map[string]store.Revision
+	versions map[string]store.Function
+	aliases  map[string]store.AliasRevision
+	code     map[string][]byte
+	revNo    uint64
 }
 
 func newFakeStore() *fakeStore {
-	return &fakeStore{fns: map[string]store.Revision{}, code: map[string][]byte{}}
+	return &fakeStore{fns: map[string]store.Revision{}, code: map[string][]byte{},
+		versions: map[string]store.Function{}, aliases: map[string]store.AliasRevision{}}
+}
+
+func (f *fakeStore) CreateVersion(_ context.Context, v store.Function) (uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return 0, f.fail
+	}
+	k := v.Key() + "." + v.Version
+	if _, ok := f.versions[k]; ok {
+		return 0, store.ErrExists
+	}
+	f.revNo++
+	f.versions[k] = v
+	return f.revNo, nil
+}
+
+func (f *fakeStore) GetVersion(_ context.Context, account, name, version string) (store.Function, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return store.Function{}, f.fail
+	}
+	v, ok := f.versions[account+"."+name+"."+version]
+	if !ok {
+		return v, store.ErrNotFound
+	}
+	return v, nil
+}
+
+func (f *fakeStore) DeleteVersion(_ context.Context, account, name, version string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.versions, account+"."+name+"."+version)
+	return f.fail
+}
+
+func (f *fakeStore) ListVersions(_ context.Context, account, name string) ([]store.Function, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return nil, f.fail
+	}
+	var out []store.Function
+	for _, v := range f.versions {
+		if v.AccountID == account && v.Name == name {
+			out = append(out, v)
+		}
+	}
+	slices.SortFunc(out, func(a, b store.Function) int {
+		x, _ := strconv.Atoi(a.Version)
+		y, _ := strconv.Atoi(b.Version)
+		return x - y
+	})
+	return out, nil
+}
+
+func (f *fakeStore) CreateAlias(_ context.Context, a store.Alias) (uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return 0, f.fail
+	}
+	k := a.AccountID + "." + a.Function + "." + a.Name
+	if _, ok := f.aliases[k]; ok {
+		return 0, store.ErrExists
+	}
+	f.revNo++
+	f.aliases[k] = store.AliasRevision{Alias: a, Rev: f.revNo}
+	return f.revNo, nil
+}
+
+func (f *fakeStore) GetAlias(_ context.Context, account, function, alias string) (store.AliasRevision, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return store.AliasRevision{}, f.fail
+	}
+	a, ok := f.aliases[account+"."+function+"."+alias]
+	if !ok {
+		return a, store.ErrNotFound
+	}
+	return a, nil
+}
+
+func (f *fakeStore) UpdateAlias(_ context.Context, a store.Alias, rev uint64) (uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return 0, f.fail
+	}
+	k := a.AccountID + "." + a.Function + "." + a.Name
+	if f.aliases[k].Rev != rev {
+		return 0, store.ErrConflict
+	}
+	f.revNo++
+	f.aliases[k] = store.AliasRevision{Alias: a, Rev: f.revNo}
+	return f.revNo, nil
+}
+
+func (f *fakeStore) DeleteAlias(_ context.Context, account, function, alias string, _ uint64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.aliases, account+"."+function+"."+alias)
+	return f.fail
+}
+
+func (f *fakeStore) ListAliases(_ context.Context, account, function string) ([]store.Alias, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return nil, f.fail
+	}
+	var out []store.Alias
+	for _, a := range f.aliases {
+		if a.AccountID == account && a.Function == function {
+			out = append(out, a.Alias)
+		}
+	}
+	slices.SortFunc(out, func(a, b store.Alias) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
 }
 
 func (f *fakeStore) CreateFunction(_ context.Context, fn store.Function) (uint64, error) {
@@ -87,6 +213,11 @@ func (f *fakeStore) CodeInUse(_ context.Context, account, sha string) (bool, err
 	defer f.mu.Unlock()
 	for _, r := range f.fns {
 		if r.AccountID == account && r.CodeSHA256 == sha {
+			return true, nil
+		}
+	}
+	for _, v := range f.versions {
+		if v.AccountID == account && v.CodeSHA256 == sha {
 			return true, nil
 		}
 	}
@@ -235,4 +366,53 @@ func FuzzCreateFunctionRequest(f *testing.F) {
 			t.Fatalf("status %d: %s", w.Code, w.Body)
 		}
 	})
+}
+
+// Versions and aliases through the handlers, on the fake store: an empty
+// PublishVersion body is fine, unchanged functions publish nothing new,
+// aliases hold their versions, and deleting the function takes
+// everything with it.
+func TestVersionsAndAliasesHandlers(t *testing.T) {
+	st := newFakeStore()
+	s := newTestServer(t, st, &clock{time.Now()})
+	if w := do(s, "POST", "/2015-03-31/functions", createBody("f")); w.Code != 201 {
+		t.Fatalf("create: %d %s", w.Code, w.Body)
+	}
+	version := func(w *httptest.ResponseRecorder) string {
+		var out struct{ Version, FunctionArn string }
+		_ = json.Unmarshal(w.Body.Bytes(), &out)
+		return out.Version
+	}
+	if w := do(s, "POST", "/2015-03-31/functions/f/versions", nil); w.Code != 201 || version(w) != "1" {
+		t.Fatalf("publish: %d %s", w.Code, w.Body)
+	}
+	if w := do(s, "POST", "/2015-03-31/functions/f/versions", []byte(`{}`)); w.Code != 201 || version(w) != "1" {
+		t.Fatalf("publish unchanged: %d %s", w.Code, w.Body)
+	}
+	if w := do(s, "PUT", "/2015-03-31/functions/f/configuration", []byte(`{"Timeout":9}`)); w.Code != 200 {
+		t.Fatalf("update: %d %s", w.Code, w.Body)
+	}
+	if w := do(s, "POST", "/2015-03-31/functions/f/versions", nil); w.Code != 201 || version(w) != "2" {
+		t.Fatalf("publish after a change: %d %s", w.Code, w.Body)
+	}
+	if w := do(s, "GET", "/2015-03-31/functions/f/configuration?Qualifier=1", nil); w.Code != 200 || strings.Contains(w.Body.String(), `"Timeout":9`) {
+		t.Fatalf("version 1 changed with $LATEST: %s", w.Body)
+	}
+	if w := do(s, "POST", "/2015-03-31/functions/f/aliases", []byte(`{"Name":"live","FunctionVersion":"1","RoutingConfig":{"AdditionalVersionWeights":{"2":0.25}}}`)); w.Code != 201 {
+		t.Fatalf("create alias: %d %s", w.Code, w.Body)
+	}
+	for _, q := range []string{"1", "2"} {
+		if w := do(s, "DELETE", "/2015-03-31/functions/f?Qualifier="+q, nil); w.Code != 409 {
+			t.Fatalf("delete version %s an alias uses: %d %s", q, w.Code, w.Body)
+		}
+	}
+	if w := do(s, "GET", "/2015-03-31/functions?FunctionVersion=ALL", nil); w.Code != 400 {
+		t.Fatalf("ListFunctions ALL: %d", w.Code)
+	}
+	if w := do(s, "DELETE", "/2015-03-31/functions/f", nil); w.Code != 204 {
+		t.Fatalf("delete: %d %s", w.Code, w.Body)
+	}
+	if len(st.fns)+len(st.versions)+len(st.aliases)+len(st.code) != 0 {
+		t.Fatalf("left behind: %d functions, %d versions, %d aliases, %d packages", len(st.fns), len(st.versions), len(st.aliases), len(st.code))
+	}
 }

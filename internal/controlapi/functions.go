@@ -16,41 +16,105 @@ import (
 	"github.com/emberfn/ember/internal/store"
 )
 
-// resolve finds the caller's function named by the {fn} path value and
-// the Qualifier query parameter. Another account's ARN is answered as not
+// parseRef parses the {fn} path value and the Qualifier query parameter
+// into one reference. Another account's or region's ARN is answered as not
 // found: accounts never see each other's functions.
-func (s *Server) resolve(r *request) (store.Revision, error) {
+func (s *Server) parseRef(r *request) (lambdaapi.FunctionRef, error) {
 	ref, err := lambdaapi.ParseFunctionRef(r.PathValue("fn"))
 	if err != nil {
-		return store.Revision{}, err
+		return ref, err
 	}
 	q := r.URL.Query().Get("Qualifier")
+	if q != "" {
+		if err := lambdaapi.CheckQualifier(q); err != nil {
+			return ref, err
+		}
+	}
 	if ref.Qualifier != "" && q != "" && q != ref.Qualifier {
-		return store.Revision{}, lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
+		return ref, lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
 			"The derived qualifier from the function name does not match the specified qualifier.")
 	}
 	if q != "" {
 		ref.Qualifier = q
 	}
-	notFound := func() (store.Revision, error) {
-		arn := lambdaapi.FunctionARN(s.cfg.Region, r.principal.AccountID, ref.Name)
-		if ref.Qualifier != "" {
-			arn += ":" + ref.Qualifier
-		}
-		return store.Revision{}, lambdaapi.Errorf(lambdaapi.ResourceNotFound, "Function not found: %s", arn)
-	}
 	if (ref.Account != "" && ref.Account != r.principal.AccountID) ||
 		(ref.Region != "" && ref.Region != s.cfg.Region) {
-		return notFound()
+		return ref, s.notFound(r, ref.Name, ref.Qualifier)
+	}
+	return ref, nil
+}
+
+// notFound is Lambda's answer for a function, version or alias that does
+// not exist.
+func (s *Server) notFound(r *request, name, qualifier string) error {
+	return lambdaapi.Errorf(lambdaapi.ResourceNotFound, "Function not found: %s",
+		lambdaapi.QualifiedARN(s.cfg.Region, r.principal.AccountID, name, qualifier))
+}
+
+// resolve finds the caller's function's $LATEST, for the operations that
+// act on it alone: a qualifier other than $LATEST is not found.
+func (s *Server) resolve(r *request) (store.Revision, error) {
+	ref, err := s.parseRef(r)
+	if err != nil {
+		return store.Revision{}, err
 	}
 	if ref.Qualifier != "" && ref.Qualifier != lambdaapi.VersionLatest {
-		return notFound() // versions and aliases are not built yet
+		return store.Revision{}, s.notFound(r, ref.Name, ref.Qualifier)
 	}
 	f, err := s.cfg.Store.GetFunction(r.Context(), r.principal.AccountID, ref.Name)
 	if errors.Is(err, store.ErrNotFound) {
-		return notFound()
+		return store.Revision{}, s.notFound(r, ref.Name, ref.Qualifier)
 	}
 	return f, err
+}
+
+// target is what a possibly qualified function reference names.
+type target struct {
+	latest store.Revision // the function's $LATEST, as read
+	// fn is what the reference names: $LATEST, a published version, or
+	// the version an alias points to.
+	fn        store.Function
+	qualifier string // as given: "", "$LATEST", a number or an alias
+}
+
+// resolveTarget finds the function, version or alias named by the {fn}
+// path value and the Qualifier query parameter.
+func (s *Server) resolveTarget(r *request) (target, error) {
+	ref, err := s.parseRef(r)
+	if err != nil {
+		return target{}, err
+	}
+	ctx, account := r.Context(), r.principal.AccountID
+	latest, err := s.cfg.Store.GetFunction(ctx, account, ref.Name)
+	if errors.Is(err, store.ErrNotFound) {
+		return target{}, s.notFound(r, ref.Name, ref.Qualifier)
+	}
+	if err != nil {
+		return target{}, err
+	}
+	t := target{latest: latest, fn: latest.Function, qualifier: ref.Qualifier}
+	version := ref.Qualifier
+	if version != "" && version != lambdaapi.VersionLatest && !lambdaapi.IsVersionNumber(version) {
+		a, err := s.cfg.Store.GetAlias(ctx, account, ref.Name, version)
+		if errors.Is(err, store.ErrNotFound) {
+			return target{}, s.notFound(r, ref.Name, ref.Qualifier)
+		}
+		if err != nil {
+			return target{}, err
+		}
+		version = a.FunctionVersion
+	}
+	if version != "" && version != lambdaapi.VersionLatest {
+		v, err := s.cfg.Store.GetVersion(ctx, account, ref.Name, version)
+		if errors.Is(err, store.ErrNotFound) {
+			return target{}, s.notFound(r, ref.Name, version)
+		}
+		if err != nil {
+			return target{}, err
+		}
+		t.fn = v
+	}
+	return t, nil
 }
 
 func (s *Server) createFunction(w http.ResponseWriter, r *request) error {
@@ -68,9 +132,6 @@ func (s *Server) createFunction(w http.ResponseWriter, r *request) error {
 	}
 	if in.PackageType != "" && in.PackageType != lambdaapi.PackageTypeZip {
 		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue, "PackageType %s is not supported; Ember runs Zip packages", in.PackageType)
-	}
-	if in.Publish {
-		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue, "Publish is not supported yet: Ember has no versions so far; omit it")
 	}
 	if len(in.Layers) > 0 {
 		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue, "Layers are not supported yet")
@@ -118,11 +179,21 @@ func (s *Server) createFunction(w http.ResponseWriter, r *request) error {
 	setCode(&f, pkg)
 	f.RevisionID = lambdaapi.NewRequestID()
 	f.LastModified = s.cfg.Now().UTC()
+	if in.Publish {
+		f.LastVersion, f.PublishedRevision = 1, f.RevisionID
+	}
 
 	unlock := s.lockCode(f.AccountID)
 	defer unlock()
 	if _, err := s.cfg.Store.GetFunction(r.Context(), f.AccountID, f.Name); err == nil {
 		return s.conflict(f.Name)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	// Versions and aliases a deleted function of that name left behind
+	// (a delete cut short) must not come back with the new function.
+	if err := s.deleteVersionsAndAliases(r.Context(), f.AccountID, f.Name); err != nil {
+		return err
 	}
 	if err := s.cfg.Store.PutCode(r.Context(), f.AccountID, f.CodeSHA256, in.Code.ZipFile); err != nil {
 		return err
@@ -135,7 +206,16 @@ func (s *Server) createFunction(w http.ResponseWriter, r *request) error {
 		return err
 	}
 	s.log.Info("function created", "account", f.AccountID, "function", f.Name, "code_sha256", f.CodeSHA256)
-	return writeJSON(w, http.StatusCreated, s.configuration(&f))
+	if in.Publish {
+		// As Lambda: the answer describes version 1, with the
+		// unqualified ARN.
+		v, err := s.publish(r.Context(), f, nil)
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusCreated, s.configuration(&v, ""))
+	}
+	return writeJSON(w, http.StatusCreated, s.configuration(&f, ""))
 }
 
 func (s *Server) conflict(name string) error {
@@ -143,33 +223,42 @@ func (s *Server) conflict(name string) error {
 }
 
 func (s *Server) getFunction(w http.ResponseWriter, r *request) error {
-	f, err := s.resolve(r)
+	t, err := s.resolveTarget(r)
 	if err != nil {
 		return err
 	}
 	out := lambdaapi.GetFunctionOutput{
-		Configuration: s.configuration(&f.Function),
+		Configuration: s.configuration(&t.fn, t.qualifier),
 		Code: lambdaapi.FunctionCodeLocation{
 			RepositoryType: "S3",
-			Location:       s.codeURL(r.Request, f.AccountID, f.CodeSHA256),
+			Location:       s.codeURL(r.Request, t.fn.AccountID, t.fn.CodeSHA256),
 		},
 	}
-	if f.ReservedConcurrency != nil {
-		out.Concurrency = &lambdaapi.Concurrency{ReservedConcurrentExecutions: f.ReservedConcurrency}
+	if n := t.latest.ReservedConcurrency; n != nil {
+		out.Concurrency = &lambdaapi.Concurrency{ReservedConcurrentExecutions: n}
 	}
 	return writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) getFunctionConfiguration(w http.ResponseWriter, r *request) error {
-	f, err := s.resolve(r)
+	t, err := s.resolveTarget(r)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, s.configuration(&f.Function))
+	return writeJSON(w, http.StatusOK, s.configuration(&t.fn, t.qualifier))
 }
 
 func (s *Server) listFunctions(w http.ResponseWriter, r *request) error {
 	q := r.URL.Query()
+	switch v := q.Get("FunctionVersion"); v {
+	case "":
+	case "ALL":
+		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
+			"FunctionVersion=ALL is not supported by Ember yet; list a function's versions with ListVersionsByFunction")
+	default:
+		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
+			"1 validation error detected: Value '%s' at 'functionVersion' failed to satisfy constraint: Member must satisfy enum value set: [ALL]", v)
+	}
 	max := 50
 	if v := q.Get("MaxItems"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -193,7 +282,7 @@ func (s *Server) listFunctions(w http.ResponseWriter, r *request) error {
 	}
 	out := lambdaapi.ListFunctionsOutput{Functions: make([]lambdaapi.FunctionConfiguration, 0, len(fs))}
 	for i := range fs {
-		out.Functions = append(out.Functions, s.configuration(&fs[i]))
+		out.Functions = append(out.Functions, s.configuration(&fs[i], ""))
 	}
 	if more && len(fs) > 0 {
 		m := base64.RawURLEncoding.EncodeToString([]byte(fs[len(fs)-1].Name))
@@ -213,16 +302,14 @@ func (s *Server) updateFunctionCode(w http.ResponseWriter, r *request) error {
 	if len(in.ZipFile) == 0 {
 		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue, "ZipFile is required")
 	}
-	if in.Publish {
-		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue, "Publish is not supported yet: Ember has no versions so far; omit it")
-	}
 	if err := s.checkArchitectures(in.Architectures); err != nil {
 		return err
 	}
 	unlock := s.lockCode(r.principal.AccountID)
 	defer unlock()
 	var stored string
-	f, old, err := s.modify(r, in.RevisionId, func(f *store.Function) error {
+	publish := in.Publish && !in.DryRun
+	f, old, err := s.modifyRev(r, modification{revisionID: in.RevisionId, write: !in.DryRun, newRevision: true, publish: publish}, func(f *store.Function) error {
 		pkg, err := s.checkPackage(in.ZipFile, f.Runtime)
 		if err != nil {
 			return err
@@ -238,7 +325,7 @@ func (s *Server) updateFunctionCode(w http.ResponseWriter, r *request) error {
 		}
 		setCode(f, pkg)
 		return nil
-	}, !in.DryRun)
+	})
 	if err != nil {
 		if stored != "" {
 			s.dropCodeIfUnused(r.Context(), r.principal.AccountID, stored)
@@ -248,7 +335,16 @@ func (s *Server) updateFunctionCode(w http.ResponseWriter, r *request) error {
 	if old.CodeSHA256 != f.CodeSHA256 {
 		s.dropCodeIfUnused(r.Context(), f.AccountID, old.CodeSHA256)
 	}
-	return writeJSON(w, http.StatusOK, s.configuration(&f))
+	if publish {
+		// As Lambda: the answer describes the new version, with its
+		// qualified ARN.
+		v, err := s.publish(r.Context(), f, nil)
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, s.configuration(&v, v.Version))
+	}
+	return writeJSON(w, http.StatusOK, s.configuration(&f, ""))
 }
 
 func (s *Server) updateFunctionConfiguration(w http.ResponseWriter, r *request) error {
@@ -281,27 +377,37 @@ func (s *Server) updateFunctionConfiguration(w http.ResponseWriter, r *request) 
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, s.configuration(&f))
+	return writeJSON(w, http.StatusOK, s.configuration(&f, ""))
 }
 
 // modify reads the function, checks the RevisionId precondition, applies
 // change and writes the result if write is set, retrying a concurrent
 // change. It returns the new and the old function.
 func (s *Server) modify(r *request, revisionID string, change func(*store.Function) error, write bool) (store.Function, store.Function, error) {
-	return s.modifyRev(r, revisionID, change, write, true)
+	return s.modifyRev(r, modification{revisionID: revisionID, write: write, newRevision: true}, change)
 }
 
-// modifyRev is modify; newRevision false keeps RevisionId and LastModified
-// (a change that is neither code nor configuration).
-func (s *Server) modifyRev(r *request, revisionID string, change func(*store.Function) error, write, newRevision bool) (store.Function, store.Function, error) {
+// modification says how modifyRev changes $LATEST.
+type modification struct {
+	revisionID string // the RevisionId precondition ("" if none)
+	write      bool   // false: check and compute only (a dry run)
+	// newRevision false keeps RevisionId and LastModified (a change that
+	// is neither code nor configuration).
+	newRevision bool
+	// publish takes the next version number in the same write; the
+	// caller then stores the version with publish.
+	publish bool
+}
+
+// modifyRev is modify, as m says.
+func (s *Server) modifyRev(r *request, m modification, change func(*store.Function) error) (store.Function, store.Function, error) {
 	for attempt := 0; ; attempt++ {
 		cur, err := s.resolve(r)
 		if err != nil {
 			return store.Function{}, store.Function{}, err
 		}
-		if revisionID != "" && revisionID != cur.RevisionID {
-			return store.Function{}, store.Function{}, lambdaapi.Errorf(lambdaapi.PreconditionFailed,
-				"The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id")
+		if m.revisionID != "" && m.revisionID != cur.RevisionID {
+			return store.Function{}, store.Function{}, revisionMismatch()
 		}
 		old := cur.Function
 		f := cur.Function
@@ -309,12 +415,16 @@ func (s *Server) modifyRev(r *request, revisionID string, change func(*store.Fun
 		if err := change(&f); err != nil {
 			return store.Function{}, store.Function{}, err
 		}
-		if !write {
+		if !m.write {
 			return f, old, nil
 		}
-		if newRevision {
+		if m.newRevision {
 			f.RevisionID = lambdaapi.NewRequestID()
 			f.LastModified = s.cfg.Now().UTC()
+		}
+		if m.publish {
+			f.LastVersion++
+			f.PublishedRevision = f.RevisionID
 		}
 		_, err = s.cfg.Store.UpdateFunction(r.Context(), f, cur.Rev)
 		if errors.Is(err, store.ErrConflict) && attempt < 5 {
@@ -332,23 +442,54 @@ func (s *Server) modifyRev(r *request, revisionID string, change func(*store.Fun
 	}
 }
 
+func revisionMismatch() error {
+	return lambdaapi.Errorf(lambdaapi.PreconditionFailed,
+		"The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id")
+}
+
+// deleteFunction deletes a function with all its versions and aliases, or
+// (with a version number as qualifier) one published version.
 func (s *Server) deleteFunction(w http.ResponseWriter, r *request) error {
-	if q := r.URL.Query().Get("Qualifier"); q == lambdaapi.VersionLatest {
-		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue, "$LATEST version cannot be deleted without deleting the function.")
-	}
-	unlock := s.lockCode(r.principal.AccountID)
-	defer unlock()
-	f, err := s.resolve(r)
+	ref, err := s.parseRef(r)
 	if err != nil {
 		return err
 	}
-	if err := s.cfg.Store.DeleteFunction(r.Context(), f.AccountID, f.Name, f.Rev); err != nil {
+	switch q := ref.Qualifier; {
+	case q == lambdaapi.VersionLatest:
+		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue, "$LATEST version cannot be deleted without deleting the function.")
+	case q != "" && !lambdaapi.IsVersionNumber(q):
+		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue, "Deletion of aliases is not currently supported.")
+	}
+	ctx, account := r.Context(), r.principal.AccountID
+	unlock := s.lockCode(account)
+	defer unlock()
+	f, err := s.cfg.Store.GetFunction(ctx, account, ref.Name)
+	if errors.Is(err, store.ErrNotFound) {
+		return s.notFound(r, ref.Name, "")
+	}
+	if err != nil {
+		return err
+	}
+	if ref.Qualifier != "" {
+		if err := s.deleteVersion(ctx, &f.Function, ref.Qualifier); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	// $LATEST goes first: once it is gone the function, its versions and
+	// its aliases answer 404 everywhere, even if the rest of the delete
+	// is cut short (CreateFunction sweeps up what is left).
+	if err := s.cfg.Store.DeleteFunction(ctx, f.AccountID, f.Name, f.Rev); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return lambdaapi.Errorf(lambdaapi.ResourceConflict, "The function changed while it was being deleted; retry")
 		}
 		return err
 	}
-	s.dropCodeIfUnused(r.Context(), f.AccountID, f.CodeSHA256)
+	if err := s.deleteVersionsAndAliases(ctx, f.AccountID, f.Name); err != nil {
+		s.log.Warn("versions or aliases of a deleted function left behind", "account", f.AccountID, "function", f.Name, "err", err)
+	}
+	s.dropCodeIfUnused(ctx, f.AccountID, f.CodeSHA256)
 	s.log.Info("function deleted", "account", f.AccountID, "function", f.Name)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -451,12 +592,14 @@ func setCode(f *store.Function, pkg *codepkg.Package) {
 	f.UnzippedSize = pkg.UnzippedSize
 }
 
-// configuration is Lambda's description of a stored function.
-func (s *Server) configuration(f *store.Function) lambdaapi.FunctionConfiguration {
+// configuration is Lambda's description of a stored function ($LATEST or
+// a published version); its FunctionArn is qualified by qualifier (none
+// if "").
+func (s *Server) configuration(f *store.Function, qualifier string) lambdaapi.FunctionConfiguration {
 	sum, _ := hex.DecodeString(f.CodeSHA256)
 	c := lambdaapi.FunctionConfiguration{
 		FunctionName:     f.Name,
-		FunctionArn:      lambdaapi.FunctionARN(s.cfg.Region, f.AccountID, f.Name),
+		FunctionArn:      lambdaapi.QualifiedARN(s.cfg.Region, f.AccountID, f.Name, qualifier),
 		Runtime:          f.Runtime,
 		Role:             f.Role,
 		Handler:          f.Handler,
@@ -466,7 +609,7 @@ func (s *Server) configuration(f *store.Function) lambdaapi.FunctionConfiguratio
 		MemorySize:       f.MemorySize,
 		LastModified:     f.LastModified.Format(lambdaapi.TimeFormat),
 		CodeSha256:       base64.StdEncoding.EncodeToString(sum),
-		Version:          lambdaapi.VersionLatest,
+		Version:          f.VersionName(),
 		TracingConfig:    lambdaapi.TracingConfig{Mode: "PassThrough"},
 		RevisionId:       f.RevisionID,
 		State:            lambdaapi.StateActive,
@@ -478,6 +621,9 @@ func (s *Server) configuration(f *store.Function) lambdaapi.FunctionConfiguratio
 	}
 	if len(f.Environment) > 0 {
 		c.Environment = &lambdaapi.EnvironmentResponse{Variables: f.Environment}
+	}
+	if f.Version != "" {
+		c.LastUpdateStatus = "" // a published version is never updated
 	}
 	return c
 }

@@ -1,6 +1,7 @@
 // Package controlapi serves Lambda's control plane: creating, reading,
-// updating, listing and deleting functions and their code, at Lambda's
-// REST paths and JSON shapes, plus Ember's own account administration.
+// updating, listing and deleting functions, their code, versions and
+// aliases, at Lambda's REST paths and JSON shapes, plus Ember's own
+// account administration.
 package controlapi
 
 import (
@@ -31,6 +32,15 @@ type Store interface {
 	UpdateFunction(ctx context.Context, f store.Function, rev uint64) (uint64, error)
 	DeleteFunction(ctx context.Context, account, name string, rev uint64) error
 	ListFunctions(ctx context.Context, account, after string, max int) ([]store.Function, bool, error)
+	CreateVersion(ctx context.Context, f store.Function) (uint64, error)
+	GetVersion(ctx context.Context, account, name, version string) (store.Function, error)
+	DeleteVersion(ctx context.Context, account, name, version string) error
+	ListVersions(ctx context.Context, account, name string) ([]store.Function, error)
+	CreateAlias(ctx context.Context, a store.Alias) (uint64, error)
+	GetAlias(ctx context.Context, account, function, alias string) (store.AliasRevision, error)
+	UpdateAlias(ctx context.Context, a store.Alias, rev uint64) (uint64, error)
+	DeleteAlias(ctx context.Context, account, function, alias string, rev uint64) error
+	ListAliases(ctx context.Context, account, function string) ([]store.Alias, error)
 	CodeInUse(ctx context.Context, account, sha256hex string) (bool, error)
 	PutCode(ctx context.Context, account, sha256hex string, zip []byte) error
 	GetCode(ctx context.Context, account, sha256hex string) (io.ReadCloser, int64, error)
@@ -140,6 +150,13 @@ func New(cfg Config) *Server {
 	s.route("PUT "+fn+"/configuration", lambdaapi.MaxControlBody, s.updateFunctionConfiguration)
 	s.route("DELETE "+fn, 0, s.deleteFunction)
 	s.route("DELETE "+fn+"/{$}", 0, s.deleteFunction)
+	s.route("POST "+fn+"/versions", lambdaapi.MaxControlBody, s.publishVersion)
+	s.route("GET "+fn+"/versions", 0, s.listVersions)
+	s.route("POST "+fn+"/aliases", lambdaapi.MaxControlBody, s.createAlias)
+	s.route("GET "+fn+"/aliases", 0, s.listAliases)
+	s.route("GET "+fn+"/aliases/{alias}", 0, s.getAlias)
+	s.route("PUT "+fn+"/aliases/{alias}", lambdaapi.MaxControlBody, s.updateAlias)
+	s.route("DELETE "+fn+"/aliases/{alias}", 0, s.deleteAlias)
 	s.route("PUT /2017-10-31/functions/{fn}/concurrency", lambdaapi.MaxControlBody, s.putFunctionConcurrency)
 	s.route("GET /2019-09-30/functions/{fn}/concurrency", 0, s.getFunctionConcurrency)
 	s.route("DELETE /2017-10-31/functions/{fn}/concurrency", 0, s.deleteFunctionConcurrency)

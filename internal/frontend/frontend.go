@@ -11,6 +11,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"sync"
 	"time"
@@ -42,13 +43,19 @@ type Counter interface {
 type Pool interface {
 	Acquire(ctx context.Context, fn *store.Function) (invoke.Assignment, error)
 	Release(a invoke.Assignment, healthy bool)
-	Retire(fn string)
+	// Retire destroys idle sandboxes of one version of a function (target
+	// account.name:version) or of every version (target account.name).
+	Retire(target string)
 }
 
 // Functions reads function configuration (the store).
 type Functions interface {
 	GetFunction(ctx context.Context, account, name string) (store.Revision, error)
+	GetVersion(ctx context.Context, account, name, version string) (store.Function, error)
+	GetAlias(ctx context.Context, account, function, alias string) (store.AliasRevision, error)
 	WatchFunctions(ctx context.Context, initial bool, fn func(account, name string, f *store.Function)) error
+	WatchVersions(ctx context.Context, fn func(account, name, version string, f *store.Function)) error
+	WatchAliases(ctx context.Context, fn func(account, function, alias string, a *store.Alias)) error
 }
 
 // Config configures the Front End; every interface is required.
@@ -59,15 +66,31 @@ type Config struct {
 	Functions Functions
 	Region    string // default us-east-1
 	Logger    *slog.Logger
+	// Rand, for tests, picks an alias's version: it returns a number in
+	// [0, 1) (default math/rand/v2's Float64).
+	Rand func() float64
 }
 
 // Server is the Invoke API's HTTP handler.
+//
+// It caches what invokes read: $LATEST (invalidated by a watch on the
+// functions bucket), published versions (immutable: kept until deleted, or
+// until their function is), and aliases (invalidated by a watch on the
+// aliases bucket). A read that raced an invalidation is not cached.
 type Server struct {
 	cfg Config
 	log *slog.Logger
 
 	mu    sync.RWMutex
-	cache map[string]*store.Function // account.name -> $LATEST
+	gen   uint64              // counts invalidations
+	cache map[string]*fnCache // by account.name
+}
+
+// fnCache is what the Front End knows of one function.
+type fnCache struct {
+	latest   *store.Function
+	versions map[string]*store.Function
+	aliases  map[string]*store.Alias
 }
 
 // New makes the Front End.
@@ -78,58 +101,211 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Server{cfg: cfg, log: cfg.Logger.With("component", "frontend"), cache: map[string]*store.Function{}}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Float64
+	}
+	return &Server{cfg: cfg, log: cfg.Logger.With("component", "frontend"), cache: map[string]*fnCache{}}
 }
 
 // Run keeps the configuration cache current until ctx ends, and retires
-// the sandboxes of functions that change or go away.
+// the sandboxes of functions and versions that change or go away. It
+// returns when ctx ends or a watch fails (then it stops the others).
 func (s *Server) Run(ctx context.Context) error {
-	return s.cfg.Functions.WatchFunctions(ctx, false, func(account, name string, f *store.Function) {
-		key := account + "." + name
-		s.mu.Lock()
-		old, cached := s.cache[key]
-		delete(s.cache, key)
-		s.mu.Unlock()
-		// Only a new revision of code or configuration (or a delete)
-		// retires sandboxes; a change of reserved concurrency does not.
-		if f == nil || !cached || old.RevisionID != f.RevisionID {
-			s.cfg.Pool.Retire(key)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, 3)
+	var wg sync.WaitGroup
+	run := func(watch func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := watch()
+			cancel() // one watch ended: the cache is no longer kept current
+			errs <- err
+		}()
+	}
+	run(func() error { return s.cfg.Functions.WatchFunctions(ctx, false, s.functionChanged) })
+	run(func() error { return s.cfg.Functions.WatchVersions(ctx, s.versionChanged) })
+	run(func() error { return s.cfg.Functions.WatchAliases(ctx, s.aliasChanged) })
+	wg.Wait()
+	close(errs)
+	var first error
+	for err := range errs {
+		if first == nil {
+			first = err
 		}
-	})
+	}
+	return first
 }
 
-// function returns the caller's function's configuration.
-func (s *Server) function(ctx context.Context, p auth.Principal, ref lambdaapi.FunctionRef) (*store.Function, error) {
-	notFound := func() error {
-		arn := lambdaapi.FunctionARN(s.cfg.Region, p.AccountID, ref.Name)
-		if ref.Qualifier != "" {
-			arn += ":" + ref.Qualifier
+// functionChanged handles a change (f) or delete (nil) of a $LATEST.
+func (s *Server) functionChanged(account, name string, f *store.Function) {
+	key := account + "." + name
+	s.mu.Lock()
+	s.gen++
+	var old *store.Function
+	if c := s.cache[key]; c != nil {
+		old = c.latest
+		c.latest = nil
+		if f == nil {
+			delete(s.cache, key)
 		}
-		return lambdaapi.Errorf(lambdaapi.ResourceNotFound, "Function not found: %s", arn)
 	}
-	if (ref.Account != "" && ref.Account != p.AccountID) || (ref.Region != "" && ref.Region != s.cfg.Region) ||
-		(ref.Qualifier != "" && ref.Qualifier != lambdaapi.VersionLatest) {
-		return nil, notFound()
+	s.mu.Unlock()
+	switch {
+	case f == nil:
+		s.cfg.Pool.Retire(key) // every version's sandboxes
+	case old == nil || old.RevisionID != f.RevisionID:
+		// Only a new revision of code or configuration retires $LATEST's
+		// sandboxes; a change of reserved concurrency does not.
+		s.cfg.Pool.Retire(f.VersionKey())
+	}
+}
+
+// versionChanged handles a published version created (f) or deleted (nil).
+func (s *Server) versionChanged(account, name, version string, f *store.Function) {
+	key := account + "." + name
+	s.mu.Lock()
+	s.gen++
+	if c := s.cache[key]; c != nil {
+		delete(c.versions, version)
+	}
+	s.mu.Unlock()
+	if f == nil {
+		s.cfg.Pool.Retire(key + ":" + version)
+	}
+}
+
+// aliasChanged handles an alias changed (a) or deleted (nil).
+func (s *Server) aliasChanged(account, function, alias string, _ *store.Alias) {
+	key := account + "." + function
+	s.mu.Lock()
+	s.gen++
+	if c := s.cache[key]; c != nil {
+		delete(c.aliases, alias)
+	}
+	s.mu.Unlock()
+}
+
+// cached runs read under the cache lock and returns what it found.
+func (s *Server) cached(key string, read func(c *fnCache) bool) (uint64, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	c := s.cache[key]
+	if c == nil {
+		return s.gen, false
+	}
+	return s.gen, read(c)
+}
+
+// fill stores what was read at generation gen, unless an invalidation
+// came in between (then what was read may already be stale).
+func (s *Server) fill(key string, gen uint64, write func(c *fnCache)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gen != gen {
+		return
+	}
+	c := s.cache[key]
+	if c == nil {
+		c = &fnCache{versions: map[string]*store.Function{}, aliases: map[string]*store.Alias{}}
+		s.cache[key] = c
+	}
+	write(c)
+}
+
+// target is what an invoke runs.
+type target struct {
+	fn *store.Function // $LATEST or a published version
+	// invokedARN is the ARN as the caller qualified it.
+	invokedARN string
+}
+
+// function resolves the caller's function reference: $LATEST, a published
+// version, or an alias (which picks one of its versions by weight).
+func (s *Server) function(ctx context.Context, p auth.Principal, ref lambdaapi.FunctionRef) (target, error) {
+	notFound := func(qualifier string) error {
+		return lambdaapi.Errorf(lambdaapi.ResourceNotFound, "Function not found: %s",
+			lambdaapi.QualifiedARN(s.cfg.Region, p.AccountID, ref.Name, qualifier))
+	}
+	if (ref.Account != "" && ref.Account != p.AccountID) || (ref.Region != "" && ref.Region != s.cfg.Region) {
+		return target{}, notFound(ref.Qualifier)
 	}
 	key := p.AccountID + "." + ref.Name
-	s.mu.RLock()
-	fn, ok := s.cache[key]
-	s.mu.RUnlock()
+	// $LATEST first, also for versions and aliases: a function that was
+	// deleted has none, whatever its delete left behind.
+	var latest *store.Function
+	gen, ok := s.cached(key, func(c *fnCache) bool { latest = c.latest; return latest != nil })
+	if !ok {
+		rev, err := s.cfg.Functions.GetFunction(ctx, p.AccountID, ref.Name)
+		if errors.Is(err, store.ErrNotFound) {
+			return target{}, notFound(ref.Qualifier)
+		}
+		if err != nil {
+			return target{}, err
+		}
+		latest = &rev.Function
+		s.fill(key, gen, func(c *fnCache) { c.latest = latest })
+	}
+	t := target{fn: latest, invokedARN: lambdaapi.QualifiedARN(s.cfg.Region, p.AccountID, ref.Name, ref.Qualifier)}
+	version := ref.Qualifier
+	if version != "" && version != lambdaapi.VersionLatest && !lambdaapi.IsVersionNumber(version) {
+		a, err := s.alias(ctx, key, p.AccountID, ref.Name, version)
+		if errors.Is(err, store.ErrNotFound) {
+			return target{}, notFound(ref.Qualifier)
+		}
+		if err != nil {
+			return target{}, err
+		}
+		version = s.pick(a)
+	}
+	if version == "" || version == lambdaapi.VersionLatest {
+		return t, nil
+	}
+	var v *store.Function
+	gen, ok = s.cached(key, func(c *fnCache) bool { v = c.versions[version]; return v != nil })
+	if !ok {
+		f, err := s.cfg.Functions.GetVersion(ctx, p.AccountID, ref.Name, version)
+		if errors.Is(err, store.ErrNotFound) {
+			return target{}, notFound(version)
+		}
+		if err != nil {
+			return target{}, err
+		}
+		v = &f
+		s.fill(key, gen, func(c *fnCache) { c.versions[version] = v })
+	}
+	t.fn = v
+	return t, nil
+}
+
+// alias reads an alias, from the cache if it can.
+func (s *Server) alias(ctx context.Context, key, account, function, name string) (*store.Alias, error) {
+	var a *store.Alias
+	gen, ok := s.cached(key, func(c *fnCache) bool { a = c.aliases[name]; return a != nil })
 	if ok {
-		return fn, nil
+		return a, nil
 	}
-	rev, err := s.cfg.Functions.GetFunction(ctx, p.AccountID, ref.Name)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, notFound()
-	}
+	ar, err := s.cfg.Functions.GetAlias(ctx, account, function, name)
 	if err != nil {
 		return nil, err
 	}
-	fn = &rev.Function
-	s.mu.Lock()
-	s.cache[key] = fn
-	s.mu.Unlock()
-	return fn, nil
+	a = &ar.Alias
+	s.fill(key, gen, func(c *fnCache) { c.aliases[name] = a })
+	return a, nil
+}
+
+// pick chooses the version an alias invocation runs: each additional
+// version with its weight's probability, else the alias's own version.
+func (s *Server) pick(a *store.Alias) string {
+	x := s.cfg.Rand()
+	for v, w := range a.Weights {
+		if x < w {
+			return v
+		}
+		x -= w
+	}
+	return a.FunctionVersion
 }
 
 // ServeHTTP serves POST /2015-03-31/functions/{fn}/invocations.
@@ -162,6 +338,9 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request, requestID string
 		return err
 	}
 	if q := r.URL.Query().Get("Qualifier"); q != "" {
+		if err := lambdaapi.CheckQualifier(q); err != nil {
+			return err
+		}
 		if ref.Qualifier != "" && ref.Qualifier != q {
 			return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
 				"The derived qualifier from the function name does not match the specified qualifier.")
@@ -192,10 +371,11 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request, requestID string
 	} else if !json.Valid(body) {
 		return lambdaapi.Errorf(lambdaapi.InvalidRequestContent, "Could not parse request body into json: Unexpected character in the payload")
 	}
-	fn, err := s.function(r.Context(), p, ref)
+	t, err := s.function(r.Context(), p, ref)
 	if err != nil {
 		return err
 	}
+	fn := t.fn
 	if invType == "DryRun" {
 		w.WriteHeader(http.StatusNoContent)
 		return nil
@@ -208,7 +388,7 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request, requestID string
 	defer release() // on every path, panics included
 	req := &invoke.Request{
 		RequestID: requestID, Payload: body, ClientContext: clientContext,
-		TraceID: r.Header.Get("X-Amzn-Trace-Id"), Version: lambdaapi.VersionLatest,
+		TraceID: r.Header.Get("X-Amzn-Trace-Id"), Version: fn.VersionName(), InvokedFunctionARN: t.invokedARN,
 	}
 	// A sandbox that died before the invocation reached its runtime did
 	// not run it: try another, a few times.
@@ -220,7 +400,7 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request, requestID string
 		if err != nil {
 			return err
 		}
-		return s.writeResult(w, logType, res)
+		return s.writeResult(w, logType, fn.VersionName(), res)
 	}
 }
 
@@ -229,7 +409,7 @@ func (s *Server) run(ctx context.Context, fn *store.Function, req *invoke.Reques
 	a, err := s.cfg.Pool.Acquire(ctx, fn)
 	var ie *invoke.InitError
 	if errors.As(err, &ie) {
-		s.log.Info("init failed", "function", fn.Key(), "request_id", requestID, "error_type", ie.Type)
+		s.log.Info("init failed", "function", fn.VersionKey(), "request_id", requestID, "error_type", ie.Type)
 		return &invoke.Result{
 			FunctionError: "Unhandled",
 			Payload:       errorJSON(ie.Type, "RequestId: "+requestID+" Error: "+ie.Message),
@@ -253,10 +433,10 @@ func (s *Server) run(ctx context.Context, fn *store.Function, req *invoke.Reques
 	return res, nil
 }
 
-func (s *Server) writeResult(w http.ResponseWriter, logType string, res *invoke.Result) error {
+func (s *Server) writeResult(w http.ResponseWriter, logType, version string, res *invoke.Result) error {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
-	h.Set("X-Amz-Executed-Version", lambdaapi.VersionLatest)
+	h.Set("X-Amz-Executed-Version", version)
 	if res.FunctionError != "" {
 		h.Set("X-Amz-Function-Error", res.FunctionError)
 	}

@@ -46,6 +46,7 @@ type fakePool struct {
 	worker   fakeWorker
 	out      int
 	released []bool
+	retired  []string
 }
 
 func (p *fakePool) Acquire(context.Context, *store.Function) (invoke.Assignment, error) {
@@ -62,27 +63,92 @@ func (p *fakePool) Release(_ invoke.Assignment, healthy bool) {
 	p.released = append(p.released, healthy)
 }
 
-func (p *fakePool) Retire(string) {}
+func (p *fakePool) Retire(target string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.retired = append(p.retired, target)
+}
 
-type fakeFunctions struct{}
+// fakeFunctions has function f with versions 1 and 2 and alias live (1,
+// with weight 0.5 to 2); it counts reads.
+type fakeFunctions struct {
+	mu      sync.Mutex
+	reads   int
+	aliases map[string]store.Alias
+}
 
-func (fakeFunctions) GetFunction(_ context.Context, account, name string) (store.Revision, error) {
+func newFakeFunctions() *fakeFunctions {
+	return &fakeFunctions{aliases: map[string]store.Alias{
+		"live": {AccountID: "123456789012", Function: "f", Name: "live", FunctionVersion: "1", Weights: map[string]float64{"2": 0.5}},
+		"dev":  {AccountID: "123456789012", Function: "f", Name: "dev", FunctionVersion: "$LATEST"},
+	}}
+}
+
+func (ff *fakeFunctions) GetFunction(_ context.Context, account, name string) (store.Revision, error) {
+	ff.mu.Lock()
+	defer ff.mu.Unlock()
+	ff.reads++
 	if name != "f" {
 		return store.Revision{}, store.ErrNotFound
 	}
 	return store.Revision{Function: store.Function{AccountID: account, Name: name, Timeout: 3, MemorySize: 128}}, nil
 }
 
-func (fakeFunctions) WatchFunctions(context.Context, bool, func(string, string, *store.Function)) error {
+func (ff *fakeFunctions) GetVersion(_ context.Context, account, name, version string) (store.Function, error) {
+	ff.mu.Lock()
+	defer ff.mu.Unlock()
+	ff.reads++
+	if name != "f" || (version != "1" && version != "2") {
+		return store.Function{}, store.ErrNotFound
+	}
+	return store.Function{AccountID: account, Name: name, Version: version, Timeout: 3, MemorySize: 128}, nil
+}
+
+func (ff *fakeFunctions) GetAlias(_ context.Context, account, function, alias string) (store.AliasRevision, error) {
+	ff.mu.Lock()
+	defer ff.mu.Unlock()
+	ff.reads++
+	a, ok := ff.aliases[alias]
+	if function != "f" || !ok {
+		return store.AliasRevision{}, store.ErrNotFound
+	}
+	return store.AliasRevision{Alias: a}, nil
+}
+
+func (ff *fakeFunctions) readCount() int {
+	ff.mu.Lock()
+	defer ff.mu.Unlock()
+	return ff.reads
+}
+
+func (*fakeFunctions) WatchFunctions(context.Context, bool, func(string, string, *store.Function)) error {
+	return nil
+}
+
+func (*fakeFunctions) WatchVersions(context.Context, func(string, string, string, *store.Function)) error {
+	return nil
+}
+
+func (*fakeFunctions) WatchAliases(context.Context, func(string, string, string, *store.Alias)) error {
 	return nil
 }
 
 func newServer(w fakeWorker) (*Server, *fakeCounter, *fakePool, http.Handler) {
-	c, p := &fakeCounter{}, &fakePool{worker: w}
-	s := New(Config{Auth: trustAll{}, Counter: c, Pool: p, Functions: fakeFunctions{}})
+	s, c, p, _, h := newServerWith(w, nil)
+	return s, c, p, h
+}
+
+func newServerWith(w fakeWorker, rnd func() float64) (*Server, *fakeCounter, *fakePool, *fakeFunctions, http.Handler) {
+	c, p, ff := &fakeCounter{}, &fakePool{worker: w}, newFakeFunctions()
+	s := New(Config{Auth: trustAll{}, Counter: c, Pool: p, Functions: ff, Rand: rnd})
 	mux := http.NewServeMux()
 	mux.Handle("POST /2015-03-31/functions/{fn}/invocations", s)
-	return s, c, p, mux
+	// As in ember serve, where the control API answers every other path.
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Amzn-ErrorType", "UnknownOperationException")
+		w.WriteHeader(http.StatusNotFound)
+	})
+	return s, c, p, ff, mux
 }
 
 // A worker that panics still gives the slot and the sandbox back, and the
@@ -144,6 +210,7 @@ func FuzzInvokeRequest(f *testing.F) {
 		h.ServeHTTP(w, req)
 		switch w.Code {
 		case 200, 204, 400, 404, 405, 413:
+		case 301, 307, 308: // ServeMux cleaning a path such as "a/../b", before Ember sees it
 		default:
 			t.Fatalf("status %d: %s", w.Code, w.Body)
 		}
@@ -154,4 +221,92 @@ func FuzzInvokeRequest(f *testing.F) {
 			t.Fatalf("leaked: %d slots, %d sandboxes", c.held, p.out)
 		}
 	})
+}
+
+// Versions and aliases resolve to the version that runs, which the
+// response names; an alias picks by weight; reads are cached until a
+// watch says otherwise.
+func TestVersionsAndAliases(t *testing.T) {
+	x := 0.0
+	var got []*invoke.Request
+	var mu sync.Mutex
+	s, _, p, ff, h := newServerWith(fakeWorker{fn: func(req *invoke.Request) (*invoke.Result, error) {
+		mu.Lock()
+		got = append(got, req)
+		mu.Unlock()
+		return &invoke.Result{Payload: []byte(`{}`)}, nil
+	}}, func() float64 { return x })
+	inv := func(path string) *httptest.ResponseRecorder {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest("POST", path, nil))
+		return w
+	}
+	const arn = "arn:aws:lambda:us-east-1:123456789012:function:f"
+	for _, c := range []struct {
+		path, version, arn string
+		rnd                float64
+	}{
+		{"/2015-03-31/functions/f/invocations", "$LATEST", arn, 0},
+		{"/2015-03-31/functions/f:1/invocations", "1", arn + ":1", 0},
+		{"/2015-03-31/functions/f/invocations?Qualifier=2", "2", arn + ":2", 0},
+		{"/2015-03-31/functions/f/invocations?Qualifier=$LATEST", "$LATEST", arn + ":$LATEST", 0},
+		{"/2015-03-31/functions/f:live/invocations", "2", arn + ":live", 0.49},
+		{"/2015-03-31/functions/f:live/invocations", "1", arn + ":live", 0.5},
+		{"/2015-03-31/functions/" + arn + ":dev/invocations", "$LATEST", arn + ":dev", 0},
+	} {
+		x = c.rnd
+		w := inv(c.path)
+		if w.Code != 200 || w.Header().Get("X-Amz-Executed-Version") != c.version {
+			t.Fatalf("%s: %d %q %s", c.path, w.Code, w.Header().Get("X-Amz-Executed-Version"), w.Body)
+		}
+		req := got[len(got)-1]
+		if req.Version != c.version || req.InvokedFunctionARN != c.arn {
+			t.Fatalf("%s: request version %q arn %q", c.path, req.Version, req.InvokedFunctionARN)
+		}
+	}
+	for _, path := range []string{"/2015-03-31/functions/f:3/invocations", "/2015-03-31/functions/f:nope/invocations",
+		"/2015-03-31/functions/g:1/invocations"} {
+		if w := inv(path); w.Code != 404 || w.Header().Get("X-Amzn-ErrorType") != "ResourceNotFoundException" {
+			t.Fatalf("%s: %d %s", path, w.Code, w.Body)
+		}
+	}
+	if w := inv("/2015-03-31/functions/f/invocations?Qualifier=a.b"); w.Code != 400 {
+		t.Fatalf("bad qualifier: %d", w.Code)
+	}
+
+	// Cached: the same invokes read nothing more.
+	reads := ff.readCount()
+	inv("/2015-03-31/functions/f:live/invocations")
+	inv("/2015-03-31/functions/f:1/invocations")
+	inv("/2015-03-31/functions/f/invocations")
+	if n := ff.readCount(); n != reads {
+		t.Fatalf("%d reads for cached invokes", n-reads)
+	}
+	// An alias change is read again; a version delete retires its
+	// sandboxes; a function delete all of its versions'.
+	ff.mu.Lock()
+	ff.aliases["live"] = store.Alias{AccountID: "123456789012", Function: "f", Name: "live", FunctionVersion: "2"}
+	ff.mu.Unlock()
+	a := ff.aliases["live"]
+	s.aliasChanged("123456789012", "f", "live", &a)
+	x = 0.9
+	if w := inv("/2015-03-31/functions/f:live/invocations"); w.Header().Get("X-Amz-Executed-Version") != "2" {
+		t.Fatalf("after alias update: %q", w.Header().Get("X-Amz-Executed-Version"))
+	}
+	s.versionChanged("123456789012", "f", "1", nil)
+	s.functionChanged("123456789012", "f", nil)
+	if want := []string{"123456789012.f:1", "123456789012.f"}; len(p.retired) != 2 || p.retired[0] != want[0] || p.retired[1] != want[1] {
+		t.Fatalf("retired %v, want %v", p.retired, want)
+	}
+}
+
+// A read that raced an invalidation is not cached.
+func TestStaleFillIsDropped(t *testing.T) {
+	s, _, _, _, _ := newServerWith(fakeWorker{}, nil)
+	gen, _ := s.cached("k", func(*fnCache) bool { return false })
+	s.functionChanged("a", "f", &store.Function{AccountID: "a", Name: "f"})
+	s.fill("k", gen, func(c *fnCache) { c.latest = &store.Function{} })
+	if _, ok := s.cached("k", func(c *fnCache) bool { return c.latest != nil }); ok {
+		t.Fatal("a stale read was cached")
+	}
 }

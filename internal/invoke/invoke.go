@@ -21,8 +21,15 @@ type Request struct {
 	ClientContext string
 	// TraceID is passed to the runtime as Lambda-Runtime-Trace-Id.
 	TraceID string
-	// Version is the executed version, for the START line.
+	// Version is the executed version ("$LATEST" or a number), for the
+	// START line. It is the Version of the function the sandbox was made
+	// for.
 	Version string
+	// InvokedFunctionARN is the ARN the caller invoked, qualified as the
+	// caller qualified it (a version, an alias, $LATEST, or none); the
+	// runtime gets it as Lambda-Runtime-Invoked-Function-Arn. Empty: the
+	// function's unqualified ARN.
+	InvokedFunctionARN string
 	// InitDuration, on the first invocation of a new sandbox, is how long
 	// its init took (it goes into the REPORT line).
 	InitDuration time.Duration

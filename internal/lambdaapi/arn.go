@@ -91,6 +91,55 @@ func FunctionARN(region, account, name string) string {
 	return fmt.Sprintf("arn:%s:lambda:%s:%s:function:%s", Partition, region, account, name)
 }
 
+// QualifiedARN is the ARN of a version or alias of a function (the
+// unqualified ARN if qualifier is empty).
+func QualifiedARN(region, account, name, qualifier string) string {
+	arn := FunctionARN(region, account, name)
+	if qualifier != "" {
+		arn += ":" + qualifier
+	}
+	return arn
+}
+
+var (
+	queryQualifierRE = regexp.MustCompile(`^[a-zA-Z0-9$_-]{1,128}$`)
+	versionRE        = regexp.MustCompile(`^[0-9]+$`)
+	aliasNameRE      = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,128}$`)
+)
+
+// CheckQualifier validates a Qualifier parameter as Lambda does.
+func CheckQualifier(q string) error {
+	if !queryQualifierRE.MatchString(q) {
+		return Errorf(InvalidParameterValue,
+			"1 validation error detected: Value '%s' at 'qualifier' failed to satisfy constraint: Member must satisfy regular expression pattern: (|[a-zA-Z0-9$_-]+)", truncate(q, 128))
+	}
+	return nil
+}
+
+// IsVersionNumber reports whether a qualifier names a published version
+// (all digits) rather than $LATEST or an alias.
+func IsVersionNumber(q string) bool { return versionRE.MatchString(q) }
+
+// CheckAliasName validates an alias name: Lambda's pattern
+// (?!^[0-9]+$)([a-zA-Z0-9-_]+), 1 to 128 characters.
+func CheckAliasName(name string) error {
+	if !aliasNameRE.MatchString(name) || versionRE.MatchString(name) {
+		return Errorf(InvalidParameterValue,
+			"1 validation error detected: Value '%s' at 'name' failed to satisfy constraint: Member must satisfy regular expression pattern: (?!^[0-9]+$)([a-zA-Z0-9-_]+)", truncate(name, 128))
+	}
+	return nil
+}
+
+// CheckFunctionVersion validates the FunctionVersion of an alias:
+// $LATEST or a version number.
+func CheckFunctionVersion(v string) error {
+	if v != VersionLatest && (!versionRE.MatchString(v) || len(v) > 1024) {
+		return Errorf(InvalidParameterValue,
+			"1 validation error detected: Value '%s' at 'functionVersion' failed to satisfy constraint: Member must satisfy regular expression pattern: (\\$LATEST|[0-9]+)", truncate(v, 128))
+	}
+	return nil
+}
+
 // RoleARNValid reports whether s looks like an IAM role ARN, as Lambda
 // checks it.
 func RoleARNValid(s string) bool { return roleRE.MatchString(s) }

@@ -124,7 +124,7 @@ type FunctionConfiguration struct {
 	TracingConfig    TracingConfig        `json:"TracingConfig"`
 	RevisionId       string               `json:"RevisionId"`
 	State            string               `json:"State"`
-	LastUpdateStatus string               `json:"LastUpdateStatus"`
+	LastUpdateStatus string               `json:"LastUpdateStatus,omitempty"` // none on published versions
 	PackageType      string               `json:"PackageType"`
 	Architectures    []string             `json:"Architectures"`
 	EphemeralStorage EphemeralStorage     `json:"EphemeralStorage"`
@@ -155,6 +155,57 @@ type GetFunctionOutput struct {
 type ListFunctionsOutput struct {
 	Functions  []FunctionConfiguration `json:"Functions"`
 	NextMarker *string                 `json:"NextMarker,omitempty"`
+}
+
+// PublishVersionInput is the body of PublishVersion (it may be empty).
+type PublishVersionInput struct {
+	CodeSha256  *string `json:"CodeSha256"`
+	Description *string `json:"Description"`
+	RevisionId  *string `json:"RevisionId"`
+	PublishTo   *string `json:"PublishTo"`
+}
+
+// ListVersionsByFunctionOutput is the body of ListVersionsByFunction.
+type ListVersionsByFunctionOutput struct {
+	Versions   []FunctionConfiguration `json:"Versions"`
+	NextMarker *string                 `json:"NextMarker,omitempty"`
+}
+
+// AliasRoutingConfiguration is an alias's RoutingConfig.
+type AliasRoutingConfiguration struct {
+	AdditionalVersionWeights map[string]float64 `json:"AdditionalVersionWeights,omitempty"`
+}
+
+// CreateAliasInput is the body of CreateAlias.
+type CreateAliasInput struct {
+	Name            *string                    `json:"Name"`
+	FunctionVersion *string                    `json:"FunctionVersion"`
+	Description     *string                    `json:"Description"`
+	RoutingConfig   *AliasRoutingConfiguration `json:"RoutingConfig"`
+}
+
+// UpdateAliasInput is the body of UpdateAlias; absent fields are kept.
+type UpdateAliasInput struct {
+	FunctionVersion *string                    `json:"FunctionVersion"`
+	Description     *string                    `json:"Description"`
+	RoutingConfig   *AliasRoutingConfiguration `json:"RoutingConfig"`
+	RevisionId      *string                    `json:"RevisionId"`
+}
+
+// AliasConfiguration is how Lambda describes an alias.
+type AliasConfiguration struct {
+	AliasArn        string                     `json:"AliasArn"`
+	Name            string                     `json:"Name"`
+	FunctionVersion string                     `json:"FunctionVersion"`
+	Description     string                     `json:"Description"`
+	RoutingConfig   *AliasRoutingConfiguration `json:"RoutingConfig,omitempty"`
+	RevisionId      string                     `json:"RevisionId"`
+}
+
+// ListAliasesOutput is the body of ListAliases.
+type ListAliasesOutput struct {
+	Aliases    []AliasConfiguration `json:"Aliases"`
+	NextMarker *string              `json:"NextMarker,omitempty"`
 }
 
 // Function states and update statuses.

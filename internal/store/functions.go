@@ -11,7 +11,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Function is the stored state of a function's $LATEST.
+// Function is the stored state of a function's $LATEST (bucket
+// ember-functions) or of one of its published versions (bucket
+// ember-versions, an immutable snapshot of $LATEST with Version set).
 type Function struct {
 	AccountID        string            `json:"account"`
 	Name             string            `json:"name"`
@@ -33,12 +35,41 @@ type Function struct {
 	LastModified time.Time `json:"lastModified"`
 	// ReservedConcurrency is the function's reserved concurrency (nil:
 	// none). It is not part of the code or configuration: changing it
-	// keeps RevisionID.
+	// keeps RevisionID. Only $LATEST carries it; it applies to every
+	// version.
 	ReservedConcurrency *int `json:"reservedConcurrency,omitempty"`
+	// Version is "" for $LATEST and the version number ("1", "2", ...)
+	// for a published version.
+	Version string `json:"version,omitempty"`
+	// LastVersion ($LATEST only) is the number of the last version
+	// published; numbers are never reused, even after a version is
+	// deleted.
+	LastVersion int `json:"lastVersion,omitempty"`
+	// PublishedRevision ($LATEST only) is the RevisionID $LATEST had when
+	// version LastVersion was published from it: while they are equal,
+	// code and configuration are unchanged since that version.
+	PublishedRevision string `json:"publishedRevision,omitempty"`
 }
 
-// Key is the function's key in its bucket: ACCOUNT.NAME.
+// Key is the function's key in its bucket: ACCOUNT.NAME. It is the same
+// for every version of a function.
 func (f *Function) Key() string { return functionKey(f.AccountID, f.Name) }
+
+// VersionName is the function's version as Lambda names it: "$LATEST" or
+// the version number.
+func (f *Function) VersionName() string {
+	if f.Version == "" {
+		return VersionLatest
+	}
+	return f.Version
+}
+
+// VersionKey names one version of one function: ACCOUNT.NAME:VERSION
+// (VERSION is "$LATEST" or the number).
+func (f *Function) VersionKey() string { return f.Key() + ":" + f.VersionName() }
+
+// VersionLatest is the name of the unpublished version.
+const VersionLatest = "$LATEST"
 
 func functionKey(account, name string) string { return account + "." + name }
 
@@ -99,24 +130,26 @@ func (s *Store) ListFunctions(ctx context.Context, account, after string, max in
 	return out, false, nil
 }
 
-// CodeInUse reports whether any function of the account still uses the
-// package with that digest.
+// CodeInUse reports whether any function or published version of the
+// account still uses the package with that digest.
 func (s *Store) CodeInUse(ctx context.Context, account, sha256hex string) (bool, error) {
-	r := record[Function]{s.functions}
-	keys, err := r.keys(ctx, account+".")
-	if err != nil {
-		return false, err
-	}
-	for _, k := range keys {
-		f, _, err := r.get(ctx, k)
-		if errors.Is(err, ErrNotFound) {
-			continue
-		}
+	for _, kv := range []jetstream.KeyValue{s.functions, s.versions} {
+		r := record[Function]{kv}
+		keys, err := r.keys(ctx, account+".")
 		if err != nil {
-			return false, fmt.Errorf("store: code in use: %w", err)
+			return false, err
 		}
-		if f.CodeSHA256 == sha256hex {
-			return true, nil
+		for _, k := range keys {
+			f, _, err := r.get(ctx, k)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return false, fmt.Errorf("store: code in use: %w", err)
+			}
+			if f.CodeSHA256 == sha256hex {
+				return true, nil
+			}
 		}
 	}
 	return false, nil

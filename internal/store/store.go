@@ -1,6 +1,6 @@
 // Package store is Ember's typed access to NATS JetStream: KV buckets for
-// accounts, access keys and functions, and the object store for code
-// packages. It holds no state of its own beyond the handles.
+// accounts, access keys, functions, their published versions and aliases,
+// and the object store for code packages. It holds no state of its own beyond the handles.
 package store
 
 import (
@@ -29,6 +29,8 @@ const (
 	bucketAccounts  = "ember-accounts"
 	bucketKeys      = "ember-access-keys"
 	bucketFunctions = "ember-functions"
+	bucketVersions  = "ember-versions"
+	bucketAliases   = "ember-aliases"
 	objectCode      = "ember-code"
 )
 
@@ -45,6 +47,8 @@ type Store struct {
 	accounts  jetstream.KeyValue
 	keys      jetstream.KeyValue
 	functions jetstream.KeyValue
+	versions  jetstream.KeyValue
+	aliases   jetstream.KeyValue
 	code      jetstream.ObjectStore
 }
 
@@ -81,6 +85,12 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	if s.functions, err = kv(bucketFunctions, "Ember functions by account.name"); err != nil {
+		return nil, err
+	}
+	if s.versions, err = kv(bucketVersions, "Ember published function versions by account.name.version"); err != nil {
+		return nil, err
+	}
+	if s.aliases, err = kv(bucketAliases, "Ember function aliases by account.name.alias"); err != nil {
 		return nil, err
 	}
 	s.code, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
@@ -179,4 +189,32 @@ func (r record[T]) keys(ctx context.Context, prefix string) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// watch calls fn with every change (value) or delete (nil) of a key of kv
+// after the watch starts, until ctx ends. It blocks.
+func watch(ctx context.Context, kv jetstream.KeyValue, fn func(key string, value []byte)) error {
+	w, err := kv.WatchAll(ctx, jetstream.UpdatesOnly())
+	if err != nil {
+		return fmt.Errorf("store: watch %s: %w", kv.Bucket(), err)
+	}
+	defer w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil
+			}
+			if e == nil {
+				continue
+			}
+			if e.Operation() != jetstream.KeyValuePut {
+				fn(e.Key(), nil)
+				continue
+			}
+			fn(e.Key(), e.Value())
+		}
+	}
 }

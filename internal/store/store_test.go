@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strconv"
 	"testing"
 	"time"
 
@@ -149,5 +150,171 @@ func TestWatchAccessKeys(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestVersionsAndAliases(t *testing.T) {
+	ctx := context.Background()
+	st, stop := open(t, t.TempDir())
+	defer stop()
+	const acct = "111111111111"
+	f := store.Function{AccountID: acct, Name: "f", CodeSHA256: "aa", RevisionID: "r"}
+	if _, err := st.CreateFunction(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CreateVersion(ctx, f); err == nil {
+		t.Fatal("a version without a number was stored")
+	}
+	for _, n := range []string{"10", "2", "1"} {
+		v := f
+		v.Version, v.CodeSHA256 = n, "v"+n
+		if _, err := st.CreateVersion(ctx, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other := f
+	other.Name, other.Version = "f2", "1" // a name that f is a prefix of
+	if _, err := st.CreateVersion(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	v := f
+	v.Version = "2"
+	if _, err := st.CreateVersion(ctx, v); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("second version 2: %v", err)
+	}
+	vs, err := st.ListVersions(ctx, acct, "f")
+	if err != nil || len(vs) != 3 || vs[0].Version != "1" || vs[1].Version != "2" || vs[2].Version != "10" {
+		t.Fatalf("versions %+v %v", vs, err)
+	}
+	if g, err := st.GetVersion(ctx, acct, "f", "10"); err != nil || g.CodeSHA256 != "v10" || g.VersionName() != "10" || g.VersionKey() != acct+".f:10" {
+		t.Fatalf("version 10: %+v %v", g, err)
+	}
+	if used, _ := st.CodeInUse(ctx, acct, "v2"); !used {
+		t.Fatal("a version's code is not in use")
+	}
+	if err := st.DeleteVersion(ctx, acct, "f", "2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.GetVersion(ctx, acct, "f", "2"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("deleted version: %v", err)
+	}
+	if used, _ := st.CodeInUse(ctx, acct, "v2"); used {
+		t.Fatal("a deleted version's code is in use")
+	}
+
+	a := store.Alias{AccountID: acct, Function: "f", Name: "live", FunctionVersion: "1", Weights: map[string]float64{"10": 0.25}, RevisionID: "a1"}
+	rev, err := st.CreateAlias(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CreateAlias(ctx, a); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("second alias: %v", err)
+	}
+	b := a
+	b.Name, b.Weights = "beta", nil
+	if _, err := st.CreateAlias(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.GetAlias(ctx, acct, "f", "live")
+	if err != nil || got.Rev != rev || got.Weights["10"] != 0.25 || !got.References("10") || !got.References("1") || got.References("2") {
+		t.Fatalf("alias %+v %v", got, err)
+	}
+	a.FunctionVersion = "10"
+	if _, err := st.UpdateAlias(ctx, a, rev); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.UpdateAlias(ctx, a, rev); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("stale alias update: %v", err)
+	}
+	as, err := st.ListAliases(ctx, acct, "f")
+	if err != nil || len(as) != 2 || as[0].Name != "beta" || as[1].FunctionVersion != "10" {
+		t.Fatalf("aliases %+v %v", as, err)
+	}
+	if err := st.DeleteAlias(ctx, acct, "f", "beta", 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.GetAlias(ctx, acct, "f", "beta"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("deleted alias: %v", err)
+	}
+}
+
+func TestWatchVersionsAndAliases(t *testing.T) {
+	st, stop := open(t, t.TempDir())
+	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	type ev struct {
+		kind, account, name, item string
+		gone                      bool
+	}
+	events := make(chan ev, 10)
+	done := make(chan error, 2)
+	go func() {
+		done <- st.WatchVersions(ctx, func(a, n, v string, f *store.Function) { events <- ev{"version", a, n, v, f == nil} })
+	}()
+	go func() {
+		done <- st.WatchAliases(ctx, func(a, n, al string, x *store.Alias) { events <- ev{"alias", a, n, al, x == nil} })
+	}()
+	next := func() ev {
+		select {
+		case e := <-events:
+			return e
+		case <-time.After(10 * time.Second):
+			t.Fatal("no watch event")
+			return ev{}
+		}
+	}
+	// The watches may start after the first writes: write until seen.
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 1; ; i++ {
+		v := store.Function{AccountID: "111111111111", Name: "f", Version: strconv.Itoa(i)}
+		if _, err := st.CreateVersion(ctx, v); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case e := <-events:
+			if e.kind != "version" || e.account != "111111111111" || e.name != "f" || e.gone {
+				t.Fatalf("version event %+v", e)
+			}
+		case <-time.After(100 * time.Millisecond):
+			if time.Now().After(deadline) {
+				t.Fatal("no version event")
+			}
+			continue
+		}
+		if err := st.DeleteVersion(ctx, "111111111111", "f", v.Version); err != nil {
+			t.Fatal(err)
+		}
+		if e := next(); e.item != v.Version || !e.gone {
+			t.Fatalf("delete event %+v", e)
+		}
+		break
+	}
+	for {
+		a := store.Alias{AccountID: "111111111111", Function: "f", Name: "live", FunctionVersion: "1"}
+		_ = st.DeleteAlias(ctx, a.AccountID, a.Function, a.Name, 0)
+		if _, err := st.CreateAlias(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case e := <-events:
+			if e.kind == "alias" && e.gone {
+				continue // the delete of an earlier round
+			}
+			if e.kind != "alias" || e.item != "live" {
+				t.Fatalf("alias event %+v", e)
+			}
+		case <-time.After(100 * time.Millisecond):
+			if time.Now().After(deadline) {
+				t.Fatal("no alias event")
+			}
+			continue
+		}
+		break
+	}
+	cancel()
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
 	}
 }

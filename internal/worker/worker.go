@@ -21,6 +21,7 @@ import (
 	"github.com/emberfn/ember/internal/invoke"
 	"github.com/emberfn/ember/internal/lambdaapi"
 	"github.com/emberfn/ember/internal/runtimeapi"
+	"github.com/emberfn/ember/internal/runtimes"
 	"github.com/emberfn/ember/internal/sandbox"
 	"github.com/emberfn/ember/internal/store"
 )
@@ -50,8 +51,11 @@ type Config struct {
 	Code      CodeSource
 	Sandboxes Sandboxes
 	// Dir holds the unpacked code cache; it is removed on Shutdown.
-	Dir    string
-	Region string
+	Dir string
+	// RuntimeDir holds the runtime clients Ember ships (runtimes.Install),
+	// mounted read-only at /var/runtime for the managed runtimes.
+	RuntimeDir string
+	Region     string
 	// InitTimeout bounds a runtime's init (default 10 s, Lambda's).
 	InitTimeout time.Duration
 	// OnSandboxExit, if set, is told when a sandbox's processes exit on
@@ -115,15 +119,35 @@ func (w *Worker) CreateSandbox(ctx context.Context, id string, fn *store.Functio
 		return 0, err
 	}
 	b := &box{id: id, fn: *fn, arn: lambdaapi.FunctionARN(w.cfg.Region, fn.AccountID, fn.Name), served: make(chan struct{})}
-	stream := logStreamName(start)
+	stream := logStreamName(start, fn.VersionName())
 	b.logs = newLogPipe(pr, w.log.With("function", fn.Key(), "sandbox", id, "log_stream", stream))
 	go b.logs.run()
+	rt, ok := runtimes.Lookup(fn.Runtime)
+	if !ok {
+		pr.Close()
+		pw.Close()
+		<-b.logs.done
+		return 0, &invoke.InitError{Type: "Runtime.InvalidRuntime", Message: runtimes.Unavailable(fn.Runtime)}
+	}
+	prog, args, extraEnv, err := runtimes.Command(rt, fn.Handler, runtimes.Options{
+		MemoryMB: fn.MemorySize, ExecWrapper: fn.Environment["AWS_LAMBDA_EXEC_WRAPPER"]})
+	if err != nil {
+		pr.Close()
+		pw.Close()
+		<-b.logs.done
+		return 0, err
+	}
+	mounts := []sandbox.Mount{{Source: codeDir, Target: runtimes.SandboxTaskDir, ReadOnly: true}}
+	if !rt.NeedsBootstrap {
+		mounts = append(mounts, sandbox.Mount{Source: w.cfg.RuntimeDir, Target: runtimes.SandboxRuntimeDir, ReadOnly: true})
+	}
 	spec := sandbox.Spec{
 		ID:         id,
-		Path:       "/var/task/bootstrap",
-		Env:        w.environment(fn, stream),
+		Path:       prog,
+		Args:       args,
+		Env:        runtimes.MergeEnv(w.environment(fn, stream), extraEnv),
 		Dir:        "/var/task",
-		Mounts:     []sandbox.Mount{{Source: codeDir, Target: "/var/task", ReadOnly: true}},
+		Mounts:     mounts,
 		TmpSizeMB:  fn.EphemeralStorage,
 		MemoryMB:   fn.MemorySize,
 		PidsMax:    1024,
@@ -225,7 +249,7 @@ func (w *Worker) environment(fn *store.Function, stream string) []string {
 	return append(env,
 		"AWS_LAMBDA_FUNCTION_NAME="+fn.Name,
 		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE="+strconv.Itoa(fn.MemorySize),
-		"AWS_LAMBDA_FUNCTION_VERSION="+lambdaapi.VersionLatest,
+		"AWS_LAMBDA_FUNCTION_VERSION="+fn.VersionName(),
 		"AWS_LAMBDA_INITIALIZATION_TYPE=on-demand",
 		"AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/"+fn.Name,
 		"AWS_LAMBDA_LOG_STREAM_NAME="+stream,
@@ -243,10 +267,10 @@ func (w *Worker) environment(fn *store.Function, stream string) []string {
 }
 
 // logStreamName is Lambda's name of a sandbox's log stream.
-func logStreamName(t time.Time) string {
+func logStreamName(t time.Time, version string) string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
-	return t.UTC().Format("2006/01/02") + "/[$LATEST]" + hex.EncodeToString(b[:])
+	return t.UTC().Format("2006/01/02") + "/[" + version + "]" + hex.EncodeToString(b[:])
 }
 
 // Invoke runs one invocation in a sandbox, bounded by the function's
@@ -283,9 +307,13 @@ func (w *Worker) Invoke(ctx context.Context, sandboxID string, req *invoke.Reque
 	defer cancel()
 	stop := context.AfterFunc(b.dead, cancel)
 	defer stop()
+	invokedARN := b.arn
+	if req.InvokedFunctionARN != "" {
+		invokedARN = req.InvokedFunctionARN
+	}
 	resp, err := b.api.Invoke(ictx, &runtimeapi.Invocation{
 		RequestID: req.RequestID, Payload: req.Payload, Deadline: deadline,
-		InvokedFunctionARN: b.arn, ClientContext: req.ClientContext, TraceID: req.TraceID,
+		InvokedFunctionARN: invokedARN, ClientContext: req.ClientContext, TraceID: req.TraceID,
 	})
 	dur := time.Since(start)
 	res := &invoke.Result{Duration: dur}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,7 +61,7 @@ type sandbox struct {
 	id       string
 	workerID string
 	worker   Worker
-	fn       string // account.name
+	fn       string // account.name:version (store.Function.VersionKey)
 	revision string
 	memMB    int
 	state    State
@@ -79,8 +80,8 @@ type Manager struct {
 	mu        sync.Mutex
 	closed    bool
 	sandboxes map[string]*sandbox
-	idle      map[string][]*sandbox // by fn+"@"+revision; most recently used last
-	current   map[string]string     // fn -> newest revision seen
+	idle      map[string][]*sandbox // by version key+"@"+revision; most recently used last
+	current   map[string]string     // version key -> newest revision seen
 }
 
 // New makes a manager; call Run for keep-alive reclaim.
@@ -98,12 +99,17 @@ func New(cfg Config) *Manager {
 		sandboxes: map[string]*sandbox{}, idle: map[string][]*sandbox{}, current: map[string]string{}}
 }
 
-func poolKey(fn, revision string) string { return fn + "@" + revision }
+// Sandboxes are pooled per function version (account.name:version, see
+// store.Function.VersionKey) and revision: $LATEST, 1, 2, ... of one
+// function never share a sandbox, and a new revision of $LATEST never
+// reuses the old one's.
+func poolKey(version, revision string) string { return version + "@" + revision }
 
-// Acquire reserves a sandbox for one invocation of fn: the most recently
-// used idle one of fn's current revision, else a new one (a cold start).
+// Acquire reserves a sandbox for one invocation of fn (a $LATEST or a
+// published version): the most recently used idle one of that version's
+// current revision, else a new one (a cold start).
 func (m *Manager) Acquire(ctx context.Context, fn *store.Function) (invoke.Assignment, error) {
-	key := fn.Key()
+	key := fn.VersionKey()
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -141,7 +147,7 @@ func (m *Manager) create(ctx context.Context, fn *store.Function) (invoke.Assign
 			workerID, err = m.cfg.Placement.Pick(fn.MemorySize)
 		}
 		if err != nil {
-			m.log.Warn("no capacity for a new sandbox", "function", fn.Key(), "memory_mb", fn.MemorySize, "err", err)
+			m.log.Warn("no capacity for a new sandbox", "function", fn.VersionKey(), "memory_mb", fn.MemorySize, "err", err)
 			e := lambdaapi.Errorf(lambdaapi.TooManyRequests,
 				"No worker has room for another %d MB execution environment; retry later", fn.MemorySize)
 			e.RetryAfterSeconds = "1"
@@ -155,7 +161,7 @@ func (m *Manager) create(ctx context.Context, fn *store.Function) (invoke.Assign
 	}
 	sb := &sandbox{
 		id:       fmt.Sprintf("sb-%d-%d", time.Now().UnixNano()%1e9, m.seq.Add(1)),
-		workerID: workerID, worker: w, fn: fn.Key(), revision: fn.RevisionID,
+		workerID: workerID, worker: w, fn: fn.VersionKey(), revision: fn.RevisionID,
 		memMB: fn.MemorySize, state: Starting,
 	}
 	m.mu.Lock()
@@ -231,27 +237,48 @@ func (m *Manager) SandboxExited(id string) {
 	m.destroyLocked(sb)
 }
 
-// Retire destroys the idle sandboxes of a function (deleted or changed)
-// and makes its busy ones go when released.
-func (m *Manager) Retire(fn string) {
+// Retire destroys idle sandboxes and makes busy ones go when released:
+// target "account.name:version" (a version key) retires that version's
+// (changed or deleted), "account.name" those of every version of the
+// function (deleted).
+func (m *Manager) Retire(target string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.retireLocked(fn, "")
-	delete(m.current, fn)
+	if strings.Contains(target, ":") {
+		m.retireLocked(target, "")
+		delete(m.current, target)
+		return
+	}
+	prefix := target + ":"
+	for pk := range m.idle {
+		if strings.HasPrefix(pk, prefix) {
+			m.drainLocked(pk)
+		}
+	}
+	for version := range m.current {
+		if strings.HasPrefix(version, prefix) {
+			delete(m.current, version)
+		}
+	}
 }
 
-// retireLocked drains fn's idle sandboxes of every revision but keep.
-func (m *Manager) retireLocked(fn, keep string) {
-	for pk, list := range m.idle {
-		if len(pk) <= len(fn) || pk[:len(fn)+1] != fn+"@" || pk == poolKey(fn, keep) {
-			continue
+// retireLocked drains a version's idle sandboxes of every revision but
+// keep.
+func (m *Manager) retireLocked(version, keep string) {
+	for pk := range m.idle {
+		if strings.HasPrefix(pk, version+"@") && pk != poolKey(version, keep) {
+			m.drainLocked(pk)
 		}
-		for _, sb := range list {
-			sb.transition(Draining)
-			m.destroyLocked(sb)
-		}
-		delete(m.idle, pk)
 	}
+}
+
+// drainLocked destroys every idle sandbox of one pool.
+func (m *Manager) drainLocked(pk string) {
+	for _, sb := range m.idle[pk] {
+		sb.transition(Draining)
+		m.destroyLocked(sb)
+	}
+	delete(m.idle, pk)
 }
 
 // destroyLocked destroys a draining sandbox in the background; the

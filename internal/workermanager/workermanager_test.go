@@ -186,3 +186,86 @@ func TestIllegalTransitionPanics(t *testing.T) {
 	sb := &sandbox{id: "x", state: Idle}
 	sb.transition(Idle)
 }
+
+// Each version of a function has its own sandboxes: a new revision of
+// $LATEST retires only $LATEST's, retiring a version only that one's, and
+// retiring the function every version's.
+func TestSandboxesPerVersion(t *testing.T) {
+	m, w, _ := setup(4096)
+	ctx := context.Background()
+	v := func(version, rev string) *store.Function {
+		f := fn("f", rev)
+		f.Version = version
+		return f
+	}
+	acquire := func(f *store.Function) invoke.Assignment {
+		t.Helper()
+		a, err := m.Acquire(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	latest, one, two := acquire(v("", "r1")), acquire(v("1", "v1")), acquire(v("2", "v2"))
+	other := acquire(fn("g", "r1"))
+	for _, a := range []invoke.Assignment{latest, one, two, other} {
+		m.Release(a, true)
+	}
+	// Warm per version: each gets its own sandbox back.
+	if a := acquire(v("1", "v1")); a.Cold || a.SandboxID != one.SandboxID {
+		t.Fatalf("version 1 got %+v, want its warm %s", a, one.SandboxID)
+	} else {
+		m.Release(a, true)
+	}
+	// A new $LATEST revision leaves the versions' sandboxes warm.
+	if a := acquire(v("", "r2")); !a.Cold {
+		t.Fatal("a new revision of $LATEST started warm")
+	} else {
+		m.Release(a, true)
+	}
+	waitDestroyed := func(ids ...string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			w.mu.Lock()
+			n := 0
+			for _, id := range ids {
+				if !w.live[id] {
+					n++
+				}
+			}
+			w.mu.Unlock()
+			if n == len(ids) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("sandboxes %v not destroyed", ids)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitDestroyed(latest.SandboxID)
+	if a := acquire(v("2", "v2")); a.Cold || a.SandboxID != two.SandboxID {
+		t.Fatalf("version 2 lost its warm sandbox to a $LATEST change: %+v", a)
+	} else {
+		m.Release(a, true)
+	}
+	m.Retire("111111111111.f:2")
+	waitDestroyed(two.SandboxID)
+	if a := acquire(v("1", "v1")); a.Cold {
+		t.Fatal("retiring version 2 retired version 1")
+	} else {
+		m.Release(a, true)
+	}
+	m.Retire("111111111111.f")
+	waitDestroyed(one.SandboxID)
+	if got := m.Counts(); got[Idle] != 1 {
+		t.Fatalf("after retiring f: %v, want only g's sandbox", got)
+	}
+	if a := acquire(fn("g", "r1")); a.Cold || a.SandboxID != other.SandboxID {
+		t.Fatal("retiring f retired g")
+	} else {
+		m.Release(a, true)
+	}
+	m.Shutdown()
+}

@@ -1,0 +1,1 @@
+export const handler = async () => ({ typeModule: true, isESM: typeof require === 'undefined' });

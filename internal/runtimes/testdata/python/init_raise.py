@@ -1,0 +1,9 @@
+def helper():
+    raise ValueError("bad configuration at import")
+
+
+helper()
+
+
+def handler(event, context):
+    return "unreachable"
