@@ -42,8 +42,12 @@ type serveConfig struct {
 	// WorkerMemoryMB is the memory the local worker offers to sandboxes
 	// (default: three quarters of the host's memory).
 	WorkerMemoryMB int
-	// KeepAlive is how long idle sandboxes stay warm (default 10 min).
+	// KeepAlive is how long idle sandboxes stay warm (default 10 min); with
+	// the hybrid policy it is the fallback while a function's histogram
+	// says nothing yet.
 	KeepAlive time.Duration
+	// KeepAlivePolicy is "hybrid" (default) or "fixed".
+	KeepAlivePolicy string
 	// InitTimeout bounds a runtime's init (default 10 s).
 	InitTimeout time.Duration
 	// AccountConcurrency is the concurrency limit of accounts without
@@ -73,7 +77,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Float64Var(&cfg.ControlRate, "control-rate", 50, "control-plane requests per second per account")
 	fs.IntVar(&cfg.ControlBurst, "control-burst", 100, "control-plane request burst per account")
 	fs.IntVar(&cfg.WorkerMemoryMB, "worker-memory", 0, "MB the local worker offers to sandboxes (default 3/4 of the host's memory)")
-	fs.DurationVar(&cfg.KeepAlive, "keep-alive", 10*time.Minute, "how long idle sandboxes stay warm")
+	fs.DurationVar(&cfg.KeepAlive, "keep-alive", 10*time.Minute, "how long idle sandboxes stay warm (the hybrid policy's fallback)")
+	fs.StringVar(&cfg.KeepAlivePolicy, "keep-alive-policy", "hybrid", "hybrid (learns each function's idle times, pre-warms) or fixed")
 	fs.IntVar(&cfg.AccountConcurrency, "account-concurrency", 1000, "concurrency limit of accounts without their own")
 	fs.IntVar(&cfg.ScaleBurst, "scale-burst", 1000, "new sandboxes per function per 10 s")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
@@ -221,6 +226,20 @@ func serve(ctx context.Context, cfg serveConfig, stdout io.Writer) (err error) {
 	})
 	places := placement.New()
 	places.Register(placement.Worker{ID: "local", Zone: "local", MemoryMB: workerMemory(cfg.WorkerMemoryMB)})
+	var policy workermanager.Policy = workermanager.FixedPolicy{KeepAlive: cfg.KeepAlive}
+	switch cfg.KeepAlivePolicy {
+	case "", "hybrid":
+		hc := workermanager.DefaultHybridConfig()
+		if cfg.KeepAlive > 0 {
+			hc.Fallback = cfg.KeepAlive
+		}
+		if policy, err = workermanager.NewHybridPolicy(hc); err != nil {
+			return err
+		}
+	case "fixed":
+	default:
+		return fmt.Errorf("--keep-alive-policy %q: want hybrid or fixed", cfg.KeepAlivePolicy)
+	}
 	counter := counting.New(counting.Config{AccountLimit: cfg.AccountConcurrency, ScaleBurst: cfg.ScaleBurst})
 	manager = workermanager.New(workermanager.Config{
 		Placement: places,
@@ -228,7 +247,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout io.Writer) (err error) {
 		Workers: func(id string) (workermanager.Worker, bool) {
 			return local, id == "local"
 		},
-		KeepAlive: cfg.KeepAlive, Logger: log,
+		KeepAlive: cfg.KeepAlive, Policy: policy, Logger: log,
 	})
 	if cfg.onDataPlane != nil {
 		cfg.onDataPlane(manager, local)

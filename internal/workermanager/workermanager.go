@@ -50,10 +50,15 @@ type Config struct {
 	Scaler Scaler
 	// Workers finds a worker by id.
 	Workers func(id string) (Worker, bool)
-	// KeepAlive is how long an idle sandbox stays warm (default 10 min).
+	// KeepAlive is how long an idle sandbox stays warm (default 10 min)
+	// when no Policy is set, and the tick of reclaim and pre-warming.
 	KeepAlive time.Duration
-	Now       func() time.Time
-	Logger    *slog.Logger
+	// Policy decides, after each invocation, how long its sandbox stays
+	// warm or whether it is released and a new one pre-warmed ahead of the
+	// next likely invocation (default FixedPolicy{KeepAlive}).
+	Policy Policy
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // sandbox is one row of the table. Its fields are guarded by Manager.mu.
@@ -66,6 +71,8 @@ type sandbox struct {
 	memMB    int
 	state    State
 	lastUsed time.Time
+	expires  time.Time       // an idle sandbox is reclaimed from then on
+	spec     *store.Function // what it was made for (to pre-warm another)
 }
 
 // Manager is the sandbox table.
@@ -82,6 +89,7 @@ type Manager struct {
 	sandboxes map[string]*sandbox
 	idle      map[string][]*sandbox // by version key+"@"+revision; most recently used last
 	current   map[string]string     // version key -> newest revision seen
+	prewarms  map[string]*prewarm   // version key -> the pre-warm due
 }
 
 // New makes a manager; call Run for keep-alive reclaim.
@@ -92,11 +100,15 @@ func New(cfg Config) *Manager {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Policy == nil {
+		cfg.Policy = FixedPolicy{KeepAlive: cfg.KeepAlive}
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	return &Manager{cfg: cfg, log: cfg.Logger.With("component", "workermanager"),
-		sandboxes: map[string]*sandbox{}, idle: map[string][]*sandbox{}, current: map[string]string{}}
+		sandboxes: map[string]*sandbox{}, idle: map[string][]*sandbox{}, current: map[string]string{},
+		prewarms: map[string]*prewarm{}}
 }
 
 // Sandboxes are pooled per function version (account.name:version, see
@@ -110,11 +122,13 @@ func poolKey(version, revision string) string { return version + "@" + revision 
 // current revision, else a new one (a cold start).
 func (m *Manager) Acquire(ctx context.Context, fn *store.Function) (invoke.Assignment, error) {
 	key := fn.VersionKey()
+	m.cfg.Policy.Observe(key, m.cfg.Now())
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
 		return invoke.Assignment{}, ErrShutdown
 	}
+	delete(m.prewarms, key) // the invocation it was for has come
 	if m.current[key] != fn.RevisionID {
 		// A new revision of code or configuration retires the old one's
 		// idle sandboxes; busy ones are destroyed when released.
@@ -162,7 +176,7 @@ func (m *Manager) create(ctx context.Context, fn *store.Function) (invoke.Assign
 	sb := &sandbox{
 		id:       fmt.Sprintf("sb-%d-%d", time.Now().UnixNano()%1e9, m.seq.Add(1)),
 		workerID: workerID, worker: w, fn: fn.VersionKey(), revision: fn.RevisionID,
-		memMB: fn.MemorySize, state: Starting,
+		memMB: fn.MemorySize, state: Starting, spec: fn,
 	}
 	m.mu.Lock()
 	if m.closed {
@@ -199,17 +213,83 @@ func (m *Manager) Release(a invoke.Assignment, healthy bool) {
 		m.mu.Unlock()
 		return
 	}
-	if !healthy || m.closed || m.current[sb.fn] != sb.revision {
+	now := m.cfg.Now()
+	w := m.cfg.Policy.Released(sb.fn, now)
+	if !healthy || m.closed || m.current[sb.fn] != sb.revision || w.KeepAlive <= 0 {
+		sb.transition(Draining)
+		m.destroyLocked(sb)
+		m.mu.Unlock()
+		return
+	}
+	if w.Prewarm > 0 {
+		// The next invocation is not expected soon: give this sandbox
+		// back now and have a new one ready when it is.
+		m.prewarms[sb.fn] = &prewarm{fn: sb.spec, due: now.Add(w.Prewarm), keep: w.KeepAlive}
 		sb.transition(Draining)
 		m.destroyLocked(sb)
 		m.mu.Unlock()
 		return
 	}
 	sb.transition(Idle)
-	sb.lastUsed = m.cfg.Now()
+	sb.lastUsed = now
+	sb.expires = now.Add(w.KeepAlive)
 	pk := poolKey(sb.fn, sb.revision)
 	m.idle[pk] = append(m.idle[pk], sb)
 	m.mu.Unlock()
+}
+
+// prewarm is a sandbox to make ahead of a likely invocation.
+type prewarm struct {
+	fn   *store.Function
+	due  time.Time
+	keep time.Duration
+}
+
+// startPrewarms makes the sandboxes whose pre-warm is due, idle and ready
+// for the invocation the policy expects.
+func (m *Manager) startPrewarms(now time.Time) {
+	m.mu.Lock()
+	var due []*prewarm
+	for key, p := range m.prewarms {
+		if now.Before(p.due) {
+			continue
+		}
+		delete(m.prewarms, key)
+		if !m.closed && m.current[key] == p.fn.RevisionID && len(m.idle[poolKey(key, p.fn.RevisionID)]) == 0 {
+			due = append(due, p)
+		}
+	}
+	if m.closed {
+		due = nil
+	}
+	m.wg.Add(len(due))
+	m.mu.Unlock()
+	for _, p := range due {
+		go func() {
+			defer m.wg.Done()
+			a, err := m.create(context.Background(), p.fn)
+			if err != nil {
+				m.log.Debug("pre-warm failed", "function", p.fn.VersionKey(), "err", err)
+				return
+			}
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			sb, ok := m.sandboxes[a.SandboxID]
+			if !ok || sb.state != Busy {
+				return
+			}
+			if m.closed || m.current[sb.fn] != sb.revision {
+				sb.transition(Draining)
+				m.destroyLocked(sb)
+				return
+			}
+			sb.transition(Idle)
+			sb.lastUsed = m.cfg.Now()
+			sb.expires = sb.lastUsed.Add(p.keep)
+			pk := poolKey(sb.fn, sb.revision)
+			m.idle[pk] = append(m.idle[pk], sb)
+		}()
+	}
 }
 
 // SandboxExited is a worker's report that a sandbox's processes exited on
@@ -247,6 +327,8 @@ func (m *Manager) Retire(target string) {
 	if strings.Contains(target, ":") {
 		m.retireLocked(target, "")
 		delete(m.current, target)
+		delete(m.prewarms, target)
+		m.cfg.Policy.Forget(target)
 		return
 	}
 	prefix := target + ":"
@@ -258,6 +340,8 @@ func (m *Manager) Retire(target string) {
 	for version := range m.current {
 		if strings.HasPrefix(version, prefix) {
 			delete(m.current, version)
+			delete(m.prewarms, version)
+			m.cfg.Policy.Forget(version)
 		}
 	}
 }
@@ -335,7 +419,7 @@ func (m *Manager) reclaimOldestIdle() bool {
 	return true
 }
 
-// ReapIdle destroys sandboxes idle since before now-KeepAlive and returns
+// ReapIdle destroys idle sandboxes whose keep-alive has run out by now and returns
 // how many it reclaimed.
 func (m *Manager) ReapIdle(now time.Time) int {
 	m.mu.Lock()
@@ -344,7 +428,7 @@ func (m *Manager) ReapIdle(now time.Time) int {
 	for pk, list := range m.idle {
 		keep := list[:0]
 		for _, sb := range list {
-			if now.Sub(sb.lastUsed) >= m.cfg.KeepAlive {
+			if !now.Before(sb.expires) {
 				sb.transition(Draining)
 				m.destroyLocked(sb)
 				n++
@@ -379,9 +463,11 @@ func (m *Manager) Run(ctx context.Context) {
 			m.Shutdown()
 			return
 		case <-t.C:
-			if n := m.ReapIdle(m.cfg.Now()); n > 0 {
+			now := m.cfg.Now()
+			if n := m.ReapIdle(now); n > 0 {
 				m.log.Debug("reclaimed idle sandboxes", "count", n)
 			}
+			m.startPrewarms(now)
 		}
 	}
 }

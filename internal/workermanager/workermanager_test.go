@@ -269,3 +269,59 @@ func TestSandboxesPerVersion(t *testing.T) {
 	}
 	m.Shutdown()
 }
+
+// prewarmPolicy asks for every sandbox to be given back at once and a new
+// one pre-warmed a minute later, kept for 30 s.
+type prewarmPolicy struct{}
+
+func (prewarmPolicy) Observe(string, time.Time) {}
+func (prewarmPolicy) Released(string, time.Time) WarmWindow {
+	return WarmWindow{Prewarm: time.Minute, KeepAlive: 30 * time.Second}
+}
+func (prewarmPolicy) Forget(string) {}
+
+func TestPolicyPrewarms(t *testing.T) {
+	w := &fakeWorker{live: map[string]bool{}}
+	p := placement.New()
+	p.Register(placement.Worker{ID: "w1", MemoryMB: 4096})
+	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	m := New(Config{Placement: p, Workers: func(id string) (Worker, bool) { return w, true },
+		KeepAlive: time.Minute, Now: clk.now, Policy: prewarmPolicy{}})
+	ctx := context.Background()
+	a, err := m.Acquire(ctx, fn("f", "r1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Release(a, true)
+	m.wg.Wait()
+	if w.liveCount() != 0 {
+		t.Fatal("the policy said release at once, but the sandbox stayed")
+	}
+	m.startPrewarms(clk.now().Add(30 * time.Second))
+	m.wg.Wait()
+	if w.created != 1 {
+		t.Fatal("pre-warmed before it was due")
+	}
+	clk.add(time.Minute)
+	m.startPrewarms(clk.now())
+	m.wg.Wait()
+	if w.created != 2 || m.Counts()[Idle] != 1 {
+		t.Fatalf("no pre-warmed sandbox: created %d, %v", w.created, m.Counts())
+	}
+	b, err := m.Acquire(ctx, fn("f", "r1"))
+	if err != nil || b.Cold {
+		t.Fatalf("the invoke after a pre-warm was cold: %+v %v", b, err)
+	}
+	m.Release(b, true)
+	// A pre-warmed sandbox nobody uses goes after its keep-alive.
+	clk.add(2 * time.Minute)
+	m.startPrewarms(clk.now())
+	m.wg.Wait()
+	if n := m.ReapIdle(clk.now().Add(31 * time.Second)); n != 1 {
+		t.Fatalf("reaped %d", n)
+	}
+	m.Shutdown()
+	if w.liveCount() != 0 {
+		t.Fatalf("%d left", w.liveCount())
+	}
+}
