@@ -37,6 +37,8 @@ var allowed = map[string][]string{
 	"internal/workermanager": {"internal/invoke", "internal/lambdaapi", "internal/store"},
 	"internal/worker": {"internal/codepkg", "internal/invoke", "internal/lambdaapi", "internal/runtimeapi",
 		"internal/runtimes", "internal/sandbox", "internal/store"},
+	"internal/logs":     {"internal/auth", "internal/lambdaapi"},
+	"internal/metrics":  {},
 	"internal/frontend": {"internal/auth", "internal/invoke", "internal/lambdaapi", "internal/store"},
 	"cmd/ember":         {"*"},
 }

@@ -79,6 +79,11 @@ func TestCLI(t *testing.T) {
 	if err == nil || !strings.Contains(errOut, "ResourceNotFoundException: Function not found") {
 		t.Fatalf("unknown function: %v\n%s", err, errOut)
 	}
+	var logsOut string
+	waitFor(t, "ember logs to show the invocations", func() bool {
+		logsOut, _, err = emberCLI(t, srv, "logs", "clifn")
+		return err == nil && strings.Contains(logsOut, "REPORT RequestId") && strings.Contains(logsOut, "START RequestId")
+	})
 	_, errOut, err = emberCLI(t, srv, "rm", "clifn")
 	if err != nil || !strings.Contains(errOut, "deleted clifn") {
 		t.Fatalf("rm: %v\n%s", err, errOut)

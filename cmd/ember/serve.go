@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,8 @@ import (
 	"github.com/emberfn/ember/internal/controlapi"
 	"github.com/emberfn/ember/internal/counting"
 	"github.com/emberfn/ember/internal/frontend"
+	"github.com/emberfn/ember/internal/logs"
+	"github.com/emberfn/ember/internal/metrics"
 	"github.com/emberfn/ember/internal/natsd"
 	"github.com/emberfn/ember/internal/placement"
 	"github.com/emberfn/ember/internal/runtimes"
@@ -56,6 +59,16 @@ type serveConfig struct {
 	// ScaleBurst is how many new sandboxes a function may get per 10 s
 	// (1,000).
 	ScaleBurst int
+	// LogMaxBytes and LogMaxAge bound the stored function logs (1 GiB,
+	// 7 days); the oldest go first.
+	LogMaxBytes int64
+	LogMaxAge   time.Duration
+	// LogInvocationBytes bounds the output one invocation keeps in the
+	// durable log (1 MiB); the rest is dropped and the loss reported.
+	LogInvocationBytes int
+	// MetricsToken, if set, is the bearer token GET /metrics requires;
+	// without one, /metrics answers loopback clients only.
+	MetricsToken string
 	// Ready, if set, is called with the listening address once /healthz
 	// answers 200.
 	Ready func(addr string)
@@ -81,9 +94,22 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&cfg.KeepAlivePolicy, "keep-alive-policy", "hybrid", "hybrid (learns each function's idle times, pre-warms) or fixed")
 	fs.IntVar(&cfg.AccountConcurrency, "account-concurrency", 1000, "concurrency limit of accounts without their own")
 	fs.IntVar(&cfg.ScaleBurst, "scale-burst", 1000, "new sandboxes per function per 10 s")
+	fs.Int64Var(&cfg.LogMaxBytes, "log-retention-bytes", logs.DefaultMaxBytes, "bytes of function logs kept (oldest removed first)")
+	fs.DurationVar(&cfg.LogMaxAge, "log-retention", logs.DefaultMaxAge, "how long function logs are kept")
+	fs.IntVar(&cfg.LogInvocationBytes, "log-invocation-bytes", 1<<20, "output of one invocation kept in the function log")
+	metricsTokenFile := fs.String("metrics-token-file", "", "file holding the bearer token GET /metrics requires (default: /metrics for loopback clients only)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *metricsTokenFile != "" {
+		b, err := os.ReadFile(*metricsTokenFile)
+		if err != nil {
+			return fmt.Errorf("metrics token: %w", err)
+		}
+		if cfg.MetricsToken = strings.TrimSpace(string(b)); cfg.MetricsToken == "" {
+			return fmt.Errorf("metrics token: %s is empty", *metricsTokenFile)
+		}
 	}
 	var h slog.Handler = slog.NewTextHandler(stderr, nil)
 	if *logFormat == "json" {
@@ -204,6 +230,12 @@ func serve(ctx context.Context, cfg serveConfig, stdout io.Writer) (err error) {
 
 	verifier := auth.NewVerifier(auth.VerifierConfig{Region: cfg.Region, Keys: accounts})
 
+	// Function logs: durable in JetStream, served as CloudWatch Logs.
+	logStore, err := logs.Open(ctx, nc, logs.Config{MaxBytes: cfg.LogMaxBytes, MaxAge: cfg.LogMaxAge})
+	if err != nil {
+		return err
+	}
+
 	// The data plane: one local worker, placement, the worker manager,
 	// counting and the Front End, wired in-process.
 	sandboxes, err := sandbox.NewManager(sandbox.Config{Logger: log})
@@ -219,7 +251,13 @@ func serve(ctx context.Context, cfg serveConfig, stdout io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
+	// Closed in stopDataPlane, once the sandboxes' last lines are read;
+	// no error return may come between here and stopDataPlane.
+	logWriter := logs.NewWriter(logs.WriterConfig{Store: logStore, MaxInvocationBytes: cfg.LogInvocationBytes, Logger: log})
 	local := worker.New(worker.Config{
+		OpenLog: func(account, group, stream string) worker.LogStream {
+			return logWriter.Open(account, group, stream)
+		},
 		ID: "local", Code: st, Sandboxes: sandboxes, Dir: workerDir, RuntimeDir: runtimeDir, Region: cfg.Region,
 		InitTimeout: cfg.InitTimeout, Logger: log,
 		OnSandboxExit: func(id string) { manager.SandboxExited(id) },
@@ -252,9 +290,27 @@ func serve(ctx context.Context, cfg serveConfig, stdout io.Writer) (err error) {
 	if cfg.onDataPlane != nil {
 		cfg.onDataPlane(manager, local)
 	}
+	mets := metrics.New(metrics.Config{
+		Sandboxes: func(report func(worker, state string, n int)) {
+			counts := manager.Counts()
+			for _, state := range []workermanager.State{workermanager.Starting, workermanager.Idle, workermanager.Busy, workermanager.Draining} {
+				report("local", state.String(), counts[state])
+			}
+		},
+		Workers: func(report func(worker, zone string, capacityMB, reservedMB int)) {
+			for _, u := range places.Workers() {
+				report(u.ID, u.Zone, u.MemoryMB, u.UsedMB)
+			}
+		},
+		Logs: func() (stored, lost, cut uint64) {
+			s := logWriter.Stats()
+			return s.Stored, s.Lost, s.Cut
+		},
+	})
 	front := frontend.New(frontend.Config{
 		Auth: verifier, Counter: counter,
 		Pool: manager, Functions: st, Region: cfg.Region, Logger: log,
+		Metrics: mets,
 	})
 	// stopDataPlane runs after the HTTP server and the background
 	// goroutines have stopped: no invoke is in flight any more.
@@ -264,6 +320,9 @@ func serve(ctx context.Context, cfg serveConfig, stdout io.Writer) (err error) {
 		defer cancel()
 		if e := local.Shutdown(sctx); e != nil {
 			log.Warn("worker shutdown", "err", e)
+		}
+		if e := logWriter.Close(sctx); e != nil {
+			log.Warn("function log writer shutdown", "err", e)
 		}
 		if e := sandboxes.Shutdown(sctx); e != nil {
 			log.Warn("sandbox manager shutdown", "err", e)
@@ -324,6 +383,17 @@ func serve(ctx context.Context, cfg serveConfig, stdout io.Writer) (err error) {
 		_, _ = io.WriteString(w, "ok\n")
 	})
 	mux.Handle("POST /2015-03-31/functions/{fn}/invocations", front)
+	mux.Handle("GET /metrics", mets.Handler(cfg.MetricsToken))
+	// CloudWatch Logs shares POST / with nothing of Lambda's: its requests
+	// are told apart by their X-Amz-Target.
+	logsAPI := logs.NewAPI(logs.APIConfig{Store: logStore, Auth: verifier, Region: cfg.Region, Logger: log})
+	mux.Handle("POST /{$}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if logs.IsLogsRequest(r) {
+			logsAPI.ServeHTTP(w, r)
+			return
+		}
+		control.ServeHTTP(w, r)
+	}))
 	mux.Handle("/", control)
 	var h http.Handler = mux
 	app.Store(&h)

@@ -21,18 +21,21 @@ import (
 
 // fakeStore is an in-memory Store; fail makes every call fail.
 type fakeStore struct {
-	mu       sync.Mutex
-	fail     error
-	fns      map[string]store.Revision
-	versions map[string]store.Function
-	aliases  map[string]store.AliasRevision
-	code     map[string][]byte
-	revNo    uint64
+	mu        sync.Mutex
+	fail      error
+	fns       map[string]store.Revision
+	versions  map[string]store.Function
+	aliases   map[string]store.AliasRevision
+	code      map[string][]byte
+	layers    map[string]store.LayerVersion
+	lastLayer map[string]int
+	revNo     uint64
 }
 
 func newFakeStore() *fakeStore {
 	return &fakeStore{fns: map[string]store.Revision{}, code: map[string][]byte{},
-		versions: map[string]store.Function{}, aliases: map[string]store.AliasRevision{}}
+		versions: map[string]store.Function{}, aliases: map[string]store.AliasRevision{},
+		layers: map[string]store.LayerVersion{}, lastLayer: map[string]int{}}
 }
 
 func (f *fakeStore) CreateVersion(_ context.Context, v store.Function) (uint64, error) {
@@ -211,17 +214,100 @@ func (f *fakeStore) ListFunctions(context.Context, string, string, int) ([]store
 func (f *fakeStore) CodeInUse(_ context.Context, account, sha string) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	uses := func(fn store.Function) bool {
+		if fn.AccountID != account {
+			return false
+		}
+		if fn.CodeSHA256 == sha {
+			return true
+		}
+		return slices.ContainsFunc(fn.Layers, func(l store.FunctionLayer) bool { return l.CodeSHA256 == sha })
+	}
 	for _, r := range f.fns {
-		if r.AccountID == account && r.CodeSHA256 == sha {
+		if uses(r.Function) {
 			return true, nil
 		}
 	}
 	for _, v := range f.versions {
-		if v.AccountID == account && v.CodeSHA256 == sha {
+		if uses(v) {
+			return true, nil
+		}
+	}
+	for _, l := range f.layers {
+		if l.AccountID == account && l.CodeSHA256 == sha {
 			return true, nil
 		}
 	}
 	return false, nil
+}
+
+func layerKey(account, name string, version int) string {
+	return account + "." + name + "." + strconv.Itoa(version)
+}
+
+func (f *fakeStore) NextLayerVersion(_ context.Context, account, name string) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return 0, f.fail
+	}
+	f.lastLayer[account+"."+name]++
+	return f.lastLayer[account+"."+name], nil
+}
+
+func (f *fakeStore) CreateLayerVersion(_ context.Context, l store.LayerVersion) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return f.fail
+	}
+	k := layerKey(l.AccountID, l.Name, l.Version)
+	if _, ok := f.layers[k]; ok {
+		return store.ErrExists
+	}
+	f.layers[k] = l
+	return nil
+}
+
+func (f *fakeStore) GetLayerVersion(_ context.Context, account, name string, version int) (store.LayerVersion, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return store.LayerVersion{}, f.fail
+	}
+	l, ok := f.layers[layerKey(account, name, version)]
+	if !ok {
+		return l, store.ErrNotFound
+	}
+	return l, nil
+}
+
+func (f *fakeStore) DeleteLayerVersion(_ context.Context, account, name string, version int) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.layers, layerKey(account, name, version))
+	return f.fail
+}
+
+func (f *fakeStore) ListLayerVersions(_ context.Context, account, name string) ([]store.LayerVersion, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return nil, f.fail
+	}
+	var out []store.LayerVersion
+	for _, l := range f.layers {
+		if l.AccountID == account && (name == "" || l.Name == name) {
+			out = append(out, l)
+		}
+	}
+	slices.SortFunc(out, func(a, b store.LayerVersion) int {
+		if c := strings.Compare(a.Name, b.Name); c != 0 {
+			return c
+		}
+		return a.Version - b.Version
+	})
+	return out, nil
 }
 
 func (f *fakeStore) PutCode(_ context.Context, account, sha string, zip []byte) error {

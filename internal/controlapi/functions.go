@@ -133,9 +133,6 @@ func (s *Server) createFunction(w http.ResponseWriter, r *request) error {
 	if in.PackageType != "" && in.PackageType != lambdaapi.PackageTypeZip {
 		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue, "PackageType %s is not supported; Ember runs Zip packages", in.PackageType)
 	}
-	if len(in.Layers) > 0 {
-		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue, "Layers are not supported yet")
-	}
 	if in.VpcConfig != nil && (len(in.VpcConfig.SubnetIds) > 0 || len(in.VpcConfig.SecurityGroupIds) > 0) {
 		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue, "VpcConfig is not supported by Ember")
 	}
@@ -185,6 +182,16 @@ func (s *Server) createFunction(w http.ResponseWriter, r *request) error {
 
 	unlock := s.lockCode(f.AccountID)
 	defer unlock()
+	// Layers are looked up under the code lock: none of them can be
+	// deleted before the function that uses it is stored.
+	if len(in.Layers) > 0 {
+		if f.Layers, err = s.functionLayers(r.Context(), f.AccountID, in.Layers); err != nil {
+			return err
+		}
+	}
+	if err := checkTotalSize(f.UnzippedSize, f.Layers); err != nil {
+		return err
+	}
 	if _, err := s.cfg.Store.GetFunction(r.Context(), f.AccountID, f.Name); err == nil {
 		return s.conflict(f.Name)
 	} else if !errors.Is(err, store.ErrNotFound) {
@@ -314,6 +321,9 @@ func (s *Server) updateFunctionCode(w http.ResponseWriter, r *request) error {
 		if err != nil {
 			return err
 		}
+		if err := checkTotalSize(pkg.UnzippedSize, f.Layers); err != nil {
+			return err
+		}
 		if in.DryRun {
 			return nil
 		}
@@ -352,10 +362,18 @@ func (s *Server) updateFunctionConfiguration(w http.ResponseWriter, r *request) 
 	if err := decode(r, &in); err != nil {
 		return err
 	}
-	if len(in.Layers) > 0 {
-		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue, "Layers are not supported yet")
+	var layers []store.FunctionLayer
+	if in.Layers != nil {
+		// Under the code lock, as CreateFunction, so that no layer the
+		// function is given can be deleted before it is stored.
+		unlock := s.lockCode(r.principal.AccountID)
+		defer unlock()
+		var err error
+		if layers, err = s.functionLayers(r.Context(), r.principal.AccountID, in.Layers); err != nil {
+			return err
+		}
 	}
-	f, _, err := s.modify(r, in.RevisionId, func(f *store.Function) error {
+	f, old, err := s.modify(r, in.RevisionId, func(f *store.Function) error {
 		if in.Runtime != nil {
 			if err := s.checkRuntime(*in.Runtime); err != nil {
 				return err
@@ -372,10 +390,24 @@ func (s *Server) updateFunctionConfiguration(w http.ResponseWriter, r *request) 
 		if in.Role != nil {
 			f.Role = *in.Role
 		}
+		if in.Layers != nil {
+			f.Layers = slices.Clone(layers)
+			if len(f.Layers) == 0 {
+				f.Layers = nil
+			}
+			if err := checkTotalSize(f.UnzippedSize, f.Layers); err != nil {
+				return err
+			}
+		}
 		return s.applyConfig(f, &in)
 	}, true)
 	if err != nil {
 		return err
+	}
+	if in.Layers != nil {
+		// A layer version deleted meanwhile keeps its content while
+		// functions use it: this one may have been the last.
+		s.dropLayersIfUnused(r.Context(), f.AccountID, old.Layers, f.Layers)
 	}
 	return writeJSON(w, http.StatusOK, s.configuration(&f, ""))
 }
@@ -412,6 +444,7 @@ func (s *Server) modifyRev(r *request, m modification, change func(*store.Functi
 		old := cur.Function
 		f := cur.Function
 		f.Environment = cloneMap(old.Environment)
+		f.Layers = slices.Clone(old.Layers)
 		if err := change(&f); err != nil {
 			return store.Function{}, store.Function{}, err
 		}
@@ -490,6 +523,7 @@ func (s *Server) deleteFunction(w http.ResponseWriter, r *request) error {
 		s.log.Warn("versions or aliases of a deleted function left behind", "account", f.AccountID, "function", f.Name, "err", err)
 	}
 	s.dropCodeIfUnused(ctx, f.AccountID, f.CodeSHA256)
+	s.dropLayersIfUnused(ctx, f.AccountID, f.Layers, nil)
 	s.log.Info("function deleted", "account", f.AccountID, "function", f.Name)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -621,6 +655,9 @@ func (s *Server) configuration(f *store.Function, qualifier string) lambdaapi.Fu
 	}
 	if len(f.Environment) > 0 {
 		c.Environment = &lambdaapi.EnvironmentResponse{Variables: f.Environment}
+	}
+	for _, l := range f.Layers {
+		c.Layers = append(c.Layers, lambdaapi.Layer{Arn: l.ARN, CodeSize: l.CodeSize})
 	}
 	if f.Version != "" {
 		c.LastUpdateStatus = "" // a published version is never updated

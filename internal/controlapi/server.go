@@ -1,7 +1,7 @@
 // Package controlapi serves Lambda's control plane: creating, reading,
 // updating, listing and deleting functions, their code, versions and
-// aliases, at Lambda's REST paths and JSON shapes, plus Ember's own
-// account administration.
+// aliases, and layers, at Lambda's REST paths and JSON shapes, plus Ember's
+// own account administration.
 package controlapi
 
 import (
@@ -41,6 +41,11 @@ type Store interface {
 	UpdateAlias(ctx context.Context, a store.Alias, rev uint64) (uint64, error)
 	DeleteAlias(ctx context.Context, account, function, alias string, rev uint64) error
 	ListAliases(ctx context.Context, account, function string) ([]store.Alias, error)
+	NextLayerVersion(ctx context.Context, account, name string) (int, error)
+	CreateLayerVersion(ctx context.Context, l store.LayerVersion) error
+	GetLayerVersion(ctx context.Context, account, name string, version int) (store.LayerVersion, error)
+	DeleteLayerVersion(ctx context.Context, account, name string, version int) error
+	ListLayerVersions(ctx context.Context, account, name string) ([]store.LayerVersion, error)
 	CodeInUse(ctx context.Context, account, sha256hex string) (bool, error)
 	PutCode(ctx context.Context, account, sha256hex string, zip []byte) error
 	GetCode(ctx context.Context, account, sha256hex string) (io.ReadCloser, int64, error)
@@ -161,6 +166,16 @@ func New(cfg Config) *Server {
 	s.route("GET /2019-09-30/functions/{fn}/concurrency", 0, s.getFunctionConcurrency)
 	s.route("DELETE /2017-10-31/functions/{fn}/concurrency", 0, s.deleteFunctionConcurrency)
 	s.route("PUT /2019-09-30/functions/{fn}/provisioned-concurrency", lambdaapi.MaxControlBody, s.putProvisionedConcurrency)
+	layer := "/2018-10-31/layers/{layer}/versions"
+	s.route("GET /2018-10-31/layers", 0, s.listLayers) // also GetLayerVersionByArn
+	s.route("GET /2018-10-31/layers/{$}", 0, s.listLayers)
+	s.route("POST "+layer, lambdaapi.MaxCreateBody, s.publishLayerVersion)
+	s.route("GET "+layer, 0, s.listLayerVersions)
+	s.route("GET "+layer+"/{version}", 0, s.getLayerVersion)
+	s.route("DELETE "+layer+"/{version}", 0, s.deleteLayerVersion)
+	s.route("POST "+layer+"/{version}/policy", lambdaapi.MaxControlBody, s.layerPermissions)
+	s.route("GET "+layer+"/{version}/policy", 0, s.layerPermissions)
+	s.route("DELETE "+layer+"/{version}/policy/{sid}", 0, s.layerPermissions)
 	s.route("GET /2016-08-19/account-settings", 0, s.getAccountSettings)
 	s.route("GET /2016-08-19/account-settings/{$}", 0, s.getAccountSettings)
 	s.mux.HandleFunc("GET "+codePath+"{account}/{sha}", s.downloadCode) // authenticated by its URL signature

@@ -28,6 +28,7 @@ func (s *Server) publish(ctx context.Context, f store.Function, description *str
 	v.Version = strconv.Itoa(f.LastVersion)
 	v.Environment = cloneMap(f.Environment)
 	v.Architectures = slices.Clone(f.Architectures)
+	v.Layers = slices.Clone(f.Layers)
 	v.RevisionID = lambdaapi.NewRequestID()
 	v.LastModified = s.cfg.Now().UTC()
 	v.ReservedConcurrency = nil // a property of the function, not of a version
@@ -169,6 +170,7 @@ func (s *Server) deleteVersion(ctx context.Context, f *store.Function, version s
 		return err
 	}
 	s.dropCodeIfUnused(ctx, f.AccountID, v.CodeSHA256)
+	s.dropLayersIfUnused(ctx, f.AccountID, v.Layers, nil)
 	s.log.Info("function version deleted", "account", f.AccountID, "function", f.Name, "version", version)
 	return nil
 }
@@ -196,6 +198,9 @@ func (s *Server) deleteVersionsAndAliases(ctx context.Context, account, name str
 			return err
 		}
 		shas[v.CodeSHA256] = true
+		for _, l := range v.Layers {
+			shas[l.CodeSHA256] = true
+		}
 	}
 	for sha := range shas {
 		s.dropCodeIfUnused(ctx, account, sha)

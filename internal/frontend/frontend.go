@@ -5,6 +5,7 @@
 package frontend
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -58,8 +59,20 @@ type Functions interface {
 	WatchAliases(ctx context.Context, fn func(account, function, alias string, a *store.Alias)) error
 }
 
-// Config configures the Front End; every interface is required.
+// Recorder receives the invoke metrics (metrics.Metrics).
+type Recorder interface {
+	InvokeStarted(account, function string)
+	// InvokeDone: outcome is success, function_error, timeout,
+	// platform_error or throttled; duration is how long the function ran.
+	InvokeDone(account, function, outcome string, duration time.Duration)
+	ColdStart(account, function string, initDuration time.Duration)
+	Throttled(account, function, reason string)
+}
+
+// Config configures the Front End; every interface is required but Metrics.
 type Config struct {
+	// Metrics, if set, is told of every invoke.
+	Metrics   Recorder
 	Auth      Authenticator
 	Counter   Counter
 	Pool      Pool
@@ -100,6 +113,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = nopRecorder{}
 	}
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Float64
@@ -383,9 +399,13 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request, requestID string
 
 	release, err := s.cfg.Counter.Acquire(r.Context(), p.AccountID, fn.Name, time.Duration(fn.Timeout)*time.Second)
 	if err != nil {
+		s.throttled(p.AccountID, fn.Name, err)
 		return err
 	}
 	defer release() // on every path, panics included
+	s.cfg.Metrics.InvokeStarted(p.AccountID, fn.Name)
+	outcome, ran := "platform_error", time.Duration(0)
+	defer func() { s.cfg.Metrics.InvokeDone(p.AccountID, fn.Name, outcome, ran) }()
 	req := &invoke.Request{
 		RequestID: requestID, Payload: body, ClientContext: clientContext,
 		TraceID: r.Header.Get("X-Amzn-Trace-Id"), Version: fn.VersionName(), InvokedFunctionARN: t.invokedARN,
@@ -398,8 +418,12 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request, requestID string
 			continue
 		}
 		if err != nil {
+			if s.throttled(p.AccountID, fn.Name, err) {
+				outcome = "throttled"
+			}
 			return err
 		}
+		outcome, ran = outcomeOf(res), res.Duration
 		return s.writeResult(w, logType, fn.VersionName(), res)
 	}
 }
@@ -409,6 +433,7 @@ func (s *Server) run(ctx context.Context, fn *store.Function, req *invoke.Reques
 	a, err := s.cfg.Pool.Acquire(ctx, fn)
 	var ie *invoke.InitError
 	if errors.As(err, &ie) {
+		s.cfg.Metrics.ColdStart(fn.AccountID, fn.Name, 0)
 		s.log.Info("init failed", "function", fn.VersionKey(), "request_id", requestID, "error_type", ie.Type)
 		return &invoke.Result{
 			FunctionError: "Unhandled",
@@ -424,6 +449,7 @@ func (s *Server) run(ctx context.Context, fn *store.Function, req *invoke.Reques
 	req.InitDuration = 0
 	if a.Cold {
 		req.InitDuration = a.InitDuration
+		s.cfg.Metrics.ColdStart(fn.AccountID, fn.Name, a.InitDuration)
 	}
 	res, err := a.Worker.Invoke(ctx, a.SandboxID, req)
 	if err != nil {
@@ -494,3 +520,31 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	w.WriteHeader(le.Status())
 	_, _ = w.Write(b)
 }
+
+// throttled counts a 429 in the metrics and says whether err was one.
+func (s *Server) throttled(account, function string, err error) bool {
+	var le *lambdaapi.Error
+	if errors.As(err, &le) && le.Type == lambdaapi.TooManyRequests {
+		s.cfg.Metrics.Throttled(account, function, le.Reason)
+		return true
+	}
+	return false
+}
+
+// outcomeOf names how an invocation ended, for the metrics.
+func outcomeOf(res *invoke.Result) string {
+	switch {
+	case res.FunctionError == "":
+		return "success"
+	case bytes.Contains(res.Payload, []byte(`"errorType":"Sandbox.Timedout"`)):
+		return "timeout"
+	}
+	return "function_error"
+}
+
+type nopRecorder struct{}
+
+func (nopRecorder) InvokeStarted(string, string)                     {}
+func (nopRecorder) InvokeDone(string, string, string, time.Duration) {}
+func (nopRecorder) ColdStart(string, string, time.Duration)          {}
+func (nopRecorder) Throttled(string, string, string)                 {}

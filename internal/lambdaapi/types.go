@@ -92,7 +92,8 @@ type UpdateFunctionConfigurationInput struct {
 	Runtime          *string           `json:"Runtime"`
 	EphemeralStorage *EphemeralStorage `json:"EphemeralStorage"`
 	RevisionId       string            `json:"RevisionId"`
-	Layers           []string          `json:"Layers"`
+	// Layers nil: unchanged; empty (`[]`): no layers any more.
+	Layers []string `json:"Layers"`
 }
 
 // TracingConfig is always PassThrough in Ember.
@@ -129,6 +130,7 @@ type FunctionConfiguration struct {
 	Architectures    []string             `json:"Architectures"`
 	EphemeralStorage EphemeralStorage     `json:"EphemeralStorage"`
 	LoggingConfig    LoggingConfig        `json:"LoggingConfig"`
+	Layers           []Layer              `json:"Layers,omitempty"`
 }
 
 // FunctionCodeLocation is the Code of GetFunction.

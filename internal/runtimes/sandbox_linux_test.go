@@ -92,6 +92,7 @@ func TestInSandbox(t *testing.T) {
 					},
 					MemoryMB:      256,
 					ListenAddr:    "127.0.0.1:9001",
+					ListenAddrEnv: "AWS_LAMBDA_RUNTIME_API",
 					Stdout:        out,
 					Stderr:        out,
 				}

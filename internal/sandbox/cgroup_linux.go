@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -22,7 +23,12 @@ type limits struct {
 	memoryBytes int64
 	pidsMax     int
 	cpuWeight   int
+	cpuMilli    int // CPU time cap in thousandths of a CPU; 0: none
 }
+
+// cpuPeriodUs is the CFS period of the CPU cap (cpu.cfs_period_us, the
+// second number of cpu.max).
+const cpuPeriodUs = 100000
 
 // cgroupDriver creates sandbox groups under the parent group(s) it made.
 type cgroupDriver interface {
@@ -56,8 +62,10 @@ type cgroup interface {
 // v1Controllers are the cgroup v1 controllers a sandbox is limited by.
 var v1Controllers = []string{"memory", "pids", "cpu"}
 
-// newDriver detects the cgroup version and makes the parent group(s).
-func newDriver(parent string) (cgroupDriver, error) {
+// newDriver detects the cgroup version, removes the groups dead processes
+// left next to the parent group(s) (cleanStale) and makes the parent
+// group(s).
+func newDriver(parent string, log *slog.Logger) (cgroupDriver, error) {
 	var st unix.Statfs_t
 	if err := unix.Statfs("/sys/fs/cgroup", &st); err != nil {
 		return nil, fmt.Errorf("%w: statfs /sys/fs/cgroup: %v", ErrUnsupported, err)
@@ -75,16 +83,22 @@ func newDriver(parent string) (cgroupDriver, error) {
 		if err != nil {
 			return nil, err
 		}
+		cleanStale([]string{dir}, log)
 		return newV2Driver(dir, parent, v2Controllers)
 	}
 	d := &v1Driver{parents: map[string]string{}}
+	var dirs []string
 	for _, c := range v1Controllers {
 		dir, err := hierarchyDir(mounts, own, c)
 		if err != nil {
 			return nil, err
 		}
 		d.parents[c] = filepath.Join(dir, parent)
+		if !contains(dirs, dir) {
+			dirs = append(dirs, dir)
+		}
 	}
+	cleanStale(dirs, log)
 	for _, c := range v1Controllers {
 		if err := os.Mkdir(d.parents[c], 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 			d.removeParent(context.Background())
@@ -413,6 +427,15 @@ func (d *v1Driver) create(id string, lim limits) (cgroup, error) {
 	shares := max(2, lim.cpuWeight*1024/100)
 	if err := writeFile(filepath.Join(g.dirs_["cpu"], "cpu.shares"), strconv.Itoa(shares)); err != nil {
 		return fail(err)
+	}
+	if lim.cpuMilli > 0 {
+		if err := writeFile(filepath.Join(g.dirs_["cpu"], "cpu.cfs_period_us"), strconv.Itoa(cpuPeriodUs)); err != nil {
+			return fail(err)
+		}
+		quota := strconv.Itoa(lim.cpuMilli * cpuPeriodUs / 1000)
+		if err := writeFile(filepath.Join(g.dirs_["cpu"], "cpu.cfs_quota_us"), quota); err != nil {
+			return fail(err)
+		}
 	}
 	return g, nil
 }

@@ -70,26 +70,33 @@ func TestNormalize(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Spec{ID: "a-1", Path: "/var/task/bootstrap", Dir: "/", TmpSizeMB: 512, MemoryMB: 128,
-		PidsMax: 1024, CPUWeight: 100, UID: 993, GID: 990}
+		PidsMax: 1024, CPUWeight: 100, UID: 993, GID: 990, Network: NetworkNone}
 	if !reflect.DeepEqual(ok, want) {
 		t.Errorf("defaults: got %+v", ok)
 	}
 	for name, edit := range map[string]func(*Spec){
-		"empty id":        func(s *Spec) { s.ID = "" },
-		"id with slash":   func(s *Spec) { s.ID = "a/b" },
-		"id too long":     func(s *Spec) { s.ID = strings.Repeat("a", 64) },
-		"relative path":   func(s *Spec) { s.Path = "bootstrap" },
-		"unclean path":    func(s *Spec) { s.Path = "/var/../bootstrap" },
-		"relative dir":    func(s *Spec) { s.Dir = "task" },
-		"mount on /":      func(s *Spec) { s.Mounts = []Mount{{Source: "/x", Target: "/"}} },
-		"mount in /usr":   func(s *Spec) { s.Mounts = []Mount{{Source: "/x", Target: "/usr/local"}} },
-		"mount on /tmp":   func(s *Spec) { s.Mounts = []Mount{{Source: "/x", Target: "/tmp"}} },
-		"mount dotdot":    func(s *Spec) { s.Mounts = []Mount{{Source: "/x", Target: "/opt/../etc"}} },
-		"relative source": func(s *Spec) { s.Mounts = []Mount{{Source: "x", Target: "/opt"}} },
-		"tiny memory":     func(s *Spec) { s.MemoryMB = 8 },
-		"cpu weight":      func(s *Spec) { s.CPUWeight = 10001 },
-		"listen name":     func(s *Spec) { s.ListenAddr = "localhost:9001" },
-		"negative uid":    func(s *Spec) { s.UID = -1 },
+		"empty id":         func(s *Spec) { s.ID = "" },
+		"id with slash":    func(s *Spec) { s.ID = "a/b" },
+		"id too long":      func(s *Spec) { s.ID = strings.Repeat("a", 64) },
+		"relative path":    func(s *Spec) { s.Path = "bootstrap" },
+		"unclean path":     func(s *Spec) { s.Path = "/var/../bootstrap" },
+		"relative dir":     func(s *Spec) { s.Dir = "task" },
+		"mount on /":       func(s *Spec) { s.Mounts = []Mount{{Source: "/x", Target: "/"}} },
+		"mount in /usr":    func(s *Spec) { s.Mounts = []Mount{{Source: "/x", Target: "/usr/local"}} },
+		"mount on /tmp":    func(s *Spec) { s.Mounts = []Mount{{Source: "/x", Target: "/tmp"}} },
+		"mount dotdot":     func(s *Spec) { s.Mounts = []Mount{{Source: "/x", Target: "/opt/../etc"}} },
+		"relative source":  func(s *Spec) { s.Mounts = []Mount{{Source: "x", Target: "/opt"}} },
+		"tiny memory":      func(s *Spec) { s.MemoryMB = 8 },
+		"cpu weight":       func(s *Spec) { s.CPUWeight = 10001 },
+		"listen name":      func(s *Spec) { s.ListenAddr = "localhost:9001" },
+		"negative uid":     func(s *Spec) { s.UID = -1 },
+		"uid out of range": func(s *Spec) { s.UID = IDRangeSize },
+		"gid out of range": func(s *Spec) { s.GID = IDRangeSize },
+		"outbound network": func(s *Spec) { s.Network = NetworkOutbound },
+		"tiny cpu cap":     func(s *Spec) { s.CPUMilli = 5 },
+		"unknown network":  func(s *Spec) { s.Network = "host" },
+		"env without addr": func(s *Spec) { s.ListenAddrEnv = "X" },
+		"bad env name":     func(s *Spec) { s.ListenAddr, s.ListenAddrEnv = "127.0.0.1:1", "A=B" },
 	} {
 		s := Spec{ID: "a", Path: "/p"}
 		edit(&s)

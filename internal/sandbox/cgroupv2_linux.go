@@ -152,6 +152,9 @@ func (d *v2Driver) create(id string, lim limits) (cgroup, error) {
 		{"pids", "pids.max", strconv.Itoa(lim.pidsMax)},
 		{"cpu", "cpu.weight", strconv.Itoa(lim.cpuWeight)},
 	}
+	if lim.cpuMilli > 0 {
+		settings = append(settings, setting{"cpu", "cpu.max", fmt.Sprintf("%d %d", lim.cpuMilli*cpuPeriodUs/1000, cpuPeriodUs)})
+	}
 	for _, s := range settings {
 		if !contains(d.controllers, s.controller) {
 			continue

@@ -20,10 +20,12 @@ import (
 const helperSource = `package main
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"sort"
 	"strconv"
 	"strings"
@@ -75,10 +77,118 @@ func run(cmd, arg string) {
 	case "status":
 		b, _ := os.ReadFile("/proc/self/status")
 		for _, l := range strings.Split(string(b), "\n") {
-			if strings.HasPrefix(l, "CapEff:") || strings.HasPrefix(l, "NoNewPrivs:") {
-				fmt.Println("status", strings.Join(strings.Fields(l), " "))
+			for _, k := range []string{"CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:", "NoNewPrivs:", "Seccomp:", "Seccomp_filters:", "Uid:", "Gid:", "Groups:"} {
+				if strings.HasPrefix(l, k) {
+					fmt.Println("status", strings.Join(strings.Fields(l), " "))
+				}
 			}
 		}
+	case "mount":
+		err := syscall.Mount("tmpfs", "/tmp", "tmpfs", 0, "")
+		fmt.Printf("mount %v\n", errno(err))
+	case "umount":
+		err := syscall.Unmount(arg, syscall.MNT_DETACH)
+		fmt.Printf("umount %v\n", errno(err))
+	case "unshare":
+		err := syscall.Unshare(syscall.CLONE_NEWUSER)
+		fmt.Printf("unshare %v\n", errno(err))
+	case "clonens":
+		c := exec.Command("/proc/self/exe", "hello")
+		c.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWNET}
+		err := c.Run()
+		var se *os.SyscallError
+		if errors.As(err, &se) {
+			err = se.Err
+		}
+		fmt.Printf("clonens %v\n", errno(err))
+	case "ptrace":
+		c := exec.Command("/proc/self/exe", "sleep:1h")
+		if err := c.Start(); err != nil {
+			fmt.Printf("ptrace start %v\n", err)
+			return
+		}
+		err := syscall.PtraceAttach(c.Process.Pid)
+		c.Process.Kill()
+		c.Wait()
+		fmt.Printf("ptrace %v\n", errno(err))
+	case "setuid":
+		_, _, e := syscall.RawSyscall(syscall.SYS_SETUID, 0, 0, 0)
+		fmt.Printf("setuid %v\n", errno(e))
+	case "chroot":
+		fmt.Printf("chroot %v\n", errno(syscall.Chroot("/tmp")))
+	case "bpf":
+		_, _, e := syscall.Syscall(321, 0, 0, 0) // bpf(BPF_MAP_CREATE, NULL, 0) on amd64
+		fmt.Printf("bpf %v\n", errno(e))
+	case "keyctl":
+		_, _, e := syscall.Syscall(250, 0, 0, 0) // keyctl(KEYCTL_GET_KEYRING_ID, 0) on amd64
+		fmt.Printf("keyctl %v\n", errno(e))
+	case "iouring":
+		_, _, e := syscall.Syscall(425, 1, 0, 0) // io_uring_setup on amd64
+		fmt.Printf("iouring %v\n", errno(e))
+	case "int80":
+		// getpid through the i386 entry: pid 1 without the ABI filter.
+		r := int80(20, 0, 0, 0)
+		fmt.Printf("int80 %d\n", int32(r))
+	case "tty":
+		f, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+		if err == nil {
+			f.Close()
+		}
+		fmt.Printf("tty %v\n", errno(err))
+	case "sethostname":
+		fmt.Printf("sethostname %v\n", errno(syscall.Sethostname([]byte("x"))))
+	case "daemon":
+		// A child that double-forks a grandchild in a new session, which
+		// ignores SIGTERM, then exits.
+		c := exec.Command("/proc/self/exe", "daemon2")
+		c.Stdout = os.Stdout
+		err := c.Run()
+		fmt.Printf("daemon %v\n", err)
+	case "daemon2":
+		c := exec.Command("/proc/self/exe", "ignoreterm", "sleep:1h")
+		c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		c.Stdout = os.Stdout
+		if err := c.Start(); err != nil {
+			fmt.Printf("daemon2 %v\n", err)
+		}
+		os.Exit(0)
+	case "ignoreterm":
+		signal.Ignore(syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+		fmt.Printf("grandchild %d\n", os.Getpid())
+	case "fill":
+		// fill:FILE:MB writes MB megabytes to FILE.
+		file, mb, _ := strings.Cut(arg, ":")
+		n, _ := strconv.Atoi(mb)
+		f, err := os.Create(file)
+		if err == nil {
+			buf := make([]byte, 1<<20)
+			for i := range buf {
+				buf[i] = byte(i)
+			}
+			for i := 0; i < n && err == nil; i++ {
+				_, err = f.Write(buf)
+			}
+			f.Close()
+		}
+		fmt.Printf("fill %s %v\n", file, err)
+	case "spin":
+		// spin:D burns CPU for D of wall time, then reports the CPU time.
+		d, _ := time.ParseDuration(arg)
+		end := time.Now().Add(d)
+		x := 0
+		for time.Now().Before(end) {
+			for i := 0; i < 100000; i++ {
+				x += i
+			}
+		}
+		var ru syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		fmt.Printf("spin %d %d\n", cpu.Milliseconds(), x%2)
+	case "getenv":
+		fmt.Printf("getenv %s=%s\n", arg, os.Getenv(arg))
+	case "dialenv":
+		run("dial", os.Getenv(arg))
 	case "ps":
 		es, _ := os.ReadDir("/proc")
 		var pids []string
@@ -124,7 +234,46 @@ func run(cmd, arg string) {
 		os.Exit(100)
 	}
 }
+
+// errno names an error by its errno constant, for stable comparisons.
+func errno(err error) string {
+	var e syscall.Errno
+	if err == nil {
+		return "ok"
+	}
+	if !errors.As(err, &e) {
+		return err.Error()
+	}
+	if e == 0 {
+		return "ok"
+	}
+	names := map[syscall.Errno]string{syscall.EPERM: "EPERM", syscall.EINVAL: "EINVAL", syscall.ENOSYS: "ENOSYS",
+		syscall.EACCES: "EACCES", syscall.ENXIO: "ENXIO", syscall.EROFS: "EROFS", syscall.ENOENT: "ENOENT", syscall.EFAULT: "EFAULT", syscall.EBADF: "EBADF"}
+	if n, ok := names[e]; ok {
+		return n
+	}
+	return e.Error()
+}
 `
+
+// helperAsm makes the i386 system call entry (int 0x80) reachable from the
+// amd64 helper; other architectures get a stub.
+var helperAsm = map[string]string{
+	"int80_amd64.s": `#include "textflag.h"
+
+// func int80(trap, a1, a2, a3 uintptr) uintptr
+TEXT ·int80(SB),NOSPLIT,$0-40
+	MOVQ trap+0(FP), AX
+	MOVQ a1+8(FP), BX
+	MOVQ a2+16(FP), CX
+	MOVQ a3+24(FP), DX
+	INT $0x80
+	MOVQ AX, ret+32(FP)
+	RET
+`,
+	"int80_amd64.go": "package main\n\nfunc int80(trap, a1, a2, a3 uintptr) uintptr\n",
+	"int80_other.go": "//go:build !amd64\n\npackage main\n\nfunc int80(trap, a1, a2, a3 uintptr) uintptr { return ^uintptr(37) }\n",
+}
 
 // helperDir holds the built helper ("helper"); it is mounted at /var/task.
 var helperDir string
@@ -164,11 +313,16 @@ func buildHelper() (string, error) {
 	if err := os.WriteFile(filepath.Join(src, "main.go"), []byte(helperSource), 0o644); err != nil {
 		return "", err
 	}
+	for name, body := range helperAsm {
+		if err := os.WriteFile(filepath.Join(src, name), []byte(body), 0o644); err != nil {
+			return "", err
+		}
+	}
 	goCmd := filepath.Join(runtime.GOROOT(), "bin", "go")
 	if _, err := os.Stat(goCmd); err != nil {
 		goCmd = "go"
 	}
-	cmd := exec.Command(goCmd, "build", "-trimpath", "-o", filepath.Join(out, "helper"), "main.go")
+	cmd := exec.Command(goCmd, "build", "-trimpath", "-o", filepath.Join(out, "helper"), ".")
 	cmd.Dir = src
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GO111MODULE=off", "GOFLAGS=")
 	if b, err := cmd.CombinedOutput(); err != nil {

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path"
 	"runtime"
-	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -20,6 +19,7 @@ const (
 	fdSync   = 3 // read: the childConfig as JSON, then EOF
 	fdErr    = 4 // write: a setup error; closed by exec on success
 	fdParent = 5 // a pidfd of the parent process
+	fdMounts = 6 // and up: one detached mount tree per Spec.Mount
 )
 
 // childConfig is what the parent sends the init over the sync pipe, once
@@ -33,6 +33,8 @@ type childConfig struct {
 	Mounts    []Mount
 	TmpSizeMB int
 	UID, GID  int
+	// Seccomp are the raw BPF programs to load last (buildSeccomp).
+	Seccomp [][]byte
 }
 
 // newRootAt is where the init mounts the tmpfs that becomes the sandbox's
@@ -65,6 +67,7 @@ func runInit() error {
 	for _, fd := range []int{fdSync, fdErr, fdParent} {
 		unix.CloseOnExec(fd)
 	}
+	// The mount trees' fds come after; the config says how many.
 	if err := unix.SetNonblock(fdSync, false); err != nil {
 		return fmt.Errorf("sync pipe: %w", err)
 	}
@@ -76,6 +79,9 @@ func runInit() error {
 	}
 	if err != nil {
 		return fmt.Errorf("read config: %w", err)
+	}
+	for i := range c.Mounts {
+		unix.CloseOnExec(fdMounts + i)
 	}
 	// Now in the sandbox's cgroups: make them the cgroup namespace's root.
 	if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
@@ -95,6 +101,10 @@ func runInit() error {
 	}
 	if err := unix.Chdir(c.Dir); err != nil {
 		return fmt.Errorf("chdir %s: %w", c.Dir, err)
+	}
+	// Last: from here on only the exec itself may run.
+	if err := loadSeccomp(c.Seccomp); err != nil {
+		return err
 	}
 	argv := append([]string{c.Path}, c.Args...)
 	env := c.Env
@@ -124,12 +134,47 @@ func readAll(fd int) ([]byte, error) {
 	}
 }
 
-// dropPrivileges sets no_new_privs and switches this thread to uid/gid
-// with no supplementary groups (which drops every capability). The raw
-// per-thread syscalls are enough: this thread execs, and exec ends the
-// others. The parent-death signal, which the kernel clears on a change of
-// credentials, is armed again, and the parent checked to be alive after.
+// Securebits (linux/securebits.h): uid 0 gets no capabilities from exec
+// or setuid, and no process of the sandbox can change that.
+const (
+	secbitNoroot                  = 1 << 0
+	secbitNorootLocked            = 1 << 1
+	secbitNoSetuidFixupLocked     = 1 << 3
+	secbitKeepCapsLocked          = 1 << 5
+	secbitNoCapAmbientRaise       = 1 << 6
+	secbitNoCapAmbientRaiseLocked = 1 << 7
+	lockedSecurebits              = secbitNoroot | secbitNorootLocked | secbitNoSetuidFixupLocked |
+		secbitKeepCapsLocked | secbitNoCapAmbientRaise | secbitNoCapAmbientRaiseLocked
+)
+
+// dropPrivileges drops every capability and switches this thread to
+// uid/gid with no supplementary groups: the ambient set is cleared, every
+// capability is dropped from the bounding set and the securebits locked
+// (both need CAP_SETPCAP, so first), no_new_privs is set, the ids change
+// (which empties the permitted and effective sets), and the inheritable
+// set is emptied too, then checked. The raw per-thread syscalls are
+// enough: this thread execs, and exec ends the others. The parent-death
+// signal, which the kernel clears on a change of credentials, is armed
+// again, and the parent checked to be alive after.
 func dropPrivileges(uid, gid int) error {
+	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
+		return fmt.Errorf("clear ambient capabilities: %w", err)
+	}
+	for c := 0; ; c++ {
+		err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0)
+		if err == unix.EINVAL {
+			if c == 0 {
+				return errors.New("drop bounding set: no capabilities known")
+			}
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("drop capability %d from the bounding set: %w", c, err)
+		}
+	}
+	if err := unix.Prctl(unix.PR_SET_SECUREBITS, lockedSecurebits, 0, 0, 0); err != nil {
+		return fmt.Errorf("securebits: %w", err)
+	}
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("no_new_privs: %w", err)
 	}
@@ -141,6 +186,17 @@ func dropPrivileges(uid, gid int) error {
 	}
 	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(uid), uintptr(uid), uintptr(uid)); e != 0 {
 		return fmt.Errorf("setresuid %d: %w", uid, e)
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var caps [2]unix.CapUserData
+	if err := unix.Capset(&hdr, &caps[0]); err != nil {
+		return fmt.Errorf("capset: %w", err)
+	}
+	if err := unix.Capget(&hdr, &caps[0]); err != nil {
+		return fmt.Errorf("capget: %w", err)
+	}
+	if caps != [2]unix.CapUserData{} {
+		return fmt.Errorf("capabilities left after the drop: %+v", caps)
 	}
 	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
 		return fmt.Errorf("pdeathsig: %w", err)
@@ -156,15 +212,6 @@ func dropPrivileges(uid, gid int) error {
 func setupRoot(c *childConfig) error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make / private: %w", err)
-	}
-	// Pin the mount sources before the new root's tmpfs hides anything.
-	srcs := make([]string, len(c.Mounts))
-	for i, m := range c.Mounts {
-		fd, err := unix.Open(m.Source, unix.O_PATH|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return fmt.Errorf("mount source %s: %w", m.Source, err)
-		}
-		srcs[i] = "/proc/self/fd/" + strconv.Itoa(fd)
 	}
 	root := newRootAt
 	if err := unix.Mount("tmpfs", root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=1m,nr_inodes=1024,mode=755"); err != nil {
@@ -195,18 +242,23 @@ func setupRoot(c *childConfig) error {
 			}
 		}
 	}
+	// The Mounts arrive as detached trees that the parent cloned, with
+	// their attributes set: the sources' host paths may not be reachable
+	// by this process's ids.
 	for i, m := range c.Mounts {
-		fi, err := os.Stat(srcs[i])
-		if err != nil {
-			return fmt.Errorf("mount source %s: %w", m.Source, err)
+		fd := fdMounts + i
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			return fmt.Errorf("mount %s: %w", m.Target, err)
 		}
-		dst, err := mkMountpoint(root, m.Target, fi.IsDir())
+		dst, err := mkMountpoint(root, m.Target, st.Mode&unix.S_IFMT == unix.S_IFDIR)
 		if err != nil {
 			return fmt.Errorf("mount target %s: %w", m.Target, err)
 		}
-		if err := bind(srcs[i], dst, m.ReadOnly, noSuidDev); err != nil {
+		if err := unix.MoveMount(fd, "", unix.AT_FDCWD, dst, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
 			return fmt.Errorf("mount %s: %w", m.Target, err)
 		}
+		unix.Close(fd)
 	}
 	if err := os.Mkdir(root+"/tmp", 0o1777); err != nil {
 		return fmt.Errorf("mkdir /tmp: %w", err)
@@ -220,6 +272,9 @@ func setupRoot(c *childConfig) error {
 	}
 	if err := unix.Mount("proc", root+"/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		return fmt.Errorf("mount /proc: %w", err)
+	}
+	if err := maskProc(root + "/proc"); err != nil {
+		return err
 	}
 	if err := setupDev(root + "/dev"); err != nil {
 		return err
@@ -240,6 +295,44 @@ func setupRoot(c *childConfig) error {
 	}
 	if err := unix.Mount("", "/", "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
 		return fmt.Errorf("remount / read-only: %w", err)
+	}
+	return nil
+}
+
+// Docker's masked and read-only /proc paths: kernel memory and state,
+// others' keys and timers hidden; the kernel's knobs read-only.
+var (
+	procMasked   = []string{"asound", "acpi", "kcore", "keys", "latency_stats", "timer_list", "timer_stats", "sched_debug", "scsi"}
+	procReadOnly = []string{"bus", "fs", "irq", "sys", "sysrq-trigger"}
+)
+
+// maskProc hides procMasked (files under /dev/null, directories under an
+// empty read-only tmpfs) and makes procReadOnly read-only.
+func maskProc(proc string) error {
+	for _, n := range procMasked {
+		p := proc + "/" + n
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			continue
+		}
+		var err error
+		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			err = unix.Mount("tmpfs", p, "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=0,nr_inodes=1")
+		} else {
+			err = unix.Mount("/dev/null", p, "", unix.MS_BIND, "")
+		}
+		if err != nil {
+			return fmt.Errorf("mask /proc/%s: %w", n, err)
+		}
+	}
+	for _, n := range procReadOnly {
+		p := proc + "/" + n
+		if err := unix.Access(p, unix.F_OK); err != nil {
+			continue
+		}
+		if err := bind(p, p, true, unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC); err != nil {
+			return fmt.Errorf("/proc/%s read-only: %w", n, err)
+		}
 	}
 	return nil
 }
@@ -305,6 +398,9 @@ func bind(src, dst string, readOnly bool, attrs uint64) error {
 		}
 		if attrs&unix.MOUNT_ATTR_NODEV != 0 {
 			flags |= unix.MS_NODEV
+		}
+		if attrs&unix.MOUNT_ATTR_NOEXEC != 0 {
+			flags |= unix.MS_NOEXEC
 		}
 		err = unix.Mount("", dst, "", flags, "")
 	}

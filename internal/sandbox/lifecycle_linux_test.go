@@ -43,7 +43,15 @@ func TestCgroupV2Hybrid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := newManager(Config{}, d)
+	ids, err := newIDRanges(IDMap{UIDStart: DefaultIDMapStart, GIDStart: DefaultIDMapStart, Count: DefaultIDMapCount})
+	if err != nil {
+		t.Fatal(err)
+	}
+	filters, err := buildSeccomp()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newManager(Config{}, d, ids, filters)
 	t.Cleanup(func() { shutdownAndCheck(t, m) })
 	if m.CgroupVersion() != 2 {
 		t.Fatalf("version %d", m.CgroupVersion())
@@ -69,7 +77,11 @@ func TestCgroupV2Hybrid(t *testing.T) {
 const orphanParentEnv = "SANDBOX_TEST_ORPHAN_PARENT"
 
 func runOrphanParent() {
-	m, err := NewManager(Config{CgroupParent: os.Getenv(orphanParentEnv)})
+	parent := os.Getenv(orphanParentEnv)
+	if parent == "default" {
+		parent = ""
+	}
+	m, err := NewManager(Config{CgroupParent: parent})
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(1)

@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -31,8 +32,11 @@ const destroyTimeout = 30 * time.Second
 // Manager starts sandboxes and owns their cgroups. It is safe for
 // concurrent use.
 type Manager struct {
-	log *slog.Logger
-	cg  cgroupDriver
+	log     *slog.Logger
+	backend Backend
+	cg      cgroupDriver // nil with BackendProcess
+	ids     *idRanges    // nil with BackendProcess
+	seccomp [][]byte     // the filters' programs (buildSeccomp)
 
 	starting sync.WaitGroup // Starts in progress; Shutdown waits for them
 	mu       sync.Mutex     // guards the fields below
@@ -40,11 +44,43 @@ type Manager struct {
 	live     map[string]*Sandbox // by ID; nil while the ID's Start runs
 }
 
-// NewManager checks for root, detects the cgroup version and creates the
-// parent group(s) (see Config.CgroupParent).
+// NewManager checks for root, detects the cgroup version, removes the
+// groups a dead process left (see the package documentation), creates the
+// parent group(s) (see Config.CgroupParent) and builds the seccomp filter.
+// With Config.Backend BackendProcess it needs none of that.
 func NewManager(cfg Config) (*Manager, error) {
+	switch cfg.Backend {
+	case BackendProcess:
+		return newProcessManager(cfg), nil
+	case "", BackendNative:
+	default:
+		return nil, fmt.Errorf("sandbox: unknown backend %q", cfg.Backend)
+	}
 	if os.Geteuid() != 0 {
 		return nil, ErrNotRoot
+	}
+	if b, err := os.ReadFile("/proc/sys/user/max_user_namespaces"); err == nil && strings.TrimSpace(string(b)) == "0" {
+		return nil, fmt.Errorf("%w: user namespaces are disabled (sysctl user.max_user_namespaces=0)", ErrUnsupported)
+	}
+	if _, err := os.Stat("/proc/self/ns/user"); err != nil {
+		return nil, fmt.Errorf("%w: no user namespaces: %v", ErrUnsupported, err)
+	}
+	// The init re-exec runs as the sandbox's root, an unprivileged uid.
+	if fi, err := os.Stat("/proc/self/exe"); err != nil || fi.Mode().Perm()&0o001 == 0 {
+		exe, _ := os.Executable()
+		return nil, fmt.Errorf("%w: %s must be executable by other users (chmod o+x): sandboxes re-execute it as an unprivileged uid", ErrUnsupported, exe)
+	}
+	source := "Config"
+	if cfg.IDMap == (IDMap{}) {
+		cfg.IDMap, source = defaultIDMap()
+	}
+	ids, err := newIDRanges(cfg.IDMap)
+	if err != nil {
+		return nil, err
+	}
+	filters, err := buildSeccomp()
+	if err != nil {
+		return nil, err
 	}
 	if cfg.CgroupParent == "" {
 		cfg.CgroupParent = fmt.Sprintf("ember-%d", os.Getpid())
@@ -52,25 +88,42 @@ func NewManager(cfg Config) (*Manager, error) {
 	if !validGroupName(cfg.CgroupParent) {
 		return nil, fmt.Errorf("sandbox: invalid cgroup parent name %q", cfg.CgroupParent)
 	}
-	cg, err := newDriver(cfg.CgroupParent)
+	cg, err := newDriver(cfg.CgroupParent, logger(cfg))
 	if err != nil {
 		return nil, err
 	}
-	return newManager(cfg, cg), nil
+	m := newManager(cfg, cg, ids, filters)
+	m.log.Info("sandbox id map", "uid_start", cfg.IDMap.UIDStart, "gid_start", cfg.IDMap.GIDStart,
+		"ranges", cfg.IDMap.Count/IDRangeSize, "from", source)
+	return m, nil
 }
 
-func newManager(cfg Config, cg cgroupDriver) *Manager {
+func logger(cfg Config) *slog.Logger {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	log = log.With("component", "sandbox")
-	log.Info("sandbox manager ready", "cgroup_version", cg.version(), "cgroup_parent", cfg.CgroupParent)
-	return &Manager{log: log, cg: cg, live: map[string]*Sandbox{}}
+	return log.With("component", "sandbox")
 }
 
-// CgroupVersion returns 1 or 2.
-func (m *Manager) CgroupVersion() int { return m.cg.version() }
+// newManager makes a native Manager on cg (the tests give it a v2 driver
+// of their own).
+func newManager(cfg Config, cg cgroupDriver, ids *idRanges, filters [][]byte) *Manager {
+	log := logger(cfg)
+	log.Info("sandbox manager ready", "backend", BackendNative, "cgroup_version", cg.version(), "cgroup_parent", cfg.CgroupParent)
+	return &Manager{log: log, backend: BackendNative, cg: cg, ids: ids, seccomp: filters, live: map[string]*Sandbox{}}
+}
+
+// Backend returns the Manager's backend.
+func (m *Manager) Backend() Backend { return m.backend }
+
+// CgroupVersion returns 1 or 2, or 0 with BackendProcess.
+func (m *Manager) CgroupVersion() int {
+	if m.cg == nil {
+		return 0
+	}
+	return m.cg.version()
+}
 
 // Start creates a sandbox and starts spec.Path in it. It returns once the
 // program has been exec'd (or the setup failed: then nothing of the
@@ -111,20 +164,38 @@ func (m *Manager) start(ctx context.Context, spec *Spec) (_ *Sandbox, err error)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if m.backend == BackendProcess {
+		return m.startProcess(ctx, spec)
+	}
+	if spec.ListenAddrEnv != "" {
+		spec.Env = setEnv(spec.Env, spec.ListenAddrEnv, spec.ListenAddr)
+	}
+	ids, err := m.ids.get()
+	if err != nil {
+		return nil, err
+	}
+	// Until the sandbox exists its destroy cannot release these.
+	release := func() {
+		m.ids.put(ids)
+	}
 	cg, err := m.cg.create(spec.ID, limits{
 		memoryBytes: int64(spec.MemoryMB) << 20,
 		pidsMax:     spec.PidsMax,
 		cpuWeight:   spec.CPUWeight,
+		cpuMilli:    spec.CPUMilli,
 	})
 	if err != nil {
+		release()
 		return nil, err
 	}
 	cfg, err := json.Marshal(childConfig{
 		Hostname: spec.ID, Path: spec.Path, Args: spec.Args, Env: spec.Env, Dir: spec.Dir,
 		Mounts: spec.Mounts, TmpSizeMB: spec.TmpSizeMB, UID: spec.UID, GID: spec.GID,
+		Seccomp: m.seccomp,
 	})
 	if err != nil {
 		m.removeGroup(ctx, cg)
+		release()
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
 
@@ -144,22 +215,43 @@ func (m *Manager) start(ctx context.Context, spec *Spec) (_ *Sandbox, err error)
 	if err3 == nil {
 		files = append(files, self)
 	}
-	if err := errors.Join(err1, err2, err3); err != nil {
+	trees, err4 := cloneMounts(spec.Mounts)
+	files = append(files, trees...)
+	if err := errors.Join(err1, err2, err3); err != nil || err4 != nil {
 		closeAll()
 		m.removeGroup(ctx, cg)
+		release()
+		if err4 != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrSetup, spec.ID, err4)
+		}
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
+	extra := append([]*os.File{syncR, errW, self}, trees...) // fdSync, fdErr, fdParent, fdMounts...
 	cmd := &exec.Cmd{
 		Path:       "/proc/self/exe",
 		Args:       []string{InitArg0},
 		Env:        []string{},
 		Stdout:     spec.Stdout,
 		Stderr:     spec.Stderr,
-		ExtraFiles: []*os.File{syncR, errW, self}, // fdSync, fdErr, fdParent
+		ExtraFiles: extra,
 		WaitDelay:  waitDelay,
 		SysProcAttr: &syscall.SysProcAttr{
-			Cloneflags: syscall.CLONE_NEWPID | syscall.CLONE_NEWNS | syscall.CLONE_NEWNET |
-				syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS,
+			Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWPID | syscall.CLONE_NEWNS |
+				syscall.CLONE_NEWNET | syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS,
+			// Root inside is the first id of the sandbox's range; the
+			// init execs as that root, with all capabilities in its
+			// namespaces (without Credential it would exec as the
+			// unmapped host root and lose them).
+			UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: ids.uid, Size: IDRangeSize}},
+			GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: ids.gid, Size: IDRangeSize}},
+			// setgroups stays allowed so that the host root's
+			// supplementary groups can be dropped (an unprivileged
+			// process of the sandbox lacks CAP_SETGID anyway).
+			GidMappingsEnableSetgroups: true,
+			Credential:                 &syscall.Credential{Uid: 0, Gid: 0},
+			// A session of its own: no controlling terminal to inject
+			// input into (TIOCSTI) or to signal.
+			Setsid:    true,
 			Pdeathsig: syscall.SIGKILL,
 		},
 	}
@@ -170,16 +262,17 @@ func (m *Manager) start(ctx context.Context, spec *Spec) (_ *Sandbox, err error)
 	err = cmd.Start()
 	cg.closeCloneFD()
 	// The child has its copies; keep only syncW and errR.
-	syncR.Close()
-	errW.Close()
-	self.Close()
+	for _, f := range append([]*os.File{syncR, errW, self}, trees...) {
+		f.Close()
+	}
 	files = []*os.File{syncW, errR}
 	defer closeAll()
 	if err != nil {
 		m.removeGroup(ctx, cg)
+		release()
 		return nil, fmt.Errorf("sandbox: start init: %w", err)
 	}
-	s := &Sandbox{id: spec.ID, pid: cmd.Process.Pid, cmd: cmd, cg: cg, m: m, done: make(chan struct{})}
+	s := &Sandbox{id: spec.ID, pid: cmd.Process.Pid, cmd: cmd, cg: cg, m: m, ids: &ids, done: make(chan struct{})}
 	go s.reap()
 	defer func() {
 		if err != nil {
@@ -269,6 +362,9 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
+	if m.cg == nil {
+		return nil
+	}
 	return m.cg.removeParent(ctx)
 }
 
@@ -291,6 +387,8 @@ type Sandbox struct {
 	cg  cgroup
 	m   *Manager
 	ln  net.Listener // nil without ListenAddr
+	ids *idRange     // host ids, released by destroy; nil with BackendProcess
+	tmp string       // BackendProcess: the sandbox's TMPDIR
 
 	done    chan struct{} // closed by reap
 	exitErr error         // set before done closes
@@ -359,6 +457,9 @@ func (s *Sandbox) stats() (bool, int64) {
 // exit makes the kernel kill the rest of the sandbox first.
 func (s *Sandbox) reap() {
 	err := s.cmd.Wait()
+	if pg, ok := s.cg.(*processGroup); ok {
+		pg.exited(s.cmd.ProcessState)
+	}
 	// Nothing runs in the cgroup any more: its figures are final.
 	s.statsMu.Lock()
 	s.oom, s.peak = s.cg.stats()
@@ -415,6 +516,60 @@ func (s *Sandbox) destroy(ctx context.Context) error {
 	if err := removeDirs(ctx, s.cg); err != nil {
 		return err
 	}
+	if s.tmp != "" {
+		if err := os.RemoveAll(s.tmp); err != nil {
+			return fmt.Errorf("sandbox: destroy %s: %w", s.id, err)
+		}
+	}
+	// Nothing of the sandbox runs any more: its ids may be reused.
+	if s.ids != nil {
+		s.m.ids.put(*s.ids)
+		s.ids = nil
+	}
 	s.destroyed = true
 	return nil
+}
+
+// HostIDs returns the host uid and gid that are uid 0 and gid 0 inside
+// the sandbox (its range is IDRangeSize long), or -1, -1 with
+// BackendProcess.
+func (s *Sandbox) HostIDs() (uid, gid int) {
+	s.destroyMu.Lock()
+	defer s.destroyMu.Unlock()
+	if s.ids == nil {
+		return -1, -1
+	}
+	return s.ids.uid, s.ids.gid
+}
+
+// cloneMounts clones each Mount's source as a detached mount tree
+// (open_tree, with its submounts) and sets its attributes (read-only if
+// asked, always nosuid and nodev, private propagation). The init attaches the trees with
+// move_mount: it needs no access to the sources' host paths.
+func cloneMounts(mounts []Mount) ([]*os.File, error) {
+	var out []*os.File
+	for _, mt := range mounts {
+		fd, err := unix.OpenTree(unix.AT_FDCWD, mt.Source, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+		if err != nil {
+			for _, f := range out {
+				f.Close()
+			}
+			return nil, fmt.Errorf("mount source %s: %w", mt.Source, err)
+		}
+		f := os.NewFile(uintptr(fd), "mount:"+mt.Target)
+		out = append(out, f)
+		// Private: no mount event propagates between the host's tree
+		// (shared on systemd hosts) and the sandbox's copy.
+		attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV, Propagation: unix.MS_PRIVATE}
+		if mt.ReadOnly {
+			attr.Attr_set |= unix.MOUNT_ATTR_RDONLY
+		}
+		if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr); err != nil {
+			for _, f := range out {
+				f.Close()
+			}
+			return nil, fmt.Errorf("mount source %s: set attributes: %w", mt.Source, err)
+		}
+	}
+	return out, nil
 }

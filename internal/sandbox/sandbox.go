@@ -4,23 +4,43 @@
 //
 // # Isolation
 //
-// Each sandbox gets its own PID, mount, network, IPC, UTS and cgroup
-// namespaces; a read-only root (a tmpfs holding read-only binds of the
-// host's /usr, /lib, /lib64, /bin, /sbin and /etc, symlinked ones recreated
-// as symlinks), the Spec's Mounts, a private size-limited tmpfs /tmp, a
-// fresh /proc, a minimal /dev (null, zero, full, random, urandom, tty bound
-// from the host, a small /dev/shm); only a loopback interface; a hostname
-// equal to the Spec's ID; no_new_privs; an unprivileged uid/gid with no
-// supplementary groups and no capabilities. Its cgroups hold a hard memory
-// limit without swap, a pids limit and a CPU weight. The program runs as
-// PID 1 of its PID namespace, so when it exits the kernel kills every other
-// process of the sandbox.
+// Each sandbox gets its own user, PID, mount, network, IPC, UTS and cgroup
+// namespaces. Its user namespace maps root inside to the first id of a
+// range of IDRangeSize host uids and gids that belongs to this sandbox
+// alone (see IDMap), so no two sandboxes, and no sandbox and the host,
+// share a uid, and uid 0 inside is an unprivileged uid outside. The
+// setup runs as root of that namespace; the program then runs as the
+// Spec's uid/gid (Lambda's 993/990) with no supplementary groups, all five
+// capability sets empty (bounding, permitted, effective, inheritable,
+// ambient), the securebits locked so that uid 0 could not regain any,
+// no_new_privs, no controlling terminal (its own session) and a seccomp
+// filter (seccomp_linux.go) that makes the dangerous system calls fail
+// with EPERM: mount, ptrace, bpf, new namespaces, kexec, keyrings,
+// modules, io_uring and others (the list is in the file), plus a second
+// filter refusing every system call of another ABI (on x86-64 the i386
+// int 0x80 entry, which would bypass the first).
 //
-// A user namespace is not yet used: the setup runs as real root (in fresh
-// mount, PID, network, IPC and UTS namespaces) and then drops to the
-// unprivileged uid/gid, so uid 993 inside is uid 993 on the host. /proc is
-// not masked (no read-only /proc/sys, no hidden /proc/kcore): without
-// privileges the program cannot use those files anyway.
+// The file system is a read-only root (a tmpfs holding read-only binds of
+// the host's /usr, /lib, /lib64, /bin, /sbin and /etc, symlinked ones
+// recreated as symlinks), the Spec's Mounts, a private size-limited tmpfs
+// /tmp, a fresh /proc with Docker's masked paths (/proc/kcore, /proc/keys,
+// ... hidden; /proc/sys, /proc/sysrq-trigger, /proc/irq, /proc/bus
+// read-only), a minimal read-only /dev (null, zero, full, random, urandom,
+// tty bound from the host, a small /dev/shm). The Spec's Mounts are cloned
+// by this process (open_tree) and handed to the init as detached mount
+// trees, so their host paths need not be reachable by the sandbox's ids
+// (the worker's code cache is in a 0700 directory). The network is a
+// loopback interface only (Spec.Network): no route to anything, the
+// host's 127.0.0.1 included. The hostname is the Spec's ID. Its cgroups
+// hold a hard memory limit without swap, a pids limit, a CPU weight and
+// optionally a CPU cap (Spec.CPUMilli); they belong to host root and are
+// not mounted inside, so the sandbox cannot change its limits. The
+// program runs as PID 1 of its PID namespace, so when it exits the kernel
+// kills every other process of the sandbox.
+//
+// A Manager may instead use the process backend (Config.Backend): no
+// isolation at all, for development on machines where this process is not
+// root; see BackendProcess.
 //
 // # Lifecycle
 //
@@ -28,21 +48,29 @@
 // reported by Start as ErrSetup (with the step that failed) and leaves
 // nothing behind. Done closes when the program (PID 1) has exited, which
 // kills the rest of the sandbox. Destroy must be called in every case: it
-// kills what is left, closes the listener and removes the cgroups.
+// kills what is left (SIGKILL to PID 1, which takes the whole PID
+// namespace with it, also processes that double-forked or ignore SIGTERM,
+// and to every process of the cgroups), closes the listener, removes the
+// cgroups and releases the host id range. The sandbox's mount, network,
+// IPC, UTS, cgroup and user namespaces, and with them its /tmp and
+// /dev/shm memory, are freed by the kernel once its last process is gone.
 //
 // The init and the program get SIGKILL when the thread of this process
 // that started them dies (Pdeathsig, re-armed after the credential change,
 // which clears it). The Go runtime ends a thread only when a goroutine
 // exits while locked to it with runtime.LockOSThread, so a process using
 // this package must not do that. When this process dies its sandboxes die
-// with it, but their (empty) cgroups stay: nothing removes them.
+// with it, but their (empty) cgroups stay until NewManager, in the next
+// process on the host, removes them: it removes the groups named
+// ember-<pid>[-...] or ember-<word>-...-<pid>[-...] next to its own whose
+// pid is not alive and that hold no processes.
 //
 // # The init re-exec
 //
 // Start re-executes the current binary (/proc/self/exe) with argv[0] set to
 // InitArg0. This package's init function recognises that argv[0], performs
-// the in-sandbox setup (mounts, pivot_root, hostname, credentials) and then
-// execs the Spec's program; it never returns to the importing program's
+// the in-sandbox setup (mounts, pivot_root, hostname, credentials,
+// capabilities, seccomp last) and then execs the Spec's program; it never returns to the importing program's
 // main. Any binary that imports this package therefore works as its own
 // sandbox init, including `go test` binaries, with no extra wiring. Package
 // init functions of the binary that run before this package's (its
@@ -50,7 +78,9 @@
 // re-exec, so they must be cheap and free of side effects. If the init
 // itself crashes (say, the Go runtime cannot start a thread) Start cannot
 // tell that from an exec'd program exiting at once: the runtime's message
-// is on Stderr and Done closes with exit status 2.
+// is on Stderr and Done closes with exit status 2. The binary is executed
+// as the sandbox's root, an unprivileged host uid: it must be executable
+// by others (mode o+x); its directory need not be reachable.
 //
 // # cgroups
 //
@@ -101,7 +131,78 @@ var (
 	// ErrSetup is returned by Start when the in-sandbox setup failed; the
 	// message says at which step.
 	ErrSetup = errors.New("sandbox: setup failed")
+	// ErrNoIDs is returned by Start when every host id range of the
+	// Manager's IDMap is in use by a live sandbox.
+	ErrNoIDs = errors.New("sandbox: no free host id range")
 )
+
+// Backend selects how a Manager runs sandboxes.
+type Backend string
+
+const (
+	// BackendNative (the default) isolates each sandbox with namespaces,
+	// cgroups, capabilities and seccomp, as the package documentation
+	// says. It needs root.
+	BackendNative Backend = "native"
+	// BackendProcess runs the program as a plain child process of this
+	// one, with no isolation whatsoever: same user, same file system, same
+	// network (the listener is on the host's loopback, on a port of the
+	// kernel's choosing), no resource limits. It exists for development
+	// on machines where the native backend cannot run (no root), with one
+	// trusted user: NewManager logs ProcessBackendWarning at error level.
+	// What it does: the program path, working directory and environment
+	// values that lie under a Mount's Target are rewritten to the Mount's
+	// Source; TMPDIR is set to a temporary directory of the sandbox's own
+	// (removed by Destroy); the program gets its own process group, which
+	// Destroy (and the program's exit) kill; a process that leaves the
+	// group (setsid) escapes. OOMKilled is always false; MaxMemoryBytes is
+	// the program's own peak RSS.
+	BackendProcess Backend = "process"
+)
+
+// ProcessBackendWarning is what a Manager with BackendProcess logs, and
+// what a command offering that backend should print.
+const ProcessBackendWarning = "SANDBOX BACKEND \"process\": FUNCTIONS RUN WITHOUT ANY ISOLATION, as this user, " +
+	"with full access to this machine's files, network and processes. For development with trusted code only; never with more than one tenant."
+
+// Network selects a sandbox's network.
+type Network string
+
+const (
+	// NetworkNone (also the zero value) gives the sandbox a network
+	// namespace with only a loopback interface: it reaches nothing outside,
+	// not even the host's 127.0.0.1, and only the listener of
+	// Spec.ListenAddr can be reached from outside.
+	NetworkNone Network = "none"
+	// NetworkOutbound is reserved for outbound access through a veth pair
+	// and NAT (docs/security.md has the design). It is not implemented:
+	// Start refuses it with ErrInvalidSpec.
+	NetworkOutbound Network = "outbound"
+)
+
+// IDRangeSize is the number of host uids (and gids) mapped into each
+// sandbox's user namespace: ids 0-65535 inside.
+const IDRangeSize = 65536
+
+// Default host id space of the sandboxes when Config.IDMap is zero and
+// /etc/subuid and /etc/subgid have no "ember" entry: 4,096 ranges from
+// 2^30. docs/security.md says how to reserve a range.
+const (
+	DefaultIDMapStart = 1 << 30
+	DefaultIDMapCount = 4096 * IDRangeSize
+)
+
+// IDMap is the host uid and gid space from which each live sandbox gets a
+// range of IDRangeSize ids of its own: the i-th range is UIDStart +
+// i*IDRangeSize (and GIDStart + i*IDRangeSize). No host user or group
+// should own ids in it. Count is the size of the space, a multiple of
+// IDRangeSize; it bounds the number of live sandboxes of the Manager. A
+// range in use is also locked host-wide (an flock on a file in
+// /run/ember/sandbox-ids named by its first uid), so Managers of other
+// processes with the same IDMap skip it.
+type IDMap struct {
+	UIDStart, GIDStart, Count uint32
+}
 
 // Defaults applied by Start to zero Spec fields.
 const (
@@ -127,6 +228,12 @@ type Config struct {
 	CgroupParent string
 	// Logger receives the package's logs; default: discarded.
 	Logger *slog.Logger
+	// Backend is BackendNative (default) or BackendProcess.
+	Backend Backend
+	// IDMap is the host id space of the sandboxes' user namespaces.
+	// Zero: the entries of user "ember" in /etc/subuid and /etc/subgid if
+	// both exist, else DefaultIDMapStart and DefaultIDMapCount.
+	IDMap IDMap
 }
 
 // Mount is a host path bind-mounted into the sandbox.
@@ -169,13 +276,28 @@ type Spec struct {
 	// CPUWeight is the relative CPU share, 1-10000 (default 100). v2 uses
 	// it as cpu.weight, v1 as cpu.shares = CPUWeight*1024/100.
 	CPUWeight int
+	// CPUMilli, if not 0, caps the sandbox's CPU time at this many
+	// thousandths of one CPU (1000 = one CPU; Lambda gives one vCPU per
+	// 1,769 MB), measured over 100 ms periods: v1 cpu.cfs_quota_us, v2
+	// cpu.max. Unlike the weight, which shares CPUs under contention only,
+	// the cap holds on an idle machine too. At least 10 (1%).
+	CPUMilli int
 	// UID and GID are the unprivileged user and group the program runs as
-	// (default 993 and 990; 0 means the default, root is not possible).
+	// inside its user namespace (default 993 and 990; 0 means the default,
+	// root is not possible; below IDRangeSize). On the host they are the
+	// sandbox's id range start plus UID (GID).
 	UID, GID int
 	// ListenAddr, if set, is an IP:port (e.g. "127.0.0.1:9001") on which a
 	// TCP listener is opened inside the sandbox's network namespace before
 	// the program starts; Sandbox.Listener returns it.
 	ListenAddr string
+	// ListenAddrEnv, if set (with ListenAddr), names an environment
+	// variable that Start sets (replacing any value in Env) to the address
+	// at which the program reaches the listener: ListenAddr in the native
+	// backend, the host address picked in the process backend.
+	ListenAddrEnv string
+	// Network is the sandbox's network; default NetworkNone.
+	Network Network
 	// Stdout and Stderr receive the program's output (nil discards). They
 	// may be the same writer; a non-*os.File writer is fed by a goroutine
 	// that ends when the sandbox's processes are gone.
@@ -238,8 +360,24 @@ func (s *Spec) normalize() error {
 		return bad("pids max %d: minimum is %d", s.PidsMax, MinPidsMax)
 	case s.CPUWeight < 1 || s.CPUWeight > 10000:
 		return bad("cpu weight %d: want 1-10000", s.CPUWeight)
+	case s.CPUMilli != 0 && (s.CPUMilli < 10 || s.CPUMilli > 1000*1024):
+		return bad("cpu milli %d: want 0 or 10-%d", s.CPUMilli, 1000*1024)
 	case s.UID < 0 || s.GID < 0:
 		return bad("uid/gid %d/%d", s.UID, s.GID)
+	}
+	switch s.Network {
+	case "", NetworkNone:
+		s.Network = NetworkNone
+	case NetworkOutbound:
+		return bad("network %q is not implemented yet", s.Network)
+	default:
+		return bad("network %q: want %q", s.Network, NetworkNone)
+	}
+	if s.UID >= IDRangeSize || s.GID >= IDRangeSize {
+		return bad("uid/gid %d/%d: want below %d", s.UID, s.GID, IDRangeSize)
+	}
+	if s.ListenAddrEnv != "" && (s.ListenAddr == "" || strings.ContainsAny(s.ListenAddrEnv, "=\x00")) {
+		return bad("listen address env %q: needs ListenAddr and a name without = or NUL", s.ListenAddrEnv)
 	}
 	if s.ListenAddr != "" {
 		// An IP literal only: a name would be resolved on another thread,
@@ -274,4 +412,25 @@ func validGroupName(name string) bool {
 		}
 	}
 	return true
+}
+
+// setEnv returns env with name set to value: an existing entry is
+// replaced (later duplicates dropped), else one is appended.
+func setEnv(env []string, name, value string) []string {
+	out := make([]string, 0, len(env)+1)
+	done := false
+	for _, kv := range env {
+		if k, _, ok := strings.Cut(kv, "="); ok && k == name || !ok && kv == name {
+			if !done {
+				out = append(out, name+"="+value)
+				done = true
+			}
+			continue
+		}
+		out = append(out, kv)
+	}
+	if !done {
+		out = append(out, name+"="+value)
+	}
+	return out
 }

@@ -10,8 +10,12 @@ import (
 // Manager is unavailable on this OS: NewManager fails.
 type Manager struct{}
 
-// NewManager returns ErrUnsupported: sandboxes need Linux.
+// NewManager returns ErrUnsupported: sandboxes need Linux (the process
+// backend too, for now).
 func NewManager(cfg Config) (*Manager, error) { return nil, ErrUnsupported }
+
+// Backend returns "".
+func (m *Manager) Backend() Backend { return "" }
 
 // CgroupVersion returns 0.
 func (m *Manager) CgroupVersion() int { return 0 }
@@ -32,6 +36,9 @@ func (s *Sandbox) ID() string { return "" }
 
 // Pid returns 0.
 func (s *Sandbox) Pid() int { return 0 }
+
+// HostIDs returns -1, -1.
+func (s *Sandbox) HostIDs() (uid, gid int) { return -1, -1 }
 
 // Listener returns nil.
 func (s *Sandbox) Listener() net.Listener { return nil }

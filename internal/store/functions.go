@@ -28,11 +28,15 @@ type Function struct {
 	Architectures    []string          `json:"architectures,omitempty"`
 	// Code is the package: CodeSHA256 is the hex digest that names the
 	// object in the code store, CodeSize its zipped size.
-	CodeSHA256   string    `json:"codeSha256"`
-	CodeSize     int64     `json:"codeSize"`
-	UnzippedSize int64     `json:"unzippedSize"`
-	RevisionID   string    `json:"revisionId"`
-	LastModified time.Time `json:"lastModified"`
+	CodeSHA256   string `json:"codeSha256"`
+	CodeSize     int64  `json:"codeSize"`
+	UnzippedSize int64  `json:"unzippedSize"`
+	// Layers are the function's layer versions, in order: extracted
+	// under /opt one after the other, a later one's files replacing an
+	// earlier one's.
+	Layers       []FunctionLayer `json:"layers,omitempty"`
+	RevisionID   string          `json:"revisionId"`
+	LastModified time.Time       `json:"lastModified"`
 	// ReservedConcurrency is the function's reserved concurrency (nil:
 	// none). It is not part of the code or configuration: changing it
 	// keeps RevisionID. Only $LATEST carries it; it applies to every
@@ -131,7 +135,9 @@ func (s *Store) ListFunctions(ctx context.Context, account, after string, max in
 }
 
 // CodeInUse reports whether any function or published version of the
-// account still uses the package with that digest.
+// account still uses the package with that digest, as its code or as one
+// of its layers, or whether a layer version of the account has it as its
+// content.
 func (s *Store) CodeInUse(ctx context.Context, account, sha256hex string) (bool, error) {
 	for _, kv := range []jetstream.KeyValue{s.functions, s.versions} {
 		r := record[Function]{kv}
@@ -150,9 +156,14 @@ func (s *Store) CodeInUse(ctx context.Context, account, sha256hex string) (bool,
 			if f.CodeSHA256 == sha256hex {
 				return true, nil
 			}
+			for _, l := range f.Layers {
+				if l.CodeSHA256 == sha256hex {
+					return true, nil
+				}
+			}
 		}
 	}
-	return false, nil
+	return s.layersUse(ctx, account, sha256hex)
 }
 
 // WatchFunctions calls fn with every function that changes (f) or is

@@ -1,6 +1,7 @@
 // Package store is Ember's typed access to NATS JetStream: KV buckets for
 // accounts, access keys, functions, their published versions and aliases,
-// and the object store for code packages. It holds no state of its own beyond the handles.
+// layers and their versions, and the object store for code packages (function
+// code and layer contents). It holds no state of its own beyond the handles.
 package store
 
 import (
@@ -31,6 +32,8 @@ const (
 	bucketFunctions = "ember-functions"
 	bucketVersions  = "ember-versions"
 	bucketAliases   = "ember-aliases"
+	bucketLayers    = "ember-layers"
+	bucketLayerVers = "ember-layer-versions"
 	objectCode      = "ember-code"
 )
 
@@ -49,7 +52,11 @@ type Store struct {
 	functions jetstream.KeyValue
 	versions  jetstream.KeyValue
 	aliases   jetstream.KeyValue
-	code      jetstream.ObjectStore
+	layers    jetstream.KeyValue
+	// layerVersions holds the layer versions; layers the last number of
+	// each layer name.
+	layerVersions jetstream.KeyValue
+	code          jetstream.ObjectStore
 }
 
 // Open creates the buckets if needed and returns the store.
@@ -93,9 +100,15 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	if s.aliases, err = kv(bucketAliases, "Ember function aliases by account.name.alias"); err != nil {
 		return nil, err
 	}
+	if s.layers, err = kv(bucketLayers, "Ember layer names by account.name: the last version number"); err != nil {
+		return nil, err
+	}
+	if s.layerVersions, err = kv(bucketLayerVers, "Ember layer versions by account.name.version"); err != nil {
+		return nil, err
+	}
 	s.code, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
 		Bucket:      objectCode,
-		Description: "Ember code packages by account and sha256",
+		Description: "Ember code packages and layer contents by account and sha256",
 		Storage:     jetstream.FileStorage,
 		Replicas:    cfg.Replicas,
 	})

@@ -13,12 +13,40 @@ import (
 // tailSize is how much of an invocation's log X-Amz-Log-Type: Tail returns.
 const tailSize = 4096
 
+// LogStream takes a sandbox's log lines for durable storage (a
+// logs.Stream). Its methods never block; they are called with the pipe's
+// lock held.
+type LogStream interface {
+	// Write takes a line of the function's output (with its newline);
+	// the stream bounds how much one invocation keeps.
+	Write(t time.Time, line string)
+	// System takes a platform line: START, END, REPORT, INIT_REPORT and
+	// the timeout message.
+	System(t time.Time, line string)
+	// Begin says an invocation starts.
+	Begin()
+	// Close says the sandbox is gone and its output fully read.
+	Close()
+}
+
+// nopLog is the LogStream of a worker without durable logs.
+type nopLog struct{}
+
+func (nopLog) Write(time.Time, string)  {}
+func (nopLog) System(time.Time, string) {}
+func (nopLog) Begin()                   {}
+func (nopLog) Close()                   {}
+
 // logPipe collects a sandbox's stdout and stderr (one pipe, so their order
 // is kept) into the log of the current phase (init or one invocation),
-// and copies each line to the worker's log with the function and request.
+// and copies each line to the worker's log with the function and request,
+// and to the sandbox's durable log stream.
+//
+// Lock order: mu, then the LogStream's own locks.
 type logPipe struct {
 	r    *os.File
 	log  *slog.Logger
+	sink LogStream
 	done chan struct{}
 
 	mu       sync.Mutex
@@ -28,8 +56,11 @@ type logPipe struct {
 	request  string
 }
 
-func newLogPipe(r *os.File, log *slog.Logger) *logPipe {
-	p := &logPipe{r: r, log: log, done: make(chan struct{})}
+func newLogPipe(r *os.File, log *slog.Logger, sink LogStream) *logPipe {
+	if sink == nil {
+		sink = nopLog{}
+	}
+	p := &logPipe{r: r, log: log, sink: sink, done: make(chan struct{})}
 	return p
 }
 
@@ -41,44 +72,64 @@ func (p *logPipe) run() {
 		n, err := p.r.Read(buf)
 		if n > 0 {
 			p.mu.Lock()
-			p.appendLocked(buf[:n])
+			p.appendLocked(buf[:n], false)
 			p.consumed += int64(n)
 			p.mu.Unlock()
 		}
 		if err != nil {
 			p.mu.Lock()
-			p.consumed = 1 << 62 // nothing more will come: release waiters
+			p.consumed = 1 << 62   // nothing more will come: release waiters
+			p.flushPartialLocked() // a last line without a newline is kept
 			p.mu.Unlock()
 			return
 		}
 	}
 }
 
-func (p *logPipe) appendLocked(b []byte) {
+// appendLocked adds output to the log; system marks a platform line.
+func (p *logPipe) appendLocked(b []byte, system bool) {
 	p.cur = append(p.cur, b...)
 	if len(p.cur) > 4*tailSize {
 		p.cur = append(p.cur[:0], p.cur[len(p.cur)-tailSize:]...)
 	}
+	now := time.Now()
 	p.partial = append(p.partial, b...)
 	for {
 		i := bytes.IndexByte(p.partial, '\n')
 		if i < 0 {
 			break
 		}
-		p.log.Info(string(p.partial[:i]), "request_id", p.request, "stream", "function")
+		line := string(p.partial[:i+1])
+		p.log.Info(line[:i], "request_id", p.request, "stream", "function")
+		if system {
+			p.sink.System(now, line)
+		} else {
+			p.sink.Write(now, line)
+		}
 		p.partial = p.partial[i+1:]
 	}
 	if len(p.partial) > 8<<10 { // an endless line: log it in pieces
-		p.log.Info(string(p.partial), "request_id", p.request, "stream", "function")
-		p.partial = p.partial[:0]
+		p.flushPartialLocked()
 	}
 }
 
-// write adds a platform line (START, END, REPORT) to the log.
+// flushPartialLocked logs an unfinished line of the function's output.
+func (p *logPipe) flushPartialLocked() {
+	if len(p.partial) == 0 {
+		return
+	}
+	p.log.Info(string(p.partial), "request_id", p.request, "stream", "function")
+	p.sink.Write(time.Now(), string(p.partial))
+	p.partial = p.partial[:0]
+}
+
+// write adds a platform line (START, END, REPORT) to the log, after the
+// function's unfinished line if there is one.
 func (p *logPipe) write(line string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.appendLocked([]byte(line))
+	p.flushPartialLocked()
+	p.appendLocked([]byte(line), true)
 }
 
 // begin starts a new phase (an invocation) and returns the log so far.
@@ -88,6 +139,7 @@ func (p *logPipe) begin(request string) []byte {
 	prev := p.cur
 	p.cur = nil
 	p.request = request
+	p.sink.Begin()
 	return prev
 }
 
@@ -115,7 +167,7 @@ func (p *logPipe) flush() {
 	if pending <= 0 {
 		return
 	}
-	deadline := time.Now().Add(100 * time.Millisecond)
+	deadline := time.Now().Add(time.Second)
 	p.mu.Lock()
 	target := p.consumed + int64(pending)
 	for p.consumed < target && time.Now().Before(deadline) {

@@ -62,7 +62,10 @@ type Config struct {
 	// their own (a crash, or a runtime that quit after answering), so an
 	// idle one is not handed out again.
 	OnSandboxExit func(id string)
-	Logger        *slog.Logger
+	// OpenLog, if set, opens the durable log stream of a new sandbox
+	// (logs.Writer.Open): every line of its log goes there too.
+	OpenLog func(account, group, stream string) LogStream
+	Logger  *slog.Logger
 }
 
 // Worker hosts sandboxes.
@@ -120,7 +123,11 @@ func (w *Worker) CreateSandbox(ctx context.Context, id string, fn *store.Functio
 	}
 	b := &box{id: id, fn: *fn, arn: lambdaapi.FunctionARN(w.cfg.Region, fn.AccountID, fn.Name), served: make(chan struct{})}
 	stream := logStreamName(start, fn.VersionName())
-	b.logs = newLogPipe(pr, w.log.With("function", fn.Key(), "sandbox", id, "log_stream", stream))
+	var sink LogStream
+	if w.cfg.OpenLog != nil {
+		sink = w.cfg.OpenLog(fn.AccountID, "/aws/lambda/"+fn.Name, stream)
+	}
+	b.logs = newLogPipe(pr, w.log.With("function", fn.Key(), "sandbox", id, "log_stream", stream), sink)
 	go b.logs.run()
 	rt, ok := runtimes.Lookup(fn.Runtime)
 	if !ok {
@@ -137,7 +144,13 @@ func (w *Worker) CreateSandbox(ctx context.Context, id string, fn *store.Functio
 		<-b.logs.done
 		return 0, err
 	}
-	mounts := []sandbox.Mount{{Source: codeDir, Target: runtimes.SandboxTaskDir, ReadOnly: true}}
+	mounts, err := w.codeMounts(ctx, fn, codeDir)
+	if err != nil {
+		pr.Close()
+		pw.Close()
+		<-b.logs.done
+		return 0, err
+	}
 	if !rt.NeedsBootstrap {
 		mounts = append(mounts, sandbox.Mount{Source: w.cfg.RuntimeDir, Target: runtimes.SandboxRuntimeDir, ReadOnly: true})
 	}
@@ -155,8 +168,11 @@ func (w *Worker) CreateSandbox(ctx context.Context, id string, fn *store.Functio
 		UID:        993,
 		GID:        990,
 		ListenAddr: runtimeAPIAddr,
-		Stdout:     pw,
-		Stderr:     pw,
+		// The process backend listens on another port: it rewrites this.
+		ListenAddrEnv: "AWS_LAMBDA_RUNTIME_API",
+		Network:       sandbox.NetworkNone,
+		Stdout:        pw,
+		Stderr:        pw,
 	}
 	sb, err := w.cfg.Sandboxes.Start(ctx, spec)
 	pw.Close() // the sandbox has its own copy
@@ -407,6 +423,7 @@ func (w *Worker) teardown(b *box) error {
 		_ = b.api.Close()
 		<-b.served
 		<-b.logs.done
+		b.logs.sink.Close()
 		b.logs.r.Close()
 	})
 	return err
@@ -431,4 +448,22 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 	}
 	errs = append(errs, w.code.clear())
 	return errors.Join(errs...)
+}
+
+// codeMounts are a sandbox's code mounts: the function's code read-only
+// at /var/task and, if it has layers, their contents read-only at /opt.
+func (w *Worker) codeMounts(ctx context.Context, fn *store.Function, codeDir string) ([]sandbox.Mount, error) {
+	mounts := []sandbox.Mount{{Source: codeDir, Target: runtimes.SandboxTaskDir, ReadOnly: true}}
+	digests := make([]string, len(fn.Layers))
+	for i, l := range fn.Layers {
+		digests[i] = l.CodeSHA256
+	}
+	opt, err := w.code.layersPath(ctx, fn.AccountID, digests)
+	if err != nil {
+		return nil, err
+	}
+	if opt != "" {
+		mounts = append(mounts, sandbox.Mount{Source: opt, Target: sandboxOptDir, ReadOnly: true})
+	}
+	return mounts, nil
 }

@@ -1,0 +1,141 @@
+package worker
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+type memCode map[string][]byte // account/sha -> zip
+
+func (m memCode) GetCode(_ context.Context, account, sha string) (io.ReadCloser, int64, error) {
+	b, ok := m[account+"/"+sha]
+	if !ok {
+		return nil, 0, os.ErrNotExist
+	}
+	return io.NopCloser(bytes.NewReader(b)), int64(len(b)), nil
+}
+
+type entry struct {
+	name, body string
+	link       bool
+}
+
+func (m memCode) put(t *testing.T, account string, entries ...entry) string {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, e := range entries {
+		h := &zip.FileHeader{Name: e.name}
+		h.SetMode(0o644)
+		if e.link {
+			h.SetMode(os.ModeSymlink | 0o777)
+		}
+		w, err := zw.CreateHeader(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = w.Write([]byte(e.body))
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	sha := hex.EncodeToString(sum[:])
+	m[account+"/"+sha] = buf.Bytes()
+	return sha
+}
+
+// Several layers make one /opt in order: a later layer's file, link or
+// directory replaces an earlier one's, directories merge, and nothing is
+// written through an earlier layer's link.
+func TestLayersPathMergesInOrder(t *testing.T) {
+	ctx := context.Background()
+	src := memCode{}
+	a := src.put(t, "acct",
+		entry{name: "python/shared.py", body: "A"},
+		entry{name: "python/only_a.py", body: "a"},
+		entry{name: "bin/tool", body: "a-tool"},
+		entry{name: "lib", body: "python", link: true},
+		entry{name: "data/x", body: "a-x"})
+	b := src.put(t, "acct",
+		entry{name: "python/shared.py", body: "B"},
+		entry{name: "python/only_b.py", body: "b"},
+		entry{name: "bin", body: "python", link: true}, // a link replaces a directory
+		entry{name: "lib/real.txt", body: "b-real"},    // a directory replaces a link
+		entry{name: "data", body: "a file now"})        // a file replaces a directory
+	c := &codeCache{dir: t.TempDir(), source: src, locks: map[string]*sync.Mutex{}}
+
+	if p, err := c.layersPath(ctx, "acct", nil); err != nil || p != "" {
+		t.Fatalf("no layers: %q %v", p, err)
+	}
+	one, err := c.layersPath(ctx, "acct", []string{a})
+	if err != nil || one != filepath.Join(c.dir, "acct", a) {
+		t.Fatalf("one layer: %q %v", one, err)
+	}
+	var dirs [2]string
+	for i := range dirs {
+		if dirs[i], err = c.layersPath(ctx, "acct", []string{a, b}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if dirs[0] != dirs[1] {
+		t.Fatalf("the same layers merged twice: %s, %s", dirs[0], dirs[1])
+	}
+	opt := dirs[0]
+	read := func(rel string) string {
+		b, err := os.ReadFile(filepath.Join(opt, rel))
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		return string(b)
+	}
+	for rel, want := range map[string]string{
+		"python/shared.py": "B", "python/only_a.py": "a", "python/only_b.py": "b",
+		"lib/real.txt": "b-real", "data": "a file now", "bin/shared.py": "B",
+	} {
+		if got := read(rel); got != want {
+			t.Errorf("%s = %q, want %q", rel, got, want)
+		}
+	}
+	if fi, err := os.Lstat(filepath.Join(opt, "lib")); err != nil || !fi.IsDir() {
+		t.Errorf("lib is %v %v, want a real directory", fi, err)
+	}
+	if target, err := os.Readlink(filepath.Join(opt, "bin")); err != nil || target != "python" {
+		t.Errorf("bin -> %q %v", target, err)
+	}
+	// The unpacked layer a is untouched: nothing was written through its
+	// link "lib" (into its python directory).
+	if _, err := os.Stat(filepath.Join(c.dir, "acct", a, "python", "real.txt")); !os.IsNotExist(err) {
+		t.Errorf("written through a link into layer a: %v", err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(c.dir, "acct", a, "python", "shared.py")); string(got) != "A" {
+		t.Errorf("layer a's own file changed: %q", got)
+	}
+	if fi, err := os.Stat(opt); err != nil || fi.Mode().Perm() != 0o755 {
+		t.Errorf("merged directory mode: %v %v", fi, err)
+	}
+	// The other order is another /opt.
+	other, err := c.layersPath(ctx, "acct", []string{b, a})
+	if err != nil || other == opt {
+		t.Fatalf("b then a: %q %v", other, err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(other, "python", "shared.py")); string(got) != "A" {
+		t.Errorf("b then a: shared.py = %q, want A", got)
+	}
+	// A layer missing from the store is an error and leaves nothing.
+	if _, err := c.layersPath(ctx, "acct", []string{a, "00"}); err == nil {
+		t.Fatal("a missing layer merged")
+	}
+	ents, _ := filepath.Glob(filepath.Join(c.dir, "acct", ".*"))
+	if len(ents) != 0 {
+		t.Fatalf("left behind: %v", ents)
+	}
+}
