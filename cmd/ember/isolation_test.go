@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -22,6 +23,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
@@ -439,4 +441,18 @@ func TestHostileResourceAttacks(t *testing.T) {
 		t.Error("the bystander's sandbox was replaced")
 	}
 	healthy("at the end")
+}
+
+// The process backend has no isolation: it is only for machines where the
+// native sandbox cannot run, so as root it is refused, clearly.
+func TestProcessBackendRefusedAsRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this suite runs as root")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := serve(ctx, serveConfig{Listen: "127.0.0.1:0", DataDir: t.TempDir(), Region: "us-east-1", Sandbox: "process"}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--sandbox=process is for machines where the native sandbox cannot run") {
+		t.Fatalf("serve --sandbox=process as root: %v", err)
+	}
 }

@@ -49,6 +49,9 @@ type serveConfig struct {
 	// the hybrid policy it is the fallback while a function's histogram
 	// says nothing yet.
 	KeepAlive time.Duration
+	// Sandbox is the sandbox backend: "native" (default) or "process"
+	// (no isolation, development without root).
+	Sandbox string
 	// KeepAlivePolicy is "hybrid" (default) or "fixed".
 	KeepAlivePolicy string
 	// InitTimeout bounds a runtime's init (default 10 s).
@@ -91,6 +94,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.ControlBurst, "control-burst", 100, "control-plane request burst per account")
 	fs.IntVar(&cfg.WorkerMemoryMB, "worker-memory", 0, "MB the local worker offers to sandboxes (default 3/4 of the host's memory)")
 	fs.DurationVar(&cfg.KeepAlive, "keep-alive", 10*time.Minute, "how long idle sandboxes stay warm (the hybrid policy's fallback)")
+	fs.StringVar(&cfg.Sandbox, "sandbox", "native", "sandbox backend: native, or process (no isolation; development without root)")
 	fs.StringVar(&cfg.KeepAlivePolicy, "keep-alive-policy", "hybrid", "hybrid (learns each function's idle times, pre-warms) or fixed")
 	fs.IntVar(&cfg.AccountConcurrency, "account-concurrency", 1000, "concurrency limit of accounts without their own")
 	fs.IntVar(&cfg.ScaleBurst, "scale-burst", 1000, "new sandboxes per function per 10 s")
@@ -238,9 +242,29 @@ func serve(ctx context.Context, cfg serveConfig, stdout io.Writer) (err error) {
 
 	// The data plane: one local worker, placement, the worker manager,
 	// counting and the Front End, wired in-process.
-	sandboxes, err := sandbox.NewManager(sandbox.Config{Logger: log})
+	sbCfg := sandbox.Config{Logger: log}
+	switch cfg.Sandbox {
+	case "", "native":
+	case "process":
+		// Development only, where the native backend cannot run: no
+		// isolation at all, so one account only.
+		if os.Geteuid() == 0 {
+			return errors.New("--sandbox=process is for machines where the native sandbox cannot run (not root); as root use the native one")
+		}
+		if as, err := st.Accounts(ctx); err != nil {
+			return err
+		} else if len(as) > 1 {
+			return errors.New("--sandbox=process gives no isolation between tenants and refuses an installation with more than one account")
+		}
+		fmt.Fprintln(stdout, sandbox.ProcessBackendWarning)
+		sbCfg.Backend = sandbox.BackendProcess
+		accounts.Freeze("--sandbox=process runs one account only")
+	default:
+		return fmt.Errorf("--sandbox %q: want native or process", cfg.Sandbox)
+	}
+	sandboxes, err := sandbox.NewManager(sbCfg)
 	if err != nil {
-		return fmt.Errorf("sandboxes: %w (ember serve runs functions in Linux sandboxes and needs root)", err)
+		return fmt.Errorf("sandboxes: %w (the native sandbox needs root; --sandbox=process runs without isolation for development)", err)
 	}
 	workerDir, err := os.MkdirTemp(cfg.DataDir, "worker-")
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/emberfn/ember/internal/lambdaapi"
 	"github.com/emberfn/ember/internal/store"
 )
 
@@ -44,8 +45,19 @@ type Accounts struct {
 	ready chan struct{}
 	once  sync.Once
 
-	mu   sync.RWMutex
-	keys map[string]Key // by access key id; secrets opened
+	mu     sync.RWMutex
+	keys   map[string]Key // by access key id; secrets opened
+	frozen string         // if set, why no account may be created
+}
+
+// ErrFrozen means this installation refuses new accounts.
+var ErrFrozen = errors.New("auth: no new accounts")
+
+// Freeze refuses every later CreateAccount, saying why.
+func (a *Accounts) Freeze(why string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.frozen = why
 }
 
 // NewAccounts returns Accounts; call Run to keep its cache current.
@@ -133,6 +145,12 @@ func (a *Accounts) open(ctx context.Context, sk store.AccessKey) (Key, error) {
 
 // CreateAccount makes an account with a new id and one access key.
 func (a *Accounts) CreateAccount(ctx context.Context, name string, admin bool) (NewAccount, error) {
+	a.mu.RLock()
+	frozen := a.frozen
+	a.mu.RUnlock()
+	if frozen != "" {
+		return NewAccount{}, lambdaapi.Errorf(lambdaapi.InvalidParameterValue, "%s: %s", ErrFrozen.Error(), frozen)
+	}
 	for attempt := 0; ; attempt++ {
 		id, err := NewAccountID()
 		if err != nil {

@@ -57,9 +57,13 @@ func (m *Manager) startProcess(ctx context.Context, spec *Spec) (_ *Sandbox, err
 		}
 	}
 	prog := hostPath(spec.Mounts, spec.Path)
+	args := []string{prog}
+	for _, a := range spec.Args {
+		args = append(args, hostPath(spec.Mounts, a))
+	}
 	cmd := &exec.Cmd{
 		Path:      prog,
-		Args:      append([]string{prog}, spec.Args...),
+		Args:      args,
 		Env:       env,
 		Dir:       hostPath(spec.Mounts, spec.Dir),
 		Stdout:    spec.Stdout,
