@@ -111,6 +111,14 @@ func (s *Server) getAccountSettings(w http.ResponseWriter, r *request) error {
 	if err != nil {
 		return err
 	}
+	// As Lambda's, the storage used counts layers too.
+	layers, err := s.cfg.Store.ListLayerVersions(r.Context(), r.principal.AccountID, "")
+	if err != nil {
+		return err
+	}
+	for _, l := range layers {
+		usage.TotalCodeSize += l.CodeSize
+	}
 	unreserved := limit - reserved
 	return writeJSON(w, http.StatusOK, lambdaapi.AccountSettings{
 		AccountLimit: lambdaapi.AccountLimit{
