@@ -80,3 +80,54 @@ func TestManagedRuntimes(t *testing.T) {
 		Role: aws.String("arn:aws:iam::123456789012:role/x")})
 	apiErr(t, err, "InvalidParameterValueException", 400)
 }
+
+// The managed runtimes' failures and environment, through the SDK: an
+// import error at init, a timeout, and the function's own variables.
+func TestManagedRuntimeFailures(t *testing.T) {
+	ctx := context.Background()
+	_, c, dp := startInvokeEmber(t)
+	type tc struct {
+		runtime, handler, file, code, importErrFile, importErrCode string
+	}
+	cases := []tc{
+		{"python3.11", "app.handler", "app.py",
+			"import os, time\ndef handler(event, context):\n    if event.get('sleep'):\n        time.sleep(event['sleep'])\n    return {'color': os.environ.get('COLOR'), 'fn': context.function_name, 'arn': context.invoked_function_arn, 'version': context.function_version}\n",
+			"broken.py", "import no_such_module_anywhere\ndef handler(event, context):\n    return 1\n"},
+		{"nodejs20.x", "index.handler", "index.mjs",
+			"export const handler = async (event, context) => {\n  if (event.sleep) await new Promise(r => setTimeout(r, event.sleep * 1000));\n  return { color: process.env.COLOR, fn: context.functionName, arn: context.invokedFunctionArn, version: context.functionVersion };\n};\n",
+			"broken.mjs", "import 'no-such-module-anywhere';\nexport const handler = async () => 1;\n"},
+	}
+	for _, k := range cases {
+		name := "rt-" + strings.NewReplacer(".", "-").Replace(k.runtime)
+		_, err := c.CreateFunction(ctx, &lambda.CreateFunctionInput{FunctionName: aws.String(name),
+			Runtime: types.Runtime(k.runtime), Handler: aws.String(k.handler), Timeout: aws.Int32(1),
+			Environment: &types.Environment{Variables: map[string]string{"COLOR": "green"}},
+			Code:        &types.FunctionCode{ZipFile: makeZip(t, zipEntry{name: k.file, mode: 0o644, body: k.code})},
+			Role:        aws.String("arn:aws:iam::123456789012:role/x")})
+		if err != nil {
+			t.Fatalf("%s: %v", k.runtime, err)
+		}
+		out, body := invokeJSON(t, c, name, map[string]any{}, false)
+		if out.FunctionError != nil || body["color"] != "green" || body["fn"] != name || body["version"] != "$LATEST" ||
+			!strings.HasSuffix(body["arn"].(string), ":function:"+name) {
+			t.Fatalf("%s context/env: %s", k.runtime, out.Payload)
+		}
+		out, body = invokeJSON(t, c, name, map[string]any{"sleep": 3}, false)
+		if aws.ToString(out.FunctionError) != "Unhandled" || !strings.Contains(body["errorMessage"].(string), "Task timed out after 1.00 seconds") {
+			t.Fatalf("%s timeout: %s", k.runtime, out.Payload)
+		}
+		bad := name + "-broken"
+		_, err = c.CreateFunction(ctx, &lambda.CreateFunctionInput{FunctionName: aws.String(bad),
+			Runtime: types.Runtime(k.runtime), Handler: aws.String(strings.Split(k.importErrFile, ".")[0] + ".handler"),
+			Code: &types.FunctionCode{ZipFile: makeZip(t, zipEntry{name: k.importErrFile, mode: 0o644, body: k.importErrCode})},
+			Role: aws.String("arn:aws:iam::123456789012:role/x")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, body = invokeJSON(t, c, bad, map[string]any{}, false)
+		if aws.ToString(out.FunctionError) != "Unhandled" || body["errorType"] != "Runtime.ImportModuleError" {
+			t.Fatalf("%s import error: %s", k.runtime, out.Payload)
+		}
+	}
+	waitFor(t, "timed-out sandboxes to go", func() bool { return dp.worker.Sandboxes() == 0 })
+}
