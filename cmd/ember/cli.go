@@ -121,6 +121,7 @@ func parseCommand(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 const deployUsage = `usage: ember deploy NAME PATH [flags]
+       ember deploy PATH --name NAME [flags]
   PATH is a directory (zipped for you, file modes kept) or a .zip file.
   Creates the function, or updates its code (and the given settings).
 `
@@ -132,6 +133,7 @@ func runDeploy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var cf clientFlags
 	cf.register(fs)
 	cf.stderr = stderr
+	nameFlag := fs.String("name", "", "function name (instead of the first argument)")
 	runtime := fs.String("runtime", "provided.al2023", "runtime")
 	handler := fs.String("handler", "", "handler (for provided runtimes: any, e.g. bootstrap)")
 	memory := fs.Int("memory", 0, "memory in MB (default 128 on create)")
@@ -141,6 +143,9 @@ func runDeploy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	pos, err := parseCommand(fs, args)
 	if err != nil {
 		return err
+	}
+	if *nameFlag != "" && len(pos) == 1 {
+		pos = []string{*nameFlag, pos[0]}
 	}
 	if len(pos) != 2 {
 		fs.Usage()

@@ -50,7 +50,7 @@ func TestCLI(t *testing.T) {
 	if err != nil || !strings.Contains(errOut, "created clifn") || !strings.Contains(out, ":function:clifn") {
 		t.Fatalf("deploy: %v\n%s\n%s", err, out, errOut)
 	}
-	out, errOut, err = emberCLI(t, srv, "deploy", "clifn", dir, "--timeout", "9")
+	out, errOut, err = emberCLI(t, srv, "deploy", dir, "--name", "clifn", "--timeout", "9")
 	if err != nil || !strings.Contains(errOut, "updated clifn") {
 		t.Fatalf("redeploy: %v\n%s\n%s", err, out, errOut)
 	}
