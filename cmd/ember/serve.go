@@ -119,7 +119,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *logFormat == "json" {
 		h = slog.NewJSONHandler(stderr, nil)
 	}
-	cfg.Log = slog.New(h)
+	cfg.Log = slog.New(ctxHandler{h})
 	cfg.Ready = func(addr string) {
 		fmt.Fprintf(stdout, "ember: serving the Lambda API on http://%s\n", addr)
 	}
