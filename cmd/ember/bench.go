@@ -66,6 +66,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	go echo.Serve(ln)
 	defer echo.Close()
 
+	// The official Runtime Interface Emulator running the same function:
+	// one invoke at a time, no isolation.
+	rieRows, err := benchRIE(ctx, dir, zipBytes, *n, *colds)
+	if err != nil {
+		fmt.Fprintf(stderr, "ember bench: the Runtime Interface Emulator was not measured: %v\n", err)
+	}
+
 	// Ember, all in one, in this process.
 	sctx, stop := context.WithCancel(ctx)
 	addr := make(chan string, 1)
@@ -102,6 +109,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		add("loopback HTTP echo (floor)", conc, lat, wall)
 	}
+	rows = append(rows, rieRows...)
 	create := func(name string) error {
 		body, _ := json.Marshal(map[string]any{"FunctionName": name, "Runtime": "provided.al2023",
 			"Code": map[string]any{"ZipFile": zipBytes}})
@@ -167,9 +175,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return json.NewEncoder(stdout).Encode(map[string]any{"cpus": runtime.NumCPU(), "rows": rows})
 	}
 	floor := rows[0].P50
-	fmt.Fprintf(stdout, "%-46s %5s %9s %9s %9s %10s %8s\n", "measurement", "conc", "p50", "p90", "p99", "req/s", "p50/floor")
+	fmt.Fprintf(stdout, "%-62s %5s %9s %9s %9s %10s %8s\n", "measurement", "conc", "p50", "p90", "p99", "req/s", "p50/floor")
 	for _, r := range rows {
-		fmt.Fprintf(stdout, "%-46s %5d %9s %9s %9s %10.0f %8.1fx\n", r.Name, r.Concurrency, us(r.P50), us(r.P90), us(r.P99), r.PerSecond, float64(r.P50)/float64(floor))
+		fmt.Fprintf(stdout, "%-62s %5d %9s %9s %9s %10.0f %8.1fx\n", r.Name, r.Concurrency, us(r.P50), us(r.P90), us(r.P99), r.PerSecond, float64(r.P50)/float64(floor))
 	}
 	return nil
 }
@@ -255,6 +263,93 @@ func (c *benchClient) post(host, path string, body []byte, sign bool) error {
 		return fmt.Errorf("%s: %s %s", path, resp.Status, b)
 	}
 	return nil
+}
+
+// rieModule is the official AWS Lambda Runtime Interface Emulator, built
+// from the Go module proxy at this version.
+const rieModule = "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@v0.0.0-20261030222936-bef5c4ba774d"
+
+// benchRIE measures the emulator: warm invokes at concurrency 1 (it can do
+// no more) and cold ones (a new emulator process, first invoke).
+func benchRIE(ctx context.Context, dir string, zipBytes []byte, n, colds int) ([]benchRow, error) {
+	bin := filepath.Join(dir, "rie")
+	cmd := exec.CommandContext(ctx, "go", "install", rieModule)
+	cmd.Env = append(os.Environ(), "GOBIN="+bin, "GOFLAGS=")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("go install %s: %v\n%s", rieModule, err, out)
+	}
+	zr, err := zip.NewReader(bytes.NewReader(zipBytes), int64(len(zipBytes)))
+	if err != nil {
+		return nil, err
+	}
+	rc, err := zr.File[0].Open()
+	if err != nil {
+		return nil, err
+	}
+	boot, _ := io.ReadAll(rc)
+	rc.Close()
+	bootPath := filepath.Join(dir, "rie-bootstrap")
+	if err := os.WriteFile(bootPath, boot, 0o755); err != nil {
+		return nil, err
+	}
+	start := func() (*exec.Cmd, string, error) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, "", err
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		c := exec.Command(filepath.Join(bin, "aws-lambda-rie"), "--runtime-interface-emulator-address", addr,
+			"--log-level", "error", bootPath)
+		c.Env = append(os.Environ(), "AWS_LAMBDA_FUNCTION_TIMEOUT=30")
+		if err := c.Start(); err != nil {
+			return nil, "", err
+		}
+		// Wait until it accepts connections.
+		for i := 0; i < 500; i++ {
+			if conn, err := net.Dial("tcp", addr); err == nil {
+				conn.Close()
+				return c, addr, nil
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		c.Process.Kill()
+		c.Wait()
+		return nil, "", fmt.Errorf("the emulator did not listen")
+	}
+	client := &benchClient{http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}}
+	payload := []byte(`{"hello":"world"}`)
+	const path = "/2015-03-31/functions/function/invocations"
+	var cold []time.Duration
+	coldStart := time.Now()
+	for i := 0; i < colds; i++ {
+		c, addr, err := start()
+		if err != nil {
+			return nil, err
+		}
+		t := time.Now()
+		err = client.post(addr, path, payload, false)
+		cold = append(cold, time.Since(t))
+		c.Process.Kill()
+		c.Wait()
+		if err != nil {
+			return nil, err
+		}
+	}
+	c, addr, err := start()
+	if err != nil {
+		return nil, err
+	}
+	defer func() { c.Process.Kill(); c.Wait() }()
+	lat, wall, err := measure(n, 1, func() error { return client.post(addr, path, payload, false) })
+	if err != nil {
+		return nil, err
+	}
+	return []benchRow{
+		summarize("AWS RIE warm (emulator, no isolation)", 1, lat, wall),
+		summarize("AWS RIE cold (new emulator process, to response)", 1, cold, time.Since(coldStart)),
+	}, nil
 }
 
 // zipOne is a package of one file.
