@@ -40,6 +40,7 @@ var allowed = map[string][]string{
 	"internal/logs":     {"internal/auth", "internal/lambdaapi"},
 	"internal/metrics":  {},
 	"internal/frontend": {"internal/auth", "internal/invoke", "internal/lambdaapi", "internal/store"},
+	"internal/async":    {"internal/auth", "internal/invoke", "internal/lambdaapi", "internal/store"},
 	"cmd/ember":         {"*"},
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/emberfn/ember/internal/async"
 	"github.com/emberfn/ember/internal/auth"
 	"github.com/emberfn/ember/internal/controlapi"
 	"github.com/emberfn/ember/internal/counting"
@@ -400,7 +401,11 @@ func serve(ctx context.Context, cfg serveConfig, stdout io.Writer) (err error) {
 		Store:    st, Auth: verifier, Signer: sealer, Accounts: accounts, Region: cfg.Region,
 		RatePerSecond: cfg.ControlRate, Burst: cfg.ControlBurst, Logger: log,
 		AccountConcurrency: cfg.AccountConcurrency, OnReservation: counter.SetReserved,
+		Provisioner: manager, // provisioned concurrency: the manager keeps the sandboxes
 	})
+	if err := control.RestoreProvisioned(ctx); err != nil {
+		log.Warn("provisioned concurrency not restored", "err", err)
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
@@ -419,6 +424,33 @@ func serve(ctx context.Context, cfg serveConfig, stdout io.Writer) (err error) {
 		control.ServeHTTP(w, r)
 	}))
 	mux.Handle("/", control)
+	// --- Asynchronous invocations (internal/async, issue 7): the durable
+	// event queue takes Event invokes from the Front End, its pollers run
+	// them through the Front End, and the event-invoke-config API is
+	// mounted. Kept in one block; bg owns the pollers.
+	asyncQueue, err := async.Open(ctx, nc, async.Config{Region: cfg.Region, Logger: log, TimeScale: async.TimeScaleFromEnv()})
+	if err != nil {
+		return err
+	}
+	front.SetEventQueue(asyncQueue)
+	bg.Add(2)
+	go func() {
+		defer bg.Done()
+		if err := asyncQueue.Run(bgCtx, front); err != nil {
+			log.Error("async pollers ended", "err", err)
+		}
+	}()
+	go func() {
+		defer bg.Done()
+		if err := asyncQueue.ForgetDeleted(bgCtx, st); err != nil {
+			log.Error("event invoke config cleanup ended", "err", err)
+		}
+	}()
+	asyncAPI := async.NewAPI(async.APIConfig{Queue: asyncQueue, Auth: verifier, Functions: st, Region: cfg.Region, Logger: log})
+	for _, pattern := range async.Patterns {
+		mux.Handle(pattern, asyncAPI)
+	}
+	// --- end of asynchronous invocations.
 	var h http.Handler = mux
 	app.Store(&h)
 	log.Info("ready", "listen", ln.Addr().String(), "data_dir", cfg.DataDir, "region", cfg.Region)

@@ -231,6 +231,9 @@ func (s *Server) updateAlias(w http.ResponseWriter, r *request) error {
 		} else if err != nil {
 			return err
 		}
+		if err := s.syncProvisioned(ctx, a.AccountID, a.Function); err != nil {
+			s.log.Warn("provisioned concurrency not moved with its alias", "account", a.AccountID, "function", a.Function, "alias", a.Name, "err", err)
+		}
 		s.log.Info("alias updated", "account", a.AccountID, "function", a.Function, "alias", a.Name,
 			"version", a.FunctionVersion, "weights", a.Weights)
 		return writeJSON(w, http.StatusOK, s.aliasConfig(&a))
@@ -253,6 +256,7 @@ func (s *Server) deleteAlias(w http.ResponseWriter, r *request) error {
 	if err := s.cfg.Store.DeleteAlias(r.Context(), f.AccountID, f.Name, name, 0); err != nil {
 		return err
 	}
+	s.dropProvisioned(r.Context(), f.AccountID, f.Name, name)
 	s.log.Info("alias deleted", "account", f.AccountID, "function", f.Name, "alias", name)
 	w.WriteHeader(http.StatusNoContent)
 	return nil

@@ -16,8 +16,9 @@ const (
 	codeSizeZipped     = 52428800
 )
 
-// accountLimit is the account's concurrency limit and the sum of its
-// functions' reservations, but for except (a function being changed).
+// accountLimit is the account's concurrency limit and the sum of what its
+// functions carve out of it, but for except (a function being changed): a
+// function's reservation, or, without one, its provisioned concurrency.
 func (s *Server) accountLimit(ctx context.Context, account, except string) (limit, reserved int, usage lambdaapi.AccountUsage, err error) {
 	limit = s.cfg.AccountConcurrency
 	a, err := s.cfg.Store.Account(ctx, account)
@@ -26,6 +27,10 @@ func (s *Server) accountLimit(ctx context.Context, account, except string) (limi
 	}
 	if a.ConcurrencyLimit > 0 {
 		limit = a.ConcurrencyLimit
+	}
+	prov, err := s.provisionedSums(ctx, account)
+	if err != nil {
+		return 0, 0, usage, err
 	}
 	after := ""
 	for {
@@ -36,8 +41,12 @@ func (s *Server) accountLimit(ctx context.Context, account, except string) (limi
 		for _, f := range fs {
 			usage.FunctionCount++
 			usage.TotalCodeSize += f.CodeSize
-			if f.ReservedConcurrency != nil && f.Name != except {
+			switch {
+			case f.Name == except:
+			case f.ReservedConcurrency != nil:
 				reserved += *f.ReservedConcurrency
+			default:
+				reserved += prov[f.Name]
 			}
 		}
 		if !more || len(fs) == 0 {
@@ -70,6 +79,14 @@ func (s *Server) putFunctionConcurrency(w http.ResponseWriter, r *request) error
 	limit, reserved, _, err := s.accountLimit(r.Context(), cur.AccountID, cur.Name)
 	if err != nil {
 		return err
+	}
+	prov, err := s.provisionedSums(r.Context(), cur.AccountID)
+	if err != nil {
+		return err
+	}
+	if p := prov[cur.Name]; n < p {
+		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
+			"ReservedConcurrentExecutions %d should not be lower than function's total provisioned concurrency [%d]", n, p)
 	}
 	if limit-(reserved+n) < s.cfg.MinUnreserved {
 		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
@@ -158,22 +175,4 @@ func (s *Server) reservationChanged(account, fn string, n *int) {
 	if s.cfg.OnReservation != nil {
 		s.cfg.OnReservation(account, fn, n)
 	}
-}
-
-// putProvisionedConcurrency answers as Lambda does for $LATEST; Ember has
-// no provisioned concurrency, so a version or alias that exists is
-// refused with a clear message.
-func (s *Server) putProvisionedConcurrency(w http.ResponseWriter, r *request) error {
-	q := r.URL.Query().Get("Qualifier")
-	if q == "" {
-		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue, "Qualifier is required for provisioned concurrency")
-	}
-	if _, err := s.resolveTarget(r); err != nil {
-		return err
-	}
-	if q == lambdaapi.VersionLatest {
-		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
-			"Provisioned Concurrency Configs cannot be applied to unpublished function versions.")
-	}
-	return lambdaapi.Errorf(lambdaapi.InvalidParameterValue, "Provisioned concurrency is not supported by Ember yet")
 }

@@ -94,6 +94,11 @@ type Config struct {
 	// OnReservation, if set, is told at once of a changed reservation (the
 	// in-process Counting Service; others learn it from the store).
 	OnReservation func(account, function string, n *int)
+	// Provisioned stores provisioned concurrency configurations (default:
+	// Store, if it does); Provisioner, if set, is the Worker Manager that
+	// keeps their sandboxes.
+	Provisioned ProvisionedStore
+	Provisioner Provisioner
 	// CodeURLTTL is how long a Code.Location URL works (default 10 min).
 	CodeURLTTL time.Duration
 	Now        func() time.Time
@@ -132,6 +137,9 @@ func New(cfg Config) *Server {
 	if cfg.MinUnreserved == 0 {
 		cfg.MinUnreserved = 100
 	}
+	if cfg.Provisioned == nil {
+		cfg.Provisioned, _ = cfg.Store.(ProvisionedStore)
+	}
 	if cfg.CodeURLTTL == 0 {
 		cfg.CodeURLTTL = 10 * time.Minute
 	}
@@ -166,6 +174,8 @@ func New(cfg Config) *Server {
 	s.route("GET /2019-09-30/functions/{fn}/concurrency", 0, s.getFunctionConcurrency)
 	s.route("DELETE /2017-10-31/functions/{fn}/concurrency", 0, s.deleteFunctionConcurrency)
 	s.route("PUT /2019-09-30/functions/{fn}/provisioned-concurrency", lambdaapi.MaxControlBody, s.putProvisionedConcurrency)
+	s.route("GET /2019-09-30/functions/{fn}/provisioned-concurrency", 0, s.getProvisionedConcurrency) // also List
+	s.route("DELETE /2019-09-30/functions/{fn}/provisioned-concurrency", 0, s.deleteProvisionedConcurrency)
 	layer := "/2018-10-31/layers/{layer}/versions"
 	s.route("GET /2018-10-31/layers", 0, s.listLayers) // also GetLayerVersionByArn
 	s.route("GET /2018-10-31/layers/{$}", 0, s.listLayers)
@@ -309,6 +319,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 // writeError maps err to Lambda's error shape; this is the one place the
 // control API turns errors into HTTP.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var se *statusError
+	if errors.As(err, &se) {
+		w.Header().Set("X-Amzn-ErrorType", se.le.Type)
+		_ = writeJSON(w, se.status, se.le)
+		return
+	}
 	le := lambdaapi.AsError(err)
 	if le.Type == lambdaapi.Service {
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path,

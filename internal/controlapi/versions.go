@@ -169,6 +169,7 @@ func (s *Server) deleteVersion(ctx context.Context, f *store.Function, version s
 	if err := s.cfg.Store.DeleteVersion(ctx, f.AccountID, f.Name, version); err != nil {
 		return err
 	}
+	s.dropProvisioned(ctx, f.AccountID, f.Name, version)
 	s.dropCodeIfUnused(ctx, f.AccountID, v.CodeSHA256)
 	s.dropLayersIfUnused(ctx, f.AccountID, v.Layers, nil)
 	s.log.Info("function version deleted", "account", f.AccountID, "function", f.Name, "version", version)
@@ -179,6 +180,7 @@ func (s *Server) deleteVersion(ctx context.Context, f *store.Function, version s
 // function name, and the packages nothing else uses any more. The caller
 // holds the account's code lock.
 func (s *Server) deleteVersionsAndAliases(ctx context.Context, account, name string) error {
+	s.dropProvisioned(ctx, account, name, "")
 	aliases, err := s.cfg.Store.ListAliases(ctx, account, name)
 	if err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emberfn/ember/internal/auth"
@@ -27,7 +28,16 @@ import (
 const (
 	MaxRequestPayload = 6 * 1024 * 1024 // 6,291,456 bytes
 	maxClientContext  = 3583
+	// MaxEventPayload is the limit of an asynchronous (Event) invoke.
+	MaxEventPayload = 1024 * 1024 // 1,048,576 bytes
 )
+
+// EventQueue accepts asynchronous (Event) invokes durably (internal/async):
+// Enqueue returns nil only once the event is stored. qualifier is as the
+// caller gave it ("" for unqualified).
+type EventQueue interface {
+	Enqueue(ctx context.Context, account, name, qualifier string, payload []byte, requestID string) error
+}
 
 // Authenticator verifies a request's signature.
 type Authenticator interface {
@@ -82,6 +92,9 @@ type Config struct {
 	// Rand, for tests, picks an alias's version: it returns a number in
 	// [0, 1) (default math/rand/v2's Float64).
 	Rand func() float64
+	// Events, if set, takes Event invokes; without it they answer 400.
+	// SetEventQueue sets it later (the queue's pollers need the Server).
+	Events EventQueue
 }
 
 // Server is the Invoke API's HTTP handler.
@@ -93,6 +106,8 @@ type Config struct {
 type Server struct {
 	cfg Config
 	log *slog.Logger
+
+	events atomic.Pointer[EventQueue]
 
 	mu    sync.RWMutex
 	gen   uint64              // counts invalidations
@@ -120,8 +135,15 @@ func New(cfg Config) *Server {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Float64
 	}
-	return &Server{cfg: cfg, log: cfg.Logger.With("component", "frontend"), cache: map[string]*fnCache{}}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "frontend"), cache: map[string]*fnCache{}}
+	if cfg.Events != nil {
+		s.SetEventQueue(cfg.Events)
+	}
+	return s
 }
+
+// SetEventQueue makes q take Event invokes from now on.
+func (s *Server) SetEventQueue(q EventQueue) { s.events.Store(&q) }
 
 // Run keeps the configuration cache current until ctx ends, and retires
 // the sandboxes of functions and versions that change or go away. It
@@ -367,8 +389,14 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request, requestID string
 	switch invType {
 	case "", "RequestResponse", "DryRun":
 	case "Event":
-		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
-			"Asynchronous invocation (X-Amz-Invocation-Type: Event) is not supported by Ember yet; use RequestResponse")
+		if s.events.Load() == nil {
+			return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
+				"Asynchronous invocation (X-Amz-Invocation-Type: Event) is not enabled on this Ember; use RequestResponse")
+		}
+		if len(body) > MaxEventPayload {
+			return lambdaapi.Errorf(lambdaapi.RequestTooLarge,
+				"Request must be smaller than %d bytes for the InvokeFunction operation with the Event invocation type", MaxEventPayload)
+		}
 	default:
 		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
 			"1 validation error detected: Value '%s' at 'invocationType' failed to satisfy constraint: Member must satisfy enum value set: [Event, RequestResponse, DryRun]", invType)
@@ -392,39 +420,77 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request, requestID string
 		return err
 	}
 	fn := t.fn
-	if invType == "DryRun" {
+	switch invType {
+	case "DryRun":
 		w.WriteHeader(http.StatusNoContent)
 		return nil
+	case "Event":
+		// The event is durable once Enqueue returns; the queue's pollers
+		// run it (through InvokeAsync) from then on.
+		if err := (*s.events.Load()).Enqueue(r.Context(), p.AccountID, ref.Name, ref.Qualifier, body, requestID); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusAccepted)
+		return nil
 	}
-
-	release, err := s.cfg.Counter.Acquire(r.Context(), p.AccountID, fn.Name, time.Duration(fn.Timeout)*time.Second)
-	if err != nil {
-		s.throttled(p.AccountID, fn.Name, err)
-		return err
-	}
-	defer release() // on every path, panics included
-	s.cfg.Metrics.InvokeStarted(p.AccountID, fn.Name)
-	outcome, ran := "platform_error", time.Duration(0)
-	defer func() { s.cfg.Metrics.InvokeDone(p.AccountID, fn.Name, outcome, ran) }()
 	req := &invoke.Request{
 		RequestID: requestID, Payload: body, ClientContext: clientContext,
 		TraceID: r.Header.Get("X-Amzn-Trace-Id"), Version: fn.VersionName(), InvokedFunctionARN: t.invokedARN,
 	}
+	res, err := s.execute(r.Context(), p.AccountID, fn, req)
+	if err != nil {
+		return err
+	}
+	return s.writeResult(w, logType, fn.VersionName(), res)
+}
+
+// InvokeAsync runs one queued asynchronous event like a synchronous invoke
+// (Counting, then a sandbox from the Worker Manager) and returns its result
+// and the version that ran. Errors are platform errors and throttles (a
+// *lambdaapi.Error with TooManyRequestsException), or
+// ResourceNotFoundException when the function is gone.
+func (s *Server) InvokeAsync(ctx context.Context, account, name, qualifier string, payload []byte, requestID string) (*invoke.Result, string, error) {
+	t, err := s.function(ctx, auth.Principal{AccountID: account}, lambdaapi.FunctionRef{Name: name, Qualifier: qualifier})
+	if err != nil {
+		return nil, "", err
+	}
+	req := &invoke.Request{
+		RequestID: requestID, Payload: payload,
+		Version: t.fn.VersionName(), InvokedFunctionARN: t.invokedARN,
+	}
+	res, err := s.execute(ctx, account, t.fn, req)
+	if err != nil {
+		return nil, "", err
+	}
+	return res, t.fn.VersionName(), nil
+}
+
+// execute takes a concurrency slot and runs req in a sandbox.
+func (s *Server) execute(ctx context.Context, account string, fn *store.Function, req *invoke.Request) (*invoke.Result, error) {
+	release, err := s.cfg.Counter.Acquire(ctx, account, fn.Name, time.Duration(fn.Timeout)*time.Second)
+	if err != nil {
+		s.throttled(account, fn.Name, err)
+		return nil, err
+	}
+	defer release() // on every path, panics included
+	s.cfg.Metrics.InvokeStarted(account, fn.Name)
+	outcome, ran := "platform_error", time.Duration(0)
+	defer func() { s.cfg.Metrics.InvokeDone(account, fn.Name, outcome, ran) }()
 	// A sandbox that died before the invocation reached its runtime did
 	// not run it: try another, a few times.
 	for attempt := 0; ; attempt++ {
-		res, err := s.run(r.Context(), fn, req, requestID)
+		res, err := s.run(ctx, fn, req, req.RequestID)
 		if errors.Is(err, invoke.ErrSandboxGone) && attempt < 3 {
 			continue
 		}
 		if err != nil {
-			if s.throttled(p.AccountID, fn.Name, err) {
+			if s.throttled(account, fn.Name, err) {
 				outcome = "throttled"
 			}
-			return err
+			return nil, err
 		}
 		outcome, ran = outcomeOf(res), res.Duration
-		return s.writeResult(w, logType, fn.VersionName(), res)
+		return res, nil
 	}
 }
 

@@ -53,7 +53,14 @@ type Function struct {
 	// version LastVersion was published from it: while they are equal,
 	// code and configuration are unchanged since that version.
 	PublishedRevision string `json:"publishedRevision,omitempty"`
+	// InitializationType is not stored: the Worker Manager sets it on the
+	// copy it gives a worker to make a sandbox with, for
+	// AWS_LAMBDA_INITIALIZATION_TYPE ("": on-demand).
+	InitializationType string `json:"-"`
 }
+
+// InitProvisioned is the InitializationType of provisioned concurrency.
+const InitProvisioned = "provisioned-concurrency"
 
 // Key is the function's key in its bucket: ACCOUNT.NAME. It is the same
 // for every version of a function.
@@ -205,4 +212,13 @@ func (s *Store) WatchFunctions(ctx context.Context, initial bool, fn func(accoun
 			fn(account, name, &f)
 		}
 	}
+}
+
+// InitType is AWS_LAMBDA_INITIALIZATION_TYPE for a sandbox made from f:
+// "on-demand" unless the Worker Manager set InitializationType.
+func (f *Function) InitType() string {
+	if f.InitializationType == "" {
+		return "on-demand"
+	}
+	return f.InitializationType
 }

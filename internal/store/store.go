@@ -34,6 +34,7 @@ const (
 	bucketAliases   = "ember-aliases"
 	bucketLayers    = "ember-layers"
 	bucketLayerVers = "ember-layer-versions"
+	bucketProvConc  = "ember-provisioned"
 	objectCode      = "ember-code"
 )
 
@@ -56,6 +57,7 @@ type Store struct {
 	// layerVersions holds the layer versions; layers the last number of
 	// each layer name.
 	layerVersions jetstream.KeyValue
+	provisioned   jetstream.KeyValue
 	code          jetstream.ObjectStore
 }
 
@@ -104,6 +106,9 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	if s.layerVersions, err = kv(bucketLayerVers, "Ember layer versions by account.name.version"); err != nil {
+		return nil, err
+	}
+	if s.provisioned, err = kv(bucketProvConc, "Ember provisioned concurrency by account.name.qualifier"); err != nil {
 		return nil, err
 	}
 	s.code, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{

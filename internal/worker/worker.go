@@ -266,7 +266,7 @@ func (w *Worker) environment(fn *store.Function, stream string) []string {
 		"AWS_LAMBDA_FUNCTION_NAME="+fn.Name,
 		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE="+strconv.Itoa(fn.MemorySize),
 		"AWS_LAMBDA_FUNCTION_VERSION="+fn.VersionName(),
-		"AWS_LAMBDA_INITIALIZATION_TYPE=on-demand",
+		"AWS_LAMBDA_INITIALIZATION_TYPE="+fn.InitType(),
 		"AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/"+fn.Name,
 		"AWS_LAMBDA_LOG_STREAM_NAME="+stream,
 		"AWS_LAMBDA_RUNTIME_API="+runtimeAPIAddr,

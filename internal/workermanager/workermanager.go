@@ -73,6 +73,9 @@ type sandbox struct {
 	lastUsed time.Time
 	expires  time.Time       // an idle sandbox is reclaimed from then on
 	spec     *store.Function // what it was made for (to pre-warm another)
+	// provisioned: kept for the version's provisioned concurrency (see
+	// provisioned.go): never reaped by keep-alive nor reclaimed for room.
+	provisioned bool
 }
 
 // Manager is the sandbox table.
@@ -90,6 +93,8 @@ type Manager struct {
 	idle      map[string][]*sandbox // by version key+"@"+revision; most recently used last
 	current   map[string]string     // version key -> newest revision seen
 	prewarms  map[string]*prewarm   // version key -> the pre-warm due
+	// provisioned: version key -> its provisioned concurrency.
+	provisioned map[string]*provTarget
 }
 
 // New makes a manager; call Run for keep-alive reclaim.
@@ -108,7 +113,7 @@ func New(cfg Config) *Manager {
 	}
 	return &Manager{cfg: cfg, log: cfg.Logger.With("component", "workermanager"),
 		sandboxes: map[string]*sandbox{}, idle: map[string][]*sandbox{}, current: map[string]string{},
-		prewarms: map[string]*prewarm{}}
+		prewarms: map[string]*prewarm{}, provisioned: map[string]*provTarget{}}
 }
 
 // Sandboxes are pooled per function version (account.name:version, see
@@ -119,7 +124,8 @@ func poolKey(version, revision string) string { return version + "@" + revision 
 
 // Acquire reserves a sandbox for one invocation of fn (a $LATEST or a
 // published version): the most recently used idle one of that version's
-// current revision, else a new one (a cold start).
+// current revision (a provisioned one first), else a new one (a cold
+// start).
 func (m *Manager) Acquire(ctx context.Context, fn *store.Function) (invoke.Assignment, error) {
 	key := fn.VersionKey()
 	m.cfg.Policy.Observe(key, m.cfg.Now())
@@ -137,19 +143,28 @@ func (m *Manager) Acquire(ctx context.Context, fn *store.Function) (invoke.Assig
 	}
 	pk := poolKey(key, fn.RevisionID)
 	if list := m.idle[pk]; len(list) > 0 {
-		sb := list[len(list)-1]
-		m.idle[pk] = list[:len(list)-1]
+		i := len(list) - 1
+		for j := i; j >= 0; j-- {
+			if list[j].provisioned {
+				i = j
+				break
+			}
+		}
+		sb := list[i]
+		m.idle[pk] = append(list[:i:i], list[i+1:]...)
 		sb.transition(Busy)
 		m.mu.Unlock()
 		return invoke.Assignment{SandboxID: sb.id, WorkerID: sb.workerID, Worker: sb.worker}, nil
 	}
 	m.mu.Unlock()
-	return m.create(ctx, fn)
+	return m.create(ctx, fn, false)
 }
 
-// create makes a new sandbox for fn on a worker that Placement picks.
-func (m *Manager) create(ctx context.Context, fn *store.Function) (invoke.Assignment, error) {
-	if m.cfg.Scaler != nil {
+// create makes a new sandbox for fn on a worker that Placement picks; a
+// provisioned one is not subject to the scaling rate and is initialised
+// as Lambda initialises provisioned concurrency.
+func (m *Manager) create(ctx context.Context, fn *store.Function, provisioned bool) (invoke.Assignment, error) {
+	if m.cfg.Scaler != nil && !provisioned {
 		if err := m.cfg.Scaler.AllowNewSandbox(fn.AccountID, fn.Name); err != nil {
 			return invoke.Assignment{}, err
 		}
@@ -176,7 +191,7 @@ func (m *Manager) create(ctx context.Context, fn *store.Function) (invoke.Assign
 	sb := &sandbox{
 		id:       fmt.Sprintf("sb-%d-%d", time.Now().UnixNano()%1e9, m.seq.Add(1)),
 		workerID: workerID, worker: w, fn: fn.VersionKey(), revision: fn.RevisionID,
-		memMB: fn.MemorySize, state: Starting, spec: fn,
+		memMB: fn.MemorySize, state: Starting, spec: fn, provisioned: provisioned,
 	}
 	m.mu.Lock()
 	if m.closed {
@@ -189,7 +204,13 @@ func (m *Manager) create(ctx context.Context, fn *store.Function) (invoke.Assign
 
 	// The sandbox outlives the caller's request: a caller that goes away
 	// during a cold start still leaves a warm sandbox for the next one.
-	initDur, err := w.CreateSandbox(context.WithoutCancel(ctx), sb.id, fn)
+	made := fn
+	if provisioned {
+		c := *fn
+		c.InitializationType = store.InitProvisioned
+		made = &c
+	}
+	initDur, err := w.CreateSandbox(context.WithoutCancel(ctx), sb.id, made)
 	m.mu.Lock()
 	if err != nil {
 		sb.transition(Dead)
@@ -215,6 +236,16 @@ func (m *Manager) Release(a invoke.Assignment, healthy bool) {
 	}
 	now := m.cfg.Now()
 	w := m.cfg.Policy.Released(sb.fn, now)
+	if healthy && !m.closed && m.current[sb.fn] == sb.revision && sb.provisioned {
+		// Provisioned: back to the pool whatever the policy says.
+		sb.transition(Idle)
+		sb.lastUsed = now
+		sb.expires = farFuture
+		pk := poolKey(sb.fn, sb.revision)
+		m.idle[pk] = append(m.idle[pk], sb)
+		m.mu.Unlock()
+		return
+	}
 	if !healthy || m.closed || m.current[sb.fn] != sb.revision || w.KeepAlive <= 0 {
 		sb.transition(Draining)
 		m.destroyLocked(sb)
@@ -267,7 +298,7 @@ func (m *Manager) startPrewarms(now time.Time) {
 	for _, p := range due {
 		go func() {
 			defer m.wg.Done()
-			a, err := m.create(context.Background(), p.fn)
+			a, err := m.create(context.Background(), p.fn, false)
 			if err != nil {
 				m.log.Debug("pre-warm failed", "function", p.fn.VersionKey(), "err", err)
 				return
@@ -328,6 +359,7 @@ func (m *Manager) Retire(target string) {
 		m.retireLocked(target, "")
 		delete(m.current, target)
 		delete(m.prewarms, target)
+		delete(m.provisioned, target)
 		m.cfg.Policy.Forget(target)
 		return
 	}
@@ -335,6 +367,11 @@ func (m *Manager) Retire(target string) {
 	for pk := range m.idle {
 		if strings.HasPrefix(pk, prefix) {
 			m.drainLocked(pk)
+		}
+	}
+	for version := range m.provisioned {
+		if strings.HasPrefix(version, prefix) {
+			delete(m.provisioned, version)
 		}
 	}
 	for version := range m.current {
@@ -393,6 +430,9 @@ func (m *Manager) reclaimOldestIdle() bool {
 	var oldestIdx int
 	for pk, list := range m.idle {
 		for i, sb := range list {
+			if sb.provisioned {
+				continue
+			}
 			if oldest == nil || sb.lastUsed.Before(oldest.lastUsed) {
 				oldest, oldestKey, oldestIdx = sb, pk, i
 			}
@@ -428,7 +468,7 @@ func (m *Manager) ReapIdle(now time.Time) int {
 	for pk, list := range m.idle {
 		keep := list[:0]
 		for _, sb := range list {
-			if !now.Before(sb.expires) {
+			if !sb.provisioned && !now.Before(sb.expires) {
 				sb.transition(Draining)
 				m.destroyLocked(sb)
 				n++
@@ -468,6 +508,7 @@ func (m *Manager) Run(ctx context.Context) {
 				m.log.Debug("reclaimed idle sandboxes", "count", n)
 			}
 			m.startPrewarms(now)
+			m.reconcileProvisioned(now)
 		}
 	}
 }

@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+
+	"github.com/emberfn/ember/internal/worker"
+	"github.com/emberfn/ember/internal/workermanager"
+)
+
+// TestProvisionedConcurrency: provisioned sandboxes of a version exist
+// before its first invoke, which is warm and sees
+// AWS_LAMBDA_INITIALIZATION_TYPE=provisioned-concurrency; $LATEST is
+// refused; deleting the configuration removes the sandboxes.
+func TestProvisionedConcurrency(t *testing.T) {
+	_, c, dp := startInvokeEmber(t)
+	ctx := context.Background()
+	createProbe(t, c, "pc", nil)
+	publish(t, c, "pc")
+
+	_, err := c.PutProvisionedConcurrencyConfig(ctx, &lambda.PutProvisionedConcurrencyConfigInput{
+		FunctionName: aws.String("pc"), Qualifier: aws.String("$LATEST"), ProvisionedConcurrentExecutions: aws.Int32(1)})
+	apiErr(t, err, "InvalidParameterValueException", 400)
+	_, err = c.GetProvisionedConcurrencyConfig(ctx, &lambda.GetProvisionedConcurrencyConfigInput{
+		FunctionName: aws.String("pc"), Qualifier: aws.String("1")})
+	apiErr(t, err, "ProvisionedConcurrencyConfigNotFoundException", 404)
+
+	put, err := c.PutProvisionedConcurrencyConfig(ctx, &lambda.PutProvisionedConcurrencyConfigInput{
+		FunctionName: aws.String("pc"), Qualifier: aws.String("1"), ProvisionedConcurrentExecutions: aws.Int32(2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *put.RequestedProvisionedConcurrentExecutions != 2 || put.LastModified == nil ||
+		(put.Status != types.ProvisionedConcurrencyStatusEnumInProgress && put.Status != types.ProvisionedConcurrencyStatusEnumReady) {
+		t.Fatalf("put answered %+v", put)
+	}
+
+	// It counts against the function's reservation.
+	_, err = c.PutFunctionConcurrency(ctx, &lambda.PutFunctionConcurrencyInput{
+		FunctionName: aws.String("pc"), ReservedConcurrentExecutions: aws.Int32(1)})
+	apiErr(t, err, "InvalidParameterValueException", 400)
+
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		g, err := c.GetProvisionedConcurrencyConfig(ctx, &lambda.GetProvisionedConcurrencyConfigInput{
+			FunctionName: aws.String("pc"), Qualifier: aws.String("1")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g.Status == types.ProvisionedConcurrencyStatusEnumReady {
+			if *g.AllocatedProvisionedConcurrentExecutions != 2 || *g.AvailableProvisionedConcurrentExecutions != 2 {
+				t.Fatalf("READY with %+v", g)
+			}
+			break
+		}
+		if g.Status != types.ProvisionedConcurrencyStatusEnumInProgress {
+			t.Fatalf("status %s (%v)", g.Status, aws.ToString(g.StatusReason))
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not READY in time: %+v", g)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := dp.worker.Sandboxes(); n != 2 {
+		t.Fatalf("%d sandboxes before the first invoke, want 2", n)
+	}
+	l, err := c.ListProvisionedConcurrencyConfigs(ctx, &lambda.ListProvisionedConcurrencyConfigsInput{FunctionName: aws.String("pc")})
+	if err != nil || len(l.ProvisionedConcurrencyConfigs) != 1 ||
+		!strings.HasSuffix(aws.ToString(l.ProvisionedConcurrencyConfigs[0].FunctionArn), ":function:pc:1") {
+		t.Fatalf("list: %+v %v", l, err)
+	}
+
+	// The first invoke of the version is warm, in a provisioned sandbox.
+	out, body := invokeJSON(t, c, "pc:1", map[string]any{"mode": "env"}, true)
+	if out.FunctionError != nil || aws.ToString(out.ExecutedVersion) != "1" {
+		t.Fatalf("invoke: %v %v %s", out.FunctionError, out.ExecutedVersion, out.Payload)
+	}
+	if log := logOf(t, out); strings.Contains(log, "Init Duration") || !strings.Contains(log, "REPORT RequestId") {
+		t.Fatalf("the first invoke of a provisioned version was cold:\n%s", log)
+	}
+	if got := envOf(body, "AWS_LAMBDA_INITIALIZATION_TYPE"); got != "provisioned-concurrency" {
+		t.Fatalf("AWS_LAMBDA_INITIALIZATION_TYPE %q", got)
+	}
+	if n := dp.worker.Sandboxes(); n != 2 {
+		t.Fatalf("%d sandboxes after a warm invoke, want 2", n)
+	}
+	// $LATEST still starts on demand.
+	_, lb := invokeJSON(t, c, "pc", map[string]any{"mode": "env"}, false)
+	if got := envOf(lb, "AWS_LAMBDA_INITIALIZATION_TYPE"); got != "on-demand" {
+		t.Fatalf("$LATEST AWS_LAMBDA_INITIALIZATION_TYPE %q", got)
+	}
+
+	// Deleting the configuration removes the provisioned sandboxes (the
+	// $LATEST one stays under its keep-alive).
+	if _, err := c.DeleteProvisionedConcurrencyConfig(ctx, &lambda.DeleteProvisionedConcurrencyConfigInput{
+		FunctionName: aws.String("pc"), Qualifier: aws.String("1")}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "provisioned sandboxes to go", func() bool { return dp.worker.Sandboxes() == 1 })
+	_, err = c.GetProvisionedConcurrencyConfig(ctx, &lambda.GetProvisionedConcurrencyConfigInput{
+		FunctionName: aws.String("pc"), Qualifier: aws.String("1")})
+	apiErr(t, err, "ProvisionedConcurrencyConfigNotFoundException", 404)
+}
+
+// TestProvisionedConcurrencyAliasAndDelete: a configuration on an alias
+// provisions the alias's version; deleting the function removes its
+// sandboxes and its configuration.
+func TestProvisionedConcurrencyAliasAndDelete(t *testing.T) {
+	_, c, dp := startInvokeEmber(t)
+	ctx := context.Background()
+	createProbe(t, c, "pa", nil)
+	publish(t, c, "pa")
+	if _, err := c.CreateAlias(ctx, &lambda.CreateAliasInput{FunctionName: aws.String("pa"), Name: aws.String("live"),
+		FunctionVersion: aws.String("1")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutProvisionedConcurrencyConfig(ctx, &lambda.PutProvisionedConcurrencyConfigInput{
+		FunctionName: aws.String("pa"), Qualifier: aws.String("live"), ProvisionedConcurrentExecutions: aws.Int32(1)}); err != nil {
+		t.Fatal(err)
+	}
+	// The version behind the alias cannot have its own as well.
+	_, err := c.PutProvisionedConcurrencyConfig(ctx, &lambda.PutProvisionedConcurrencyConfigInput{
+		FunctionName: aws.String("pa"), Qualifier: aws.String("1"), ProvisionedConcurrentExecutions: aws.Int32(1)})
+	apiErr(t, err, "ResourceConflictException", 409)
+	waitFor(t, "READY", func() bool {
+		g, err := c.GetProvisionedConcurrencyConfig(ctx, &lambda.GetProvisionedConcurrencyConfigInput{
+			FunctionName: aws.String("pa"), Qualifier: aws.String("live")})
+		return err == nil && g.Status == types.ProvisionedConcurrencyStatusEnumReady
+	})
+	if n := dp.worker.Sandboxes(); n != 1 {
+		t.Fatalf("%d sandboxes, want 1", n)
+	}
+	out, body := invokeJSON(t, c, "pa:live", map[string]any{"mode": "env"}, true)
+	if strings.Contains(logOf(t, out), "Init Duration") || envOf(body, "AWS_LAMBDA_INITIALIZATION_TYPE") != "provisioned-concurrency" {
+		t.Fatalf("alias invoke not provisioned:\n%s", logOf(t, out))
+	}
+	if _, err := c.DeleteFunction(ctx, &lambda.DeleteFunctionInput{FunctionName: aws.String("pa")}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "sandboxes of the deleted function to go", func() bool { return dp.worker.Sandboxes() == 0 })
+	// Nothing comes back on the next ticks.
+	time.Sleep(300 * time.Millisecond)
+	if n := dp.worker.Sandboxes(); n != 0 {
+		t.Fatalf("%d sandboxes after the function was deleted", n)
+	}
+}
+
+// TestProvisionedConcurrencySurvivesRestart: the configuration is durable,
+// and a restarted Ember provisions the sandboxes again before any invoke.
+func TestProvisionedConcurrencySurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	dp := &dataPlane{}
+	onDP := func(cfg *serveConfig) {
+		cfg.onDataPlane = func(m *workermanager.Manager, w *worker.Worker) { dp.manager, dp.worker = m, w }
+	}
+	srv := startEmber(t, dir, onDP)
+	c := srv.client(srv.creds("default"))
+	ctx := context.Background()
+	createProbe(t, c, "pr", nil)
+	publish(t, c, "pr")
+	if _, err := c.PutProvisionedConcurrencyConfig(ctx, &lambda.PutProvisionedConcurrencyConfigInput{
+		FunctionName: aws.String("pr"), Qualifier: aws.String("1"), ProvisionedConcurrentExecutions: aws.Int32(1)}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a provisioned sandbox", func() bool { return dp.worker.Sandboxes() == 1 })
+	srv.stop()
+
+	srv = startEmber(t, dir, onDP)
+	c = srv.client(srv.creds("default"))
+	waitFor(t, "READY after a restart", func() bool {
+		g, err := c.GetProvisionedConcurrencyConfig(ctx, &lambda.GetProvisionedConcurrencyConfigInput{
+			FunctionName: aws.String("pr"), Qualifier: aws.String("1")})
+		return err == nil && g.Status == types.ProvisionedConcurrencyStatusEnumReady
+	})
+	if n := dp.worker.Sandboxes(); n != 1 {
+		t.Fatalf("%d sandboxes after a restart, want 1", n)
+	}
+}

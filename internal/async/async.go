@@ -1,0 +1,566 @@
+// Package async runs Lambda's asynchronous invocations: a durable event
+// queue (the JetStream stream EMBER_ASYNC, work-queue retention), pollers
+// that invoke queued events through the Front End, Lambda's retries, maximum
+// event age and destinations, and the event-invoke-config API.
+//
+// An event is acked only once its outcome is recorded: success (or its
+// OnSuccess destination event stored), a retry stored as a new message, or
+// its OnFailure destination event stored, or a drop by policy. A crash at
+// any moment leads to redelivery, never to loss; duplicates are possible
+// (at-least-once, as in Lambda).
+package async
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/emberfn/ember/internal/invoke"
+	"github.com/emberfn/ember/internal/lambdaapi"
+	"github.com/emberfn/ember/internal/store"
+)
+
+// Names that are part of the on-disk format: do not rename.
+const (
+	StreamName    = "EMBER_ASYNC"
+	subjectPrefix = "async.events."
+	consumerName  = "ember-async-pollers"
+	bucketConfig  = "ember-event-invoke-config"
+)
+
+// Limits and defaults of Lambda's asynchronous invocation.
+const (
+	MaxPayload          = 1024 * 1024 // an Event invoke's payload
+	DefaultRetries      = 2
+	DefaultMaxEventAge  = 21600 // seconds
+	minEventAge         = 60
+	maxRecordPayload    = 6 * 1024 * 1024 // larger payloads are left out of a destination record
+	ackWait             = 60 * time.Second
+	duplicateWindow     = 10 * time.Minute
+	maxMsgSize          = 8 * 1024 * 1024 // the embedded server's max payload
+	defaultConcurrency  = 64
+	throttleBackoffMin  = time.Second
+	throttleBackoffMax  = 5 * time.Minute
+	functionErrorRetry1 = time.Minute // then 2 minutes
+)
+
+// Invoker runs one event like a synchronous invoke (the Front End): it
+// returns the result and the version that ran. Errors are throttles
+// (TooManyRequestsException), a function that is gone
+// (ResourceNotFoundException) or platform errors.
+type Invoker interface {
+	InvokeAsync(ctx context.Context, account, name, qualifier string, payload []byte, requestID string) (*invoke.Result, string, error)
+}
+
+// Config configures the queue.
+type Config struct {
+	// Replicas of the stream and bucket (default 1; 3 in a NATS cluster).
+	Replicas int
+	// Concurrency bounds the events invoked at once by this node's pollers
+	// (default 64). Pollers take as many events as are queued, up to it.
+	Concurrency int
+	// TimeScale multiplies every delay of the retry policy and the maximum
+	// event age (default 1; tests use a small factor). See TimeScaleFromEnv.
+	TimeScale float64
+	Region    string // default us-east-1
+	Logger    *slog.Logger
+	Now       func() time.Time
+}
+
+// TimeScaleFromEnv reads EMBER_ASYNC_TIME_SCALE (a testing knob): 0 if
+// unset or invalid.
+func TimeScaleFromEnv() float64 {
+	f, err := strconv.ParseFloat(os.Getenv("EMBER_ASYNC_TIME_SCALE"), 64)
+	if err != nil || f <= 0 {
+		return 0
+	}
+	return f
+}
+
+// Stats counts what the pollers did since the start of this process.
+type Stats struct {
+	Accepted, Invocations, Succeeded, FunctionErrors, Retries, Throttled uint64
+	// ToDestination: outcome records stored for a destination function.
+	ToDestination uint64
+	// Dropped: expired or exhausted events without OnFailure; Gone: events
+	// of functions deleted meanwhile; Malformed: undecodable messages.
+	Dropped, Gone, Malformed uint64
+}
+
+// Queue is the asynchronous event queue and its pollers.
+type Queue struct {
+	cfg    Config
+	log    *slog.Logger
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	kv     jetstream.KeyValue
+
+	accepted, invocations, succeeded, functionErrors, retries, throttled atomic.Uint64
+	toDestination, dropped, gone, malformed                              atomic.Uint64
+}
+
+// event is one queued asynchronous invocation. A retry after a function
+// error is a new message with Attempts incremented and NotBefore set.
+type event struct {
+	RequestID string          `json:"id"`
+	Account   string          `json:"account"`
+	Function  string          `json:"function"`
+	Qualifier string          `json:"qualifier,omitempty"`
+	Payload   json.RawMessage `json:"payload"`
+	Accepted  time.Time       `json:"accepted"`
+	// Attempts is how many times the function ran (and failed) so far.
+	Attempts  int       `json:"attempts,omitempty"`
+	NotBefore time.Time `json:"notBefore,omitzero"`
+	// Last is the response of the last attempt (for the record).
+	Last *response `json:"last,omitempty"`
+}
+
+type response struct {
+	ExecutedVersion string          `json:"executedVersion"`
+	FunctionError   string          `json:"functionError,omitempty"`
+	Payload         json.RawMessage `json:"payload,omitempty"`
+}
+
+// Open creates or updates the stream, the configuration bucket and the
+// pollers' consumer.
+func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
+	if cfg.Replicas <= 0 {
+		cfg.Replicas = 1
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = defaultConcurrency
+	}
+	if cfg.TimeScale <= 0 {
+		cfg.TimeScale = 1
+	}
+	if cfg.Region == "" {
+		cfg.Region = "us-east-1"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("async: %w", err)
+	}
+	st, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        StreamName,
+		Description: "Ember asynchronous invocations: async.events.ACCOUNT.FUNCTION",
+		Subjects:    []string{subjectPrefix + ">"},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+		MaxMsgSize:  maxMsgSize,
+		Duplicates:  duplicateWindow,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("async: stream %s: %w", StreamName, err)
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      bucketConfig,
+		Description: "Ember event invoke configs by account.function.qualifier",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("async: bucket %s: %w", bucketConfig, err)
+	}
+	return &Queue{cfg: cfg, log: cfg.Logger.With("component", "async"), js: js, stream: st, kv: kv}, nil
+}
+
+// Stats returns the counters.
+func (q *Queue) Stats() Stats {
+	return Stats{
+		Accepted: q.accepted.Load(), Invocations: q.invocations.Load(), Succeeded: q.succeeded.Load(),
+		FunctionErrors: q.functionErrors.Load(), Retries: q.retries.Load(), Throttled: q.throttled.Load(),
+		ToDestination: q.toDestination.Load(), Dropped: q.dropped.Load(), Gone: q.gone.Load(), Malformed: q.malformed.Load(),
+	}
+}
+
+// Depth is the number of events queued or in flight, and when the oldest
+// stored one was stored.
+func (q *Queue) Depth(ctx context.Context) (n uint64, oldest time.Time, err error) {
+	info, err := q.stream.Info(ctx)
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	return info.State.Msgs, info.State.FirstTime, nil
+}
+
+// Enqueue stores an event; it returns only once the server acknowledged
+// it. The request id deduplicates a retried publish.
+func (q *Queue) Enqueue(ctx context.Context, account, name, qualifier string, payload []byte, requestID string) error {
+	if len(payload) > MaxPayload {
+		return lambdaapi.Errorf(lambdaapi.RequestTooLarge, "Request must be smaller than %d bytes for the Event invocation type", MaxPayload)
+	}
+	ev := &event{RequestID: requestID, Account: account, Function: name, Qualifier: qualifier,
+		Payload: payload, Accepted: q.cfg.Now().UTC()}
+	if err := q.publish(ctx, ev, requestID); err != nil {
+		return err
+	}
+	q.accepted.Add(1)
+	return nil
+}
+
+func (q *Queue) publish(ctx context.Context, ev *event, msgID string) error {
+	if !validToken(ev.Account) || !lambdaapi.ValidName(ev.Function) {
+		return fmt.Errorf("async: bad account or function %q %q", ev.Account, ev.Function)
+	}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	if _, err := q.js.Publish(ctx, subjectPrefix+ev.Account+"."+ev.Function, b, jetstream.WithMsgID(msgID)); err != nil {
+		return fmt.Errorf("async: storing event %s: %w", ev.RequestID, err)
+	}
+	return nil
+}
+
+func validToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// Run polls events and invokes them through inv until ctx ends; then it
+// waits for the invocations in flight (an event whose invocation was
+// interrupted is redelivered later).
+func (q *Queue) Run(ctx context.Context, inv Invoker) error {
+	cons, err := q.stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:       consumerName,
+		Description:   "Ember's asynchronous invocation pollers",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       ackWait,
+		MaxDeliver:    -1,
+		MaxAckPending: 100000,
+		FilterSubject: subjectPrefix + ">",
+	})
+	if err != nil {
+		return fmt.Errorf("async: consumer: %w", err)
+	}
+	slots := make(chan struct{}, q.cfg.Concurrency)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for ctx.Err() == nil {
+		// Take one free slot (waiting for it), then every other free one:
+		// the pollers fetch as many events as are queued, up to the cap,
+		// and hold no goroutine for an empty queue but this loop.
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
+		n := 1
+	more:
+		for n < cap(slots) {
+			select {
+			case slots <- struct{}{}:
+				n++
+			default:
+				break more
+			}
+		}
+		batch, err := cons.Fetch(n, jetstream.FetchMaxWait(time.Second))
+		got := 0
+		if err == nil {
+			for msg := range batch.Messages() {
+				got++
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer func() { <-slots }()
+					q.handle(ctx, inv, msg)
+				}()
+			}
+			err = batch.Error()
+		}
+		for ; got < n; got++ {
+			<-slots
+		}
+		if err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) && ctx.Err() == nil {
+			q.log.Warn("fetching events", "err", err)
+			select {
+			case <-time.After(time.Second):
+			case <-ctx.Done():
+			}
+		}
+	}
+	return nil
+}
+
+// scaled applies the time scale.
+func (q *Queue) scaled(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * q.cfg.TimeScale)
+}
+
+// handle runs one delivery of an event and records its outcome.
+func (q *Queue) handle(ctx context.Context, inv Invoker, msg jetstream.Msg) {
+	var ev event
+	if err := json.Unmarshal(msg.Data(), &ev); err != nil {
+		q.malformed.Add(1)
+		q.log.Error("dropping a malformed event", "subject", msg.Subject(), "err", err)
+		_ = msg.Term()
+		return
+	}
+	log := q.log.With("function", ev.Account+"."+ev.Function, "request_id", ev.RequestID)
+	retryLater := func(d time.Duration) { _ = msg.NakWithDelay(d) }
+	cfg, err := q.effectiveConfig(ctx, ev.Account, ev.Function, ev.Qualifier)
+	if err != nil {
+		log.Warn("reading the event invoke config", "err", err)
+		retryLater(time.Second)
+		return
+	}
+	now := q.cfg.Now()
+	if !ev.NotBefore.IsZero() && now.Before(ev.NotBefore) {
+		retryLater(ev.NotBefore.Sub(now))
+		return
+	}
+	maxAge := q.scaled(time.Duration(cfg.maxAge) * time.Second)
+	if now.Sub(ev.Accepted) > maxAge {
+		q.finish(ctx, msg, &ev, cfg, conditionEventAgeExceeded, log)
+		return
+	}
+
+	// Keep the delivery ours while the function runs.
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		t := time.NewTicker(ackWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				_ = msg.InProgress()
+			case <-stop:
+				return
+			}
+		}
+	}()
+	q.invocations.Add(1)
+	res, version, err := inv.InvokeAsync(ctx, ev.Account, ev.Function, ev.Qualifier, ev.Payload, ev.RequestID)
+	if err != nil {
+		if ctx.Err() != nil {
+			_ = msg.Nak() // shutting down: the next start runs it
+			return
+		}
+		le := lambdaapi.AsError(err)
+		if le.Type == lambdaapi.ResourceNotFound {
+			q.gone.Add(1)
+			log.Warn("dropping an event of a function that is gone")
+			_ = msg.Ack()
+			return
+		}
+		if le.Type == lambdaapi.TooManyRequests {
+			q.throttled.Add(1)
+		} else {
+			log.Warn("platform error invoking an event; backing off", "err", err)
+		}
+		// Exponential backoff from 1 s to 5 min, by deliveries of this
+		// message, until the maximum age.
+		n := uint64(1)
+		if md, err := msg.Metadata(); err == nil && md.NumDelivered > 0 {
+			n = md.NumDelivered
+		}
+		d := throttleBackoffMin << min(n-1, 16)
+		d = q.scaled(min(d, throttleBackoffMax))
+		if now := q.cfg.Now(); now.Add(d).Sub(ev.Accepted) > maxAge {
+			q.finish(ctx, msg, &ev, cfg, conditionEventAgeExceeded, log)
+			return
+		}
+		retryLater(d)
+		return
+	}
+	ev.Attempts++
+	ev.Last = &response{ExecutedVersion: version, FunctionError: res.FunctionError, Payload: asJSON(res.Payload)}
+	if res.FunctionError == "" {
+		q.succeeded.Add(1)
+		q.finish(ctx, msg, &ev, cfg, conditionSuccess, log)
+		return
+	}
+	q.functionErrors.Add(1)
+	if ev.Attempts > cfg.retries {
+		q.finish(ctx, msg, &ev, cfg, conditionRetriesExhausted, log)
+		return
+	}
+	// Retry after about 1 min, then 2 min: a new message (so the attempt
+	// count is durable), acked before the old one is.
+	ev.NotBefore = q.cfg.Now().Add(q.scaled(functionErrorRetry1 * time.Duration(ev.Attempts))).UTC()
+	if len(ev.Last.Payload) > MaxPayload {
+		ev.Last.Payload = nil
+	}
+	if err := q.publish(ctx, &ev, ev.RequestID+"/attempt-"+strconv.Itoa(ev.Attempts+1)); err != nil {
+		log.Warn("storing a retry", "err", err)
+		retryLater(time.Second)
+		return
+	}
+	q.retries.Add(1)
+	log.Info("event failed; retry scheduled", "attempts", ev.Attempts, "at", ev.NotBefore)
+	_ = msg.Ack()
+}
+
+// asJSON keeps a payload that is JSON; anything else becomes a JSON string.
+func asJSON(b []byte) json.RawMessage {
+	if len(b) == 0 {
+		return nil
+	}
+	if json.Valid(b) {
+		return b
+	}
+	s, _ := json.Marshal(string(b))
+	return s
+}
+
+// Conditions of an invocation record.
+const (
+	conditionSuccess          = "Success"
+	conditionRetriesExhausted = "RetriesExhausted"
+	conditionEventAgeExceeded = "EventAgeExceeded"
+)
+
+// record is Lambda's invocation record, sent to destinations.
+type record struct {
+	Version         string           `json:"version"`
+	Timestamp       string           `json:"timestamp"`
+	RequestContext  requestContext   `json:"requestContext"`
+	RequestPayload  json.RawMessage  `json:"requestPayload"`
+	ResponseContext *responseContext `json:"responseContext,omitempty"`
+	ResponsePayload json.RawMessage  `json:"responsePayload,omitempty"`
+}
+
+type requestContext struct {
+	RequestID              string `json:"requestId"`
+	FunctionARN            string `json:"functionArn"`
+	Condition              string `json:"condition"`
+	ApproximateInvokeCount int    `json:"approximateInvokeCount"`
+}
+
+type responseContext struct {
+	StatusCode      int    `json:"statusCode"`
+	ExecutedVersion string `json:"executedVersion"`
+	FunctionError   string `json:"functionError,omitempty"`
+}
+
+// finish records an event's outcome (a destination event, or a drop by
+// policy) and then acks it.
+func (q *Queue) finish(ctx context.Context, msg jetstream.Msg, ev *event, cfg effective, condition string, log *slog.Logger) {
+	dest := cfg.onFailure
+	if condition == conditionSuccess {
+		dest = cfg.onSuccess
+	}
+	if dest == nil {
+		if condition != conditionSuccess {
+			q.dropped.Add(1)
+			log.Warn("dropping an event", "condition", condition, "attempts", ev.Attempts)
+		}
+		_ = msg.Ack()
+		return
+	}
+	qualifier := ev.Qualifier
+	if qualifier == "" {
+		qualifier = lambdaapi.VersionLatest
+	}
+	rec := record{
+		Version:   "1.0",
+		Timestamp: q.cfg.Now().UTC().Format("2006-01-02T15:04:05.000Z"),
+		RequestContext: requestContext{
+			RequestID:              ev.RequestID,
+			FunctionARN:            lambdaapi.QualifiedARN(q.cfg.Region, ev.Account, ev.Function, qualifier),
+			Condition:              condition,
+			ApproximateInvokeCount: ev.Attempts,
+		},
+		RequestPayload: ev.Payload,
+	}
+	if ev.Last != nil {
+		rec.ResponseContext = &responseContext{StatusCode: 200, ExecutedVersion: ev.Last.ExecutedVersion, FunctionError: ev.Last.FunctionError}
+		rec.ResponsePayload = ev.Last.Payload
+	}
+	b, err := json.Marshal(rec)
+	if err == nil && len(b) > maxRecordPayload {
+		// Too large for a destination: the payloads are left out.
+		rec.RequestPayload, rec.ResponsePayload = json.RawMessage("null"), nil
+		b, err = json.Marshal(rec)
+	}
+	if err != nil {
+		log.Error("encoding an invocation record", "err", err)
+		_ = msg.NakWithDelay(time.Second)
+		return
+	}
+	// The destination event's id is derived from the source's: a retried
+	// hand-over is stored once.
+	d := &event{RequestID: lambdaapi.NewRequestID(), Account: dest.Account, Function: dest.Name, Qualifier: dest.Qualifier,
+		Payload: b, Accepted: q.cfg.Now().UTC()}
+	if err := q.publish(ctx, d, ev.RequestID+"/destination"); err != nil {
+		log.Warn("storing a destination event", "err", err)
+		_ = msg.NakWithDelay(time.Second)
+		return
+	}
+	q.toDestination.Add(1)
+	log.Info("event outcome sent to its destination", "condition", condition, "destination", dest.ARN)
+	_ = msg.Ack()
+}
+
+// effective is the configuration that applies to one event.
+type effective struct {
+	retries, maxAge      int
+	onSuccess, onFailure *destination
+}
+
+type destination struct {
+	ARN                      string
+	Account, Name, Qualifier string
+}
+
+// effectiveConfig reads the event invoke config of a function and
+// qualifier, with Lambda's defaults.
+func (q *Queue) effectiveConfig(ctx context.Context, account, name, qualifier string) (effective, error) {
+	e := effective{retries: DefaultRetries, maxAge: DefaultMaxEventAge}
+	c, err := q.getConfig(ctx, account, name, qualifier)
+	if errors.Is(err, store.ErrNotFound) {
+		return e, nil
+	}
+	if err != nil {
+		return e, err
+	}
+	if c.MaximumRetryAttempts != nil {
+		e.retries = *c.MaximumRetryAttempts
+	}
+	if c.MaximumEventAgeInSeconds != nil {
+		e.maxAge = *c.MaximumEventAgeInSeconds
+	}
+	if c.DestinationConfig != nil {
+		e.onSuccess = parseDestination(c.DestinationConfig.OnSuccess)
+		e.onFailure = parseDestination(c.DestinationConfig.OnFailure)
+	}
+	return e, nil
+}
+
+func parseDestination(d *Destination) *destination {
+	if d == nil || d.Destination == nil || *d.Destination == "" {
+		return nil
+	}
+	ref, err := lambdaapi.ParseFunctionRef(*d.Destination)
+	if err != nil {
+		return nil
+	}
+	return &destination{ARN: *d.Destination, Account: ref.Account, Name: ref.Name, Qualifier: ref.Qualifier}
+}
