@@ -467,6 +467,9 @@ func (s *Server) InvokeAsync(ctx context.Context, account, name, qualifier strin
 
 // execute takes a concurrency slot and runs req in a sandbox.
 func (s *Server) execute(ctx context.Context, account string, fn *store.Function, req *invoke.Request) (*invoke.Result, error) {
+	// Every line Ember logs for this invoke carries its request id and
+	// function (and, once known, its sandbox).
+	ctx = invoke.WithLogAttrs(ctx, slog.String("request_id", req.RequestID), slog.String("function", fn.VersionKey()))
 	release, err := s.cfg.Counter.Acquire(ctx, account, fn.Name, time.Duration(fn.Timeout)*time.Second)
 	if err != nil {
 		s.throttled(account, fn.Name, err)
@@ -500,7 +503,7 @@ func (s *Server) run(ctx context.Context, fn *store.Function, req *invoke.Reques
 	var ie *invoke.InitError
 	if errors.As(err, &ie) {
 		s.cfg.Metrics.ColdStart(fn.AccountID, fn.Name, 0)
-		s.log.Info("init failed", "function", fn.VersionKey(), "request_id", requestID, "error_type", ie.Type)
+		s.log.InfoContext(ctx, "init failed", "error_type", ie.Type, "message", ie.Message)
 		return &invoke.Result{
 			FunctionError: "Unhandled",
 			Payload:       errorJSON(ie.Type, "RequestId: "+requestID+" Error: "+ie.Message),
@@ -510,6 +513,7 @@ func (s *Server) run(ctx context.Context, fn *store.Function, req *invoke.Reques
 	if err != nil {
 		return nil, err
 	}
+	ctx = invoke.WithLogAttrs(ctx, slog.String("sandbox", a.SandboxID))
 	healthy := false
 	defer func() { s.cfg.Pool.Release(a, healthy) }()
 	req.InitDuration = 0
@@ -519,9 +523,11 @@ func (s *Server) run(ctx context.Context, fn *store.Function, req *invoke.Reques
 	}
 	res, err := a.Worker.Invoke(ctx, a.SandboxID, req)
 	if err != nil {
+		s.log.WarnContext(ctx, "invoke failed in its sandbox", "err", err)
 		return nil, err
 	}
 	healthy = !res.Discard
+	s.log.DebugContext(ctx, "invoked", "cold", a.Cold, "duration", res.Duration, "function_error", res.FunctionError)
 	return res, nil
 }
 
@@ -575,7 +581,7 @@ func errorJSON(typ, msg string) []byte {
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	le := lambdaapi.AsError(err)
 	if le.Type == lambdaapi.Service {
-		s.log.Error("invoke failed", "path", r.URL.Path, "request_id", w.Header().Get("X-Amzn-RequestId"), "err", err)
+		s.log.Error("invoke failed", "function", r.PathValue("fn"), "request_id", w.Header().Get("X-Amzn-RequestId"), "err", err)
 	}
 	b, _ := json.Marshal(le)
 	w.Header().Set("Content-Type", "application/json")

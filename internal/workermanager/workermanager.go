@@ -176,7 +176,7 @@ func (m *Manager) create(ctx context.Context, fn *store.Function, provisioned bo
 			workerID, err = m.cfg.Placement.Pick(fn.MemorySize)
 		}
 		if err != nil {
-			m.log.Warn("no capacity for a new sandbox", "function", fn.VersionKey(), "memory_mb", fn.MemorySize, "err", err)
+			m.log.WarnContext(ctx, "no capacity for a new sandbox", "memory_mb", fn.MemorySize, "err", err)
 			e := lambdaapi.Errorf(lambdaapi.TooManyRequests,
 				"No worker has room for another %d MB execution environment; retry later", fn.MemorySize)
 			e.RetryAfterSeconds = "1"
@@ -221,7 +221,7 @@ func (m *Manager) create(ctx context.Context, fn *store.Function, provisioned bo
 	}
 	sb.transition(Busy)
 	m.mu.Unlock()
-	m.log.Debug("sandbox created", "sandbox", sb.id, "worker", workerID, "function", sb.fn, "init", initDur)
+	m.log.DebugContext(ctx, "sandbox created", "sandbox", sb.id, "worker", workerID, "init", initDur)
 	return invoke.Assignment{SandboxID: sb.id, WorkerID: workerID, Worker: w, Cold: true, InitDuration: initDur}, nil
 }
 
