@@ -315,7 +315,20 @@ func serve(ctx context.Context, cfg serveConfig, stdout io.Writer) (err error) {
 	if cfg.onDataPlane != nil {
 		cfg.onDataPlane(manager, local)
 	}
+	var asyncQueue *async.Queue // opened below; the metrics ask it when scraped
 	mets := metrics.New(metrics.Config{
+		Async: func() (uint64, time.Duration, uint64, uint64, uint64) {
+			if asyncQueue == nil {
+				return 0, 0, 0, 0, 0
+			}
+			var age time.Duration
+			depth, oldest, err := asyncQueue.Depth(context.Background())
+			if err == nil && depth > 0 && !oldest.IsZero() {
+				age = time.Since(oldest)
+			}
+			st := asyncQueue.Stats()
+			return depth, age, st.Accepted, st.Retries, st.Dropped
+		},
 		Sandboxes: func(report func(worker, state string, n int)) {
 			counts := manager.Counts()
 			for _, state := range []workermanager.State{workermanager.Starting, workermanager.Idle, workermanager.Busy, workermanager.Draining} {
@@ -428,7 +441,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout io.Writer) (err error) {
 	// event queue takes Event invokes from the Front End, its pollers run
 	// them through the Front End, and the event-invoke-config API is
 	// mounted. Kept in one block; bg owns the pollers.
-	asyncQueue, err := async.Open(ctx, nc, async.Config{Region: cfg.Region, Logger: log, TimeScale: async.TimeScaleFromEnv()})
+	asyncQueue, err = async.Open(ctx, nc, async.Config{Region: cfg.Region, Logger: log, TimeScale: async.TimeScaleFromEnv()})
 	if err != nil {
 		return err
 	}

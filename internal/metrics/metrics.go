@@ -45,6 +45,10 @@ type Config struct {
 	// lost (buffer full, store failed) and cut (over the per-invocation
 	// limit).
 	Logs func() (stored, lost, cut uint64)
+	// Async reports the asynchronous event queue: events queued or in
+	// flight, the age of the oldest, and the counts of accepted, retried
+	// and dropped events.
+	Async func() (depth uint64, oldestAge time.Duration, accepted, retries, dropped uint64)
 }
 
 // Metrics holds Ember's metrics. Its methods are safe for concurrent use
@@ -184,6 +188,16 @@ var (
 		"Function log events lost: the log buffer was full or the store failed (each loss is also reported in the log stream).", nil, nil)
 	logCutDesc = prometheus.NewDesc("ember_log_events_cut_total",
 		"Function output lines dropped because an invocation wrote more than the per-invocation limit (reported in the log stream).", nil, nil)
+	asyncDepthDesc = prometheus.NewDesc("ember_async_queue_depth",
+		"Asynchronous events queued or being run.", nil, nil)
+	asyncAgeDesc = prometheus.NewDesc("ember_async_oldest_event_age_seconds",
+		"Age of the oldest queued asynchronous event (0 when none).", nil, nil)
+	asyncAcceptedDesc = prometheus.NewDesc("ember_async_events_accepted_total",
+		"Asynchronous events accepted (answered 202).", nil, nil)
+	asyncRetriesDesc = prometheus.NewDesc("ember_async_retries_total",
+		"Retries of asynchronous events (function errors, throttles, platform errors).", nil, nil)
+	asyncDroppedDesc = prometheus.NewDesc("ember_async_events_dropped_total",
+		"Asynchronous events that expired or ran out of retries without an on-failure destination.", nil, nil)
 )
 
 func (c *callbacks) Describe(ch chan<- *prometheus.Desc) {
@@ -198,6 +212,13 @@ func (c *callbacks) Describe(ch chan<- *prometheus.Desc) {
 		ch <- logStoredDesc
 		ch <- logLostDesc
 		ch <- logCutDesc
+	}
+	if c.cfg.Async != nil {
+		ch <- asyncDepthDesc
+		ch <- asyncAgeDesc
+		ch <- asyncAcceptedDesc
+		ch <- asyncRetriesDesc
+		ch <- asyncDroppedDesc
 	}
 }
 
@@ -220,6 +241,14 @@ func (c *callbacks) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(logStoredDesc, prometheus.CounterValue, float64(stored))
 		ch <- prometheus.MustNewConstMetric(logLostDesc, prometheus.CounterValue, float64(lost))
 		ch <- prometheus.MustNewConstMetric(logCutDesc, prometheus.CounterValue, float64(cut))
+	}
+	if c.cfg.Async != nil {
+		depth, age, accepted, retries, dropped := c.cfg.Async()
+		ch <- prometheus.MustNewConstMetric(asyncDepthDesc, prometheus.GaugeValue, float64(depth))
+		ch <- prometheus.MustNewConstMetric(asyncAgeDesc, prometheus.GaugeValue, age.Seconds())
+		ch <- prometheus.MustNewConstMetric(asyncAcceptedDesc, prometheus.CounterValue, float64(accepted))
+		ch <- prometheus.MustNewConstMetric(asyncRetriesDesc, prometheus.CounterValue, float64(retries))
+		ch <- prometheus.MustNewConstMetric(asyncDroppedDesc, prometheus.CounterValue, float64(dropped))
 	}
 }
 
