@@ -2,10 +2,6 @@ package main
 
 import (
 	"context"
-	"io"
-	"net/http"
-	"regexp"
-	"strconv"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -18,17 +14,10 @@ func TestAsyncMetrics(t *testing.T) {
 	srv, c, _ := startInvokeEmber(t)
 	createProbe(t, c, "evented", nil)
 	scrape := func(name string) float64 {
-		resp, err := http.Get(srv.url + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		m := regexp.MustCompile(`(?m)^` + name + ` (\S+)$`).FindSubmatch(b)
-		if m == nil {
+		v, ok := scrapeMetrics(t, srv, "")[name]
+		if !ok {
 			t.Fatalf("no %s in /metrics", name)
 		}
-		v, _ := strconv.ParseFloat(string(m[1]), 64)
 		return v
 	}
 	before := scrape("ember_async_events_accepted_total")

@@ -4,13 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
@@ -56,46 +51,8 @@ func main() {
 }
 `
 
-var (
-	recorderOnce sync.Once
-	recorderZip  []byte
-	recorderErr  error
-)
-
-func recorder(t *testing.T) []byte {
-	t.Helper()
-	recorderOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "ember-recorder-")
-		if err != nil {
-			recorderErr = err
-			return
-		}
-		defer os.RemoveAll(dir)
-		for name, body := range map[string]string{"main.go": recorderSource, "go.mod": "module recorder\n\ngo 1.22\n"} {
-			if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
-				recorderErr = err
-				return
-			}
-		}
-		cmd := exec.Command("go", "build", "-trimpath", "-o", "bootstrap", ".")
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=", "GOWORK=off")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			recorderErr = fmt.Errorf("%v\n%s", err, out)
-			return
-		}
-		b, err := os.ReadFile(filepath.Join(dir, "bootstrap"))
-		if err != nil {
-			recorderErr = err
-			return
-		}
-		recorderZip = makeZip(t, zipEntry{name: "bootstrap", mode: 0o755, body: string(b)})
-	})
-	if recorderErr != nil {
-		t.Fatalf("building the recorder function: %v", recorderErr)
-	}
-	return recorderZip
-}
+// recorder is the zip of recorderSource, built once per test binary.
+func recorder(t *testing.T) []byte { return goSourceZip(t, "recorder", recorderSource) }
 
 func createRecorder(t *testing.T, c *lambda.Client, name string) string {
 	t.Helper()
@@ -304,7 +261,7 @@ func TestAsyncEventSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := invokeEvent(t, c, "later", map[string]any{"label": "durable"})
-	time.Sleep(500 * time.Millisecond) // throttled attempts, none ran
+	waitFor(t, "a throttled attempt", func() bool { return scrapeMetrics(t, srv, "")["ember_async_retries_total"] >= 1 })
 	if n := startCount(t, srv, "later", id); n != 0 {
 		t.Fatalf("the throttled event ran %d times before the restart", n)
 	}

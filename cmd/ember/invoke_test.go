@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,42 +22,70 @@ import (
 	"github.com/emberfn/ember/internal/workermanager"
 )
 
-var (
-	probeOnce sync.Once
-	probeZip  []byte
-	probeErr  error
-)
+// builtFunction is a test function built once per test binary.
+type builtFunction struct {
+	once sync.Once
+	zip  []byte
+	err  error
+}
 
-// probe is the zip of testdata/functions/probe, a real aws-lambda-go
-// function, built once per test binary.
-func probe(t *testing.T) []byte {
+var builtFunctions sync.Map // name -> *builtFunction
+
+// buildOnce returns the zip that build makes, building it once per name.
+func buildOnce(t *testing.T, name string, build func() ([]byte, error)) []byte {
 	t.Helper()
-	probeOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "ember-probe-")
+	v, _ := builtFunctions.LoadOrStore(name, &builtFunction{})
+	b := v.(*builtFunction)
+	b.once.Do(func() { b.zip, b.err = build() })
+	if b.err != nil {
+		t.Fatalf("building the %s function: %v", name, b.err)
+	}
+	return b.zip
+}
+
+// goBuildZip builds target (run in workDir) as a static binary and zips it
+// as a provided.al2023 package's bootstrap.
+func goBuildZip(t *testing.T, workDir, target string) ([]byte, error) {
+	out, err := os.MkdirTemp("", "ember-fn-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(out)
+	bin := filepath.Join(out, "bootstrap")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, target)
+	cmd.Dir = workDir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("%v\n%s", err, msg)
+	}
+	b, err := os.ReadFile(bin)
+	if err != nil {
+		return nil, err
+	}
+	return makeZip(t, zipEntry{name: "bootstrap", mode: 0o755, body: string(b)}), nil
+}
+
+// goSourceZip builds a one-file Go program of the standard library only.
+func goSourceZip(t *testing.T, name, source string) []byte {
+	return buildOnce(t, name, func() ([]byte, error) {
+		dir, err := os.MkdirTemp("", "ember-"+name+"-")
 		if err != nil {
-			probeErr = err
-			return
+			return nil, err
 		}
 		defer os.RemoveAll(dir)
-		bin := filepath.Join(dir, "bootstrap")
-		cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "./testdata/functions/probe")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			probeErr = err
-			probeZip = out
-			return
+		for file, body := range map[string]string{"main.go": source, "go.mod": "module " + name + "\n\ngo 1.22\n"} {
+			if err := os.WriteFile(filepath.Join(dir, file), []byte(body), 0o644); err != nil {
+				return nil, err
+			}
 		}
-		b, err := os.ReadFile(bin)
-		if err != nil {
-			probeErr = err
-			return
-		}
-		probeZip = makeZip(t, zipEntry{name: "bootstrap", mode: 0o755, body: string(b)})
+		return goBuildZip(t, dir, ".")
 	})
-	if probeErr != nil {
-		t.Fatalf("building the probe function: %v\n%s", probeErr, probeZip)
-	}
-	return probeZip
+}
+
+// probe is the zip of testdata/functions/probe, a real aws-lambda-go
+// function.
+func probe(t *testing.T) []byte {
+	return buildOnce(t, "probe", func() ([]byte, error) { return goBuildZip(t, ".", "./testdata/functions/probe") })
 }
 
 type dataPlane struct {

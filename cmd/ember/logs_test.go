@@ -14,14 +14,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -338,47 +334,8 @@ func main() {
 }
 `
 
-var (
-	killerOnce sync.Once
-	killerZip  []byte
-	killerErr  error
-)
-
 // killer is the zip of killerSource, built once per test binary.
-func killer(t *testing.T) []byte {
-	t.Helper()
-	killerOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "ember-killer-")
-		if err != nil {
-			killerErr = err
-			return
-		}
-		defer os.RemoveAll(dir)
-		for name, body := range map[string]string{"main.go": killerSource, "go.mod": "module killer\n\ngo 1.22\n"} {
-			if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
-				killerErr = err
-				return
-			}
-		}
-		cmd := exec.Command("go", "build", "-trimpath", "-o", "bootstrap", ".")
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=", "GOWORK=off")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			killerErr = fmt.Errorf("%v\n%s", err, out)
-			return
-		}
-		b, err := os.ReadFile(filepath.Join(dir, "bootstrap"))
-		if err != nil {
-			killerErr = err
-			return
-		}
-		killerZip = makeZip(t, zipEntry{name: "bootstrap", mode: 0o755, body: string(b)})
-	})
-	if killerErr != nil {
-		t.Fatalf("building the killer function: %v", killerErr)
-	}
-	return killerZip
-}
+func killer(t *testing.T) []byte { return goSourceZip(t, "killer", killerSource) }
 
 // The last lines of a sandbox killed for its timeout or for memory are in
 // its log, with the platform's lines.

@@ -327,7 +327,8 @@ func serve(ctx context.Context, cfg serveConfig, stdout io.Writer) (err error) {
 				age = time.Since(oldest)
 			}
 			st := asyncQueue.Stats()
-			return depth, age, st.Accepted, st.Retries, st.Dropped
+			// Retries count function-error retries and throttled attempts.
+			return depth, age, st.Accepted, st.Retries + st.Throttled, st.Dropped
 		},
 		Sandboxes: func(report func(worker, state string, n int)) {
 			counts := manager.Counts()
