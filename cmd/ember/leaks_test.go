@@ -22,7 +22,41 @@ type leakBaseline struct {
 }
 
 func takeBaseline() leakBaseline {
-	return leakBaseline{goroutines: runtime.NumGoroutine(), fds: countFDs(), mounts: countMounts()}
+	return leakBaseline{goroutines: countGoroutines(), fds: countFDs(), mounts: countMounts()}
+}
+
+// upstreamLeak marks the one goroutine a library is known to leak:
+// nats.go v1.55.0's object store Put starts
+// jetStream.resetPendingAcksOnReconnect and, when the Put finishes before
+// that goroutine first runs, clears the channel it then reads: it blocks
+// forever on a nil channel (docs/decisions.md, "Known upstream leak").
+// Only that exact state is excused; the same function blocked on a real
+// channel still counts.
+const upstreamLeak = "nats.go/jetstream.(*jetStream).resetPendingAcksOnReconnect"
+
+// countGoroutines counts the live goroutines but those of upstreamLeak.
+func countGoroutines() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	count := 0
+	for _, g := range bytes.Split(buf, []byte("\n\n")) {
+		if len(bytes.TrimSpace(g)) == 0 {
+			continue
+		}
+		first, _, _ := bytes.Cut(g, []byte("\n"))
+		if bytes.Contains(first, []byte("[chan receive (nil chan)")) && bytes.Contains(g, []byte(upstreamLeak)) {
+			continue
+		}
+		count++
+	}
+	return count
 }
 
 func countFDs() int {
@@ -92,7 +126,7 @@ func (b leakBaseline) check(t *testing.T, dataDir string) {
 	var problems []string
 	for {
 		problems = problems[:0]
-		if n := runtime.NumGoroutine(); n > b.goroutines {
+		if n := countGoroutines(); n > b.goroutines {
 			problems = append(problems, "goroutines: "+strconv.Itoa(n)+" > "+strconv.Itoa(b.goroutines))
 		}
 		if n := countFDs(); n > b.fds {
@@ -121,4 +155,20 @@ func (b leakBaseline) check(t *testing.T, dataDir string) {
 	var buf bytes.Buffer
 	_ = pprof.Lookup("goroutine").WriteTo(&buf, 1)
 	t.Errorf("Ember left things behind after it stopped:\n  %s\n%s", strings.Join(problems, "\n  "), buf.String())
+}
+
+func TestCountGoroutinesSeesOrdinaryOnes(t *testing.T) {
+	before := countGoroutines()
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { <-stop; close(done) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for countGoroutines() != before+1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("a goroutine blocked on a channel is not counted: %d, %d before", countGoroutines(), before)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(stop)
+	<-done
 }
