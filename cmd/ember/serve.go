@@ -104,6 +104,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.LogInvocationBytes, "log-invocation-bytes", 1<<20, "output of one invocation kept in the function log")
 	metricsTokenFile := fs.String("metrics-token-file", "", "file holding the bearer token GET /metrics requires (default: /metrics for loopback clients only)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
+	pprofAddr := fs.String("pprof", "", "serve Go's profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060 (default: off)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -121,6 +122,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		h = slog.NewJSONHandler(stderr, nil)
 	}
 	cfg.Log = slog.New(ctxHandler{h})
+	if *pprofAddr != "" {
+		stop, err := startPprof(*pprofAddr, cfg.Log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	cfg.Ready = func(addr string) {
 		fmt.Fprintf(stdout, "ember: serving the Lambda API on http://%s\n", addr)
 	}
