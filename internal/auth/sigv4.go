@@ -4,10 +4,11 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"sort"
 	"strconv"
@@ -62,7 +63,7 @@ type Verifier struct {
 	maxSkew time.Duration
 
 	mu    sync.Mutex
-	cache map[scopeKey]cachedKey // guarded by mu
+	cache map[scopeKey]*cachedKey // guarded by mu
 }
 
 // scopeKey names a derived signing key; the secret it was derived from is
@@ -73,9 +74,26 @@ type scopeKey struct {
 }
 
 type cachedKey struct {
-	secret     string
-	signingKey []byte // read-only once cached
+	secret string
+	key    []byte    // the signing key; read-only once cached
+	macs   sync.Pool // hash.Hash: HMAC-SHA256 keyed with key, ready for reuse
 }
+
+// sum is the HMAC-SHA256 of data under the signing key, into out.
+func (k *cachedKey) sum(data []byte, out *[sha256.Size]byte) {
+	m, _ := k.macs.Get().(hash.Hash)
+	if m == nil {
+		m = hmac.New(sha256.New, k.key)
+	}
+	m.Write(data)
+	m.Sum(out[:0])
+	m.Reset()
+	k.macs.Put(m)
+}
+
+// verifyBufs holds the buffers a Verify builds the canonical request and
+// the string to sign in.
+var verifyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // NewVerifier returns a Verifier for cfg, with defaults filled in.
 func NewVerifier(cfg VerifierConfig) *Verifier {
@@ -84,7 +102,7 @@ func NewVerifier(cfg VerifierConfig) *Verifier {
 		keys:    cfg.Keys,
 		now:     cfg.Now,
 		maxSkew: cfg.MaxSkew,
-		cache:   make(map[scopeKey]cachedKey),
+		cache:   make(map[scopeKey]*cachedKey),
 	}
 	if v.region == "" {
 		v.region = "us-east-1"
@@ -124,8 +142,12 @@ type authorization struct {
 // accepted. Rejections are *lambdaapi.Error values; a failing KeyLookup's
 // error is returned wrapped.
 func (v *Verifier) Verify(ctx context.Context, r *http.Request, body []byte, service string) (Principal, error) {
-	query, queryErr := url.ParseQuery(r.URL.RawQuery)
-	authz := r.Header.Values("Authorization")
+	var query url.Values // nil, as ParseQuery gives no error, when there is no query
+	var queryErr error
+	if r.URL.RawQuery != "" {
+		query, queryErr = url.ParseQuery(r.URL.RawQuery)
+	}
+	authz := r.Header["Authorization"] // Header.Values, with the key already canonical
 	presigned := query.Has("X-Amz-Algorithm")
 
 	var (
@@ -157,7 +179,7 @@ func (v *Verifier) Verify(ctx context.Context, r *http.Request, body []byte, ser
 		if err != nil {
 			return Principal{}, err
 		}
-		if amzDate = r.Header.Get("X-Amz-Date"); amzDate != "" {
+		if amzDate = headerValue(r.Header, "X-Amz-Date"); amzDate != "" {
 			t, err = parseAmzDate(amzDate)
 			if err != nil {
 				return Principal{}, err
@@ -194,7 +216,7 @@ func (v *Verifier) Verify(ctx context.Context, r *http.Request, body []byte, ser
 		return Principal{}, lambdaapi.Errorf(lambdaapi.InvalidSignature,
 			"Credential should be scoped to correct service: '%s'. ", service)
 	}
-	if r.Header.Get("X-Amz-Security-Token") != "" || query.Has("X-Amz-Security-Token") {
+	if headerValue(r.Header, "X-Amz-Security-Token") != "" || query.Has("X-Amz-Security-Token") {
 		// Ember issues no temporary credentials.
 		return Principal{}, lambdaapi.Errorf(lambdaapi.UnrecognizedClient, msgUnknownKey)
 	}
@@ -210,7 +232,7 @@ func (v *Verifier) Verify(ctx context.Context, r *http.Request, body []byte, ser
 	sum := sha256.Sum256(body)
 	bodyHash := hex.EncodeToString(sum[:])
 	hashes := []string{bodyHash}
-	if h := r.Header.Get("X-Amz-Content-Sha256"); h != "" && h != bodyHash {
+	if h := headerValue(r.Header, "X-Amz-Content-Sha256"); h != "" && h != bodyHash {
 		if !presigned || h != unsignedPayload {
 			return Principal{}, lambdaapi.Errorf(lambdaapi.InvalidSignature,
 				"The provided 'x-amz-content-sha256' header does not match what was computed.")
@@ -223,19 +245,65 @@ func (v *Verifier) Verify(ctx context.Context, r *http.Request, body []byte, ser
 	}
 
 	signingKey := v.signingKey(a.credential, key.Secret)
-	uri := canonicalURI(r)
-	cquery := canonicalQuery(query, presigned)
-	cheaders := canonicalHeaders(r, a.signedHeaders)
+	// The canonical request, then the string to sign, are built in one
+	// pooled buffer: the request's method, URI, query, headers, signed
+	// header names and payload hash, one per line.
+	bp := verifyBufs.Get().(*[]byte)
+	defer verifyBufs.Put(bp)
+	b := append((*bp)[:0], r.Method...)
+	b = append(appendCanonicalURI(append(b, '\n'), r), '\n')
+	b = append(appendCanonicalQuery(b, query, presigned), '\n')
+	b = append(appendCanonicalHeaders(b, r, a.signedHeaders), '\n')
+	b = append(append(b, a.signedHeadersRaw...), '\n')
+	prefix := len(b)
+	ok = false
 	for _, h := range hashes {
-		creq := strings.Join([]string{r.Method, uri, cquery, cheaders, a.signedHeadersRaw, h}, "\n")
-		creqSum := sha256.Sum256([]byte(creq))
-		sts := algorithm + "\n" + amzDate + "\n" + a.scope() + "\n" + hex.EncodeToString(creqSum[:])
-		want := hex.EncodeToString(hmacSHA256(signingKey, []byte(sts)))
-		if subtle.ConstantTimeCompare([]byte(want), []byte(a.signature)) == 1 {
-			return Principal{AccountID: key.AccountID, AccessKeyID: a.accessKeyID, Admin: key.Admin}, nil
+		b = append(b[:prefix], h...)
+		creqSum := sha256.Sum256(b)
+		sts := len(b)
+		b = append(append(append(b, algorithm+"\n"...), amzDate...), '\n')
+		b = hex.AppendEncode(append(appendScope(b, a.credential), '\n'), creqSum[:])
+		var mac [sha256.Size]byte
+		signingKey.sum(b[sts:], &mac)
+		var want [2 * sha256.Size]byte
+		hex.Encode(want[:], mac[:])
+		if equalConstantTime(want[:], a.signature) {
+			ok = true
+			break
 		}
 	}
+	*bp = b[:0]
+	if ok {
+		return Principal{AccountID: key.AccountID, AccessKeyID: a.accessKeyID, Admin: key.Admin}, nil
+	}
 	return Principal{}, lambdaapi.Errorf(lambdaapi.InvalidSignature, msgSignatureDiff)
+}
+
+// equalConstantTime reports whether b and s are equal, in time that
+// depends only on their lengths.
+func equalConstantTime[B, S ~[]byte | ~string](b B, s S) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	var d byte
+	for i := range len(b) {
+		d |= b[i] ^ s[i]
+	}
+	return d == 0
+}
+
+// headerValue is h.Get(key) for a key already in canonical form.
+func headerValue(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// appendScope appends the credential scope, date/region/service/aws4_request.
+func appendScope(b []byte, c credential) []byte {
+	b = append(append(append(append(b, c.date...), '/'), c.region...), '/')
+	return append(append(b, c.service...), "/"+scopeTerminator...)
 }
 
 // checkTime checks the request's date t against the clock: within MaxSkew
@@ -269,12 +337,42 @@ func skewString(d time.Duration) string {
 }
 
 func parseAmzDate(s string) (time.Time, error) {
-	t, err := time.Parse(amzDateLayout, s)
-	if err != nil || t.Format(amzDateLayout) != s {
-		return time.Time{}, lambdaapi.Errorf(lambdaapi.IncompleteSignature,
-			"Date must be in ISO-8601 'basic format'. Got '%s'. See http://en.wikipedia.org/wiki/ISO_8601", s)
+	// YYYYMMDDTHHMMSSZ, every field in range: what time.Parse with
+	// amzDateLayout accepts and formats back to s, without its cost.
+	if len(s) == len(amzDateLayout) && s[8] == 'T' && s[15] == 'Z' {
+		y, okY := digits(s[0:4])
+		mo, okMo := digits(s[4:6])
+		d, okD := digits(s[6:8])
+		h, okH := digits(s[9:11])
+		mi, okMi := digits(s[11:13])
+		sec, okS := digits(s[13:15])
+		if okY && okMo && okD && okH && okMi && okS && validDate(y, mo, d) && h < 24 && mi < 60 && sec < 60 {
+			return time.Date(y, time.Month(mo), d, h, mi, sec, 0, time.UTC), nil
+		}
 	}
-	return t, nil
+	return time.Time{}, lambdaapi.Errorf(lambdaapi.IncompleteSignature,
+		"Date must be in ISO-8601 'basic format'. Got '%s'. See http://en.wikipedia.org/wiki/ISO_8601", s)
+}
+
+// digits parses s, all decimal digits.
+func digits(s string) (int, bool) {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, len(s) > 0
+}
+
+// validDate reports whether y-mo-d is a day of the calendar.
+func validDate(y, mo, d int) bool {
+	if mo < 1 || mo > 12 || d < 1 {
+		return false
+	}
+	return d <= time.Date(y, time.Month(mo)+1, 0, 0, 0, 0, 0, time.UTC).Day()
 }
 
 // parseAuthorization parses an Authorization header of the form
@@ -385,8 +483,17 @@ func newAuthorization(where, cred, signed, sig string) (authorization, error) {
 
 // parseCredential parses "AKID/YYYYMMDD/REGION/SERVICE/aws4_request".
 func parseCredential(s string) (credential, error) {
-	parts := strings.Split(s, "/")
-	if len(parts) != 5 {
+	var parts [5]string
+	n := 0
+	for p := range strings.SplitSeq(s, "/") {
+		if n == len(parts) {
+			n++
+			break
+		}
+		parts[n] = p
+		n++
+	}
+	if n != len(parts) {
 		return credential{}, incomplete("Credential %q is malformed; want AccessKeyId/YYYYMMDD/region/service/aws4_request.", s)
 	}
 	for _, p := range parts {
@@ -397,29 +504,44 @@ func parseCredential(s string) (credential, error) {
 	if parts[4] != scopeTerminator {
 		return credential{}, incomplete("Credential should be scoped with a valid terminator: '%s', not '%s'.", scopeTerminator, parts[4])
 	}
-	if _, err := time.Parse("20060102", parts[1]); err != nil || len(parts[1]) != 8 {
+	if !validScopeDate(parts[1]) {
 		return credential{}, incomplete("Credential scope date %q is not YYYYMMDD.", parts[1])
 	}
 	return credential{accessKeyID: parts[0], date: parts[1], region: parts[2], service: parts[3]}, nil
+}
+
+// validScopeDate reports whether s is a date in YYYYMMDD form.
+func validScopeDate(s string) bool {
+	if len(s) != 8 {
+		return false
+	}
+	y, okY := digits(s[0:4])
+	mo, okMo := digits(s[4:6])
+	d, okD := digits(s[6:8])
+	return okY && okMo && okD && validDate(y, mo, d)
 }
 
 func incomplete(format string, args ...any) error {
 	return lambdaapi.Errorf(lambdaapi.IncompleteSignature, format, args...)
 }
 
-// canonicalURI is the request's escaped path escaped once more, as the AWS
-// SDKs sign it for every service but S3.
-func canonicalURI(r *http.Request) string {
+// appendCanonicalURI appends the request's escaped path escaped once more,
+// as the AWS SDKs sign it for every service but S3.
+func appendCanonicalURI(b []byte, r *http.Request) []byte {
 	p := r.URL.EscapedPath()
 	if p == "" {
 		p = "/"
 	}
-	return awsEscape(p, false)
+	return appendAWSEscape(b, p, false)
 }
 
-// canonicalQuery encodes every query parameter (but X-Amz-Signature when
-// presigned) with AWS's rules and sorts by encoded name, then value.
-func canonicalQuery(q url.Values, presigned bool) string {
+// appendCanonicalQuery appends every query parameter (but X-Amz-Signature
+// when presigned) encoded with AWS's rules, sorted by encoded name, then
+// value.
+func appendCanonicalQuery(b []byte, q url.Values, presigned bool) []byte {
+	if len(q) == 0 {
+		return b
+	}
 	type pair struct{ k, v string }
 	var pairs []pair
 	for k, vs := range q {
@@ -437,42 +559,58 @@ func canonicalQuery(q url.Values, presigned bool) string {
 		}
 		return pairs[i].v < pairs[j].v
 	})
-	var b strings.Builder
 	for i, p := range pairs {
 		if i > 0 {
-			b.WriteByte('&')
+			b = append(b, '&')
 		}
-		b.WriteString(p.k)
-		b.WriteByte('=')
-		b.WriteString(p.v)
+		b = append(append(append(b, p.k...), '='), p.v...)
 	}
-	return b.String()
+	return b
 }
 
-// canonicalHeaders renders the signed headers, in the order given, as
+// appendCanonicalHeaders appends the signed headers, in the order given, as
 // "name:value\n" lines. host comes from r.Host and content-length from
 // r.ContentLength, since Go's server moves them out of r.Header.
-func canonicalHeaders(r *http.Request, names []string) string {
-	var b strings.Builder
+func appendCanonicalHeaders(b []byte, r *http.Request, names []string) []byte {
 	for _, name := range names {
-		b.WriteString(name)
-		b.WriteByte(':')
+		b = append(append(b, name...), ':')
 		switch {
 		case name == "host":
-			b.WriteString(stripExcessSpaces(r.Host))
+			b = append(b, stripExcessSpaces(r.Host)...)
 		case name == "content-length" && r.ContentLength >= 0:
-			b.WriteString(strconv.FormatInt(r.ContentLength, 10))
+			b = strconv.AppendInt(b, r.ContentLength, 10)
 		default:
-			for i, v := range r.Header.Values(name) {
+			for i, v := range r.Header[canonicalHeaderKey(name)] {
 				if i > 0 {
-					b.WriteByte(',')
+					b = append(b, ',')
 				}
-				b.WriteString(strings.TrimSpace(stripExcessSpaces(v)))
+				b = append(b, strings.TrimSpace(stripExcessSpaces(v))...)
 			}
 		}
-		b.WriteByte('\n')
+		b = append(b, '\n')
 	}
-	return b.String()
+	return b
+}
+
+// commonHeaderKeys are the canonical forms of the header names the AWS
+// SDKs sign, so that finding them costs no allocation.
+var commonHeaderKeys = func() map[string]string {
+	m := map[string]string{}
+	for _, k := range []string{"Content-Type", "Content-Length", "Content-Encoding", "Content-Md5", "Accept",
+		"X-Amz-Date", "X-Amz-Content-Sha256", "X-Amz-Security-Token", "X-Amz-Target", "X-Amz-User-Agent",
+		"X-Amz-Invocation-Type", "X-Amz-Log-Type", "X-Amz-Client-Context", "X-Amz-Api-Version",
+		"Amz-Sdk-Invocation-Id", "Amz-Sdk-Request", "User-Agent", "X-Amzn-Trace-Id"} {
+		m[strings.ToLower(k)] = k
+	}
+	return m
+}()
+
+// canonicalHeaderKey is textproto.CanonicalMIMEHeaderKey(name).
+func canonicalHeaderKey(name string) string {
+	if k, ok := commonHeaderKeys[name]; ok {
+		return k
+	}
+	return textproto.CanonicalMIMEHeaderKey(name)
 }
 
 // stripExcessSpaces trims spaces at both ends of s and collapses inner runs
@@ -491,6 +629,20 @@ func stripExcessSpaces(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
+}
+
+// appendAWSEscape appends awsEscape(s, encodeSlash).
+func appendAWSEscape(b []byte, s string, encodeSlash bool) []byte {
+	const hexDigits = "0123456789ABCDEF"
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if unreserved(c) || (!encodeSlash && c == '/') {
+			b = append(b, c)
+		} else {
+			b = append(b, '%', hexDigits[c>>4], hexDigits[c&15])
+		}
+	}
+	return b
 }
 
 // awsEscape percent-encodes (uppercase hex) every byte of s but the
@@ -524,16 +676,17 @@ func unreserved(c byte) bool {
 }
 
 // signingKey returns the SigV4 signing key for c and secret, from the cache
-// when it holds one derived from the same secret.
-func (v *Verifier) signingKey(c credential, secret string) []byte {
+// when it holds one derived from the same secret. The four HMACs that
+// derive it are done once per key, day, region and service.
+func (v *Verifier) signingKey(c credential, secret string) *cachedKey {
 	k := scopeKey{c.accessKeyID, c.date, c.region, c.service}
 	v.mu.Lock()
 	e, ok := v.cache[k]
 	v.mu.Unlock()
-	if ok && subtle.ConstantTimeCompare([]byte(e.secret), []byte(secret)) == 1 {
-		return e.signingKey
+	if ok && equalConstantTime(e.secret, secret) {
+		return e
 	}
-	key := deriveSigningKey(secret, c.date, c.region, c.service)
+	e = &cachedKey{secret: secret, key: deriveSigningKey(secret, c.date, c.region, c.service)}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if len(v.cache) >= maxCachedKeys {
@@ -545,8 +698,8 @@ func (v *Verifier) signingKey(c credential, secret string) []byte {
 			}
 		}
 	}
-	v.cache[k] = cachedKey{secret: secret, signingKey: key}
-	return key
+	v.cache[k] = e
+	return e
 }
 
 func deriveSigningKey(secret, date, region, service string) []byte {

@@ -390,7 +390,7 @@ func TestSigningKeyCacheBounded(t *testing.T) {
 	v := NewVerifier(VerifierConfig{Keys: &memKeys{}})
 	for i := range 3 * maxCachedKeys {
 		c := credential{accessKeyID: fmt.Sprintf("K%d", i), date: "20260102", region: "us-east-1", service: "lambda"}
-		got := v.signingKey(c, "s")
+		got := v.signingKey(c, "s").key
 		if want := deriveSigningKey("s", c.date, c.region, c.service); !bytes.Equal(got, want) {
 			t.Fatal("cached key differs from derived key")
 		}
