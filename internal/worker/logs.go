@@ -2,6 +2,7 @@ package worker
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"os"
 	"sync"
@@ -94,20 +95,30 @@ func (p *logPipe) appendLocked(b []byte, system bool) {
 	}
 	now := time.Now()
 	p.partial = append(p.partial, b...)
+	start := 0
 	for {
-		i := bytes.IndexByte(p.partial, '\n')
+		i := bytes.IndexByte(p.partial[start:], '\n')
 		if i < 0 {
 			break
 		}
-		line := string(p.partial[:i+1])
-		p.log.Info(line[:i], "request_id", p.request, "stream", "function")
+		line := string(p.partial[start : start+i+1])
+		start += i + 1
 		if system {
+			// Platform lines (START, END, REPORT) are in the durable log
+			// stream; Ember's own log has them only at debug level, so
+			// that a warm invoke does not cost three lines of it.
+			if p.log.Enabled(context.Background(), slog.LevelDebug) {
+				p.log.Debug(line[:len(line)-1], "request_id", p.request, "stream", "platform")
+			}
 			p.sink.System(now, line)
 		} else {
+			p.log.Info(line[:len(line)-1], "request_id", p.request, "stream", "function")
 			p.sink.Write(now, line)
 		}
-		p.partial = p.partial[i+1:]
 	}
+	// What is left of an unfinished line moves to the front: the buffer
+	// is reused.
+	p.partial = p.partial[:copy(p.partial, p.partial[start:])]
 	if len(p.partial) > 8<<10 { // an endless line: log it in pieces
 		p.flushPartialLocked()
 	}
@@ -130,6 +141,15 @@ func (p *logPipe) write(line string) {
 	defer p.mu.Unlock()
 	p.flushPartialLocked()
 	p.appendLocked([]byte(line), true)
+}
+
+// writeLines adds platform lines, each ending in a newline, as write does;
+// lines is copied and may be reused by the caller.
+func (p *logPipe) writeLines(lines []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.flushPartialLocked()
+	p.appendLocked(lines, true)
 }
 
 // begin starts a new phase (an invocation) and returns the log so far.
