@@ -10,6 +10,7 @@ package metrics
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -65,6 +66,91 @@ type Metrics struct {
 	initDuration *prometheus.HistogramVec
 	coldStarts   *prometheus.CounterVec
 	concurrent   *prometheus.GaugeVec
+
+	// Each function's series, bound once (WithLabelValues hashes its
+	// labels on every call): byPair by the (account, function) a caller
+	// names, only for pairs that have series of their own (at most
+	// MaxFunctions); byLabels by the labels given, "_other" included.
+	smu      sync.RWMutex
+	byPair   map[[2]string]*fnSeries
+	byLabels map[[2]string]*fnSeries
+}
+
+// fnSeries is one (account, function) label pair's series. Each is bound
+// when first used, so that /metrics shows only series that moved (as
+// WithLabelValues at each use did).
+type fnSeries struct {
+	account, function string // the labels
+	concurrent        prometheus.Gauge
+	errors            bound[prometheus.Counter]
+	duration          bound[prometheus.Observer]
+	initDuration      bound[prometheus.Observer]
+	coldStarts        bound[prometheus.Counter]
+	outcomes          [5]bound[prometheus.Counter] // by outcomeIndex
+}
+
+// bound is a child of a metric vector, bound on first use. Binding twice
+// (a race) is harmless: WithLabelValues returns the same child.
+type bound[T any] struct{ p atomic.Pointer[T] }
+
+func (b *bound[T]) get(bind func() T) T {
+	if p := b.p.Load(); p != nil {
+		return *p
+	}
+	v := bind()
+	b.p.Store(&v)
+	return v
+}
+
+// outcome is the invocations counter of one outcome.
+func (m *Metrics) outcome(s *fnSeries, outcome string) prometheus.Counter {
+	i := outcomeIndex(outcome)
+	if i < 0 {
+		i, outcome = len(s.outcomes)-1, Other
+	}
+	return s.outcomes[i].get(func() prometheus.Counter { return m.invocations.WithLabelValues(s.account, s.function, outcome) })
+}
+
+// outcomeIndex is where an outcome's counter is in fnSeries.outcomes
+// (-1: none of them; the last is Other's).
+func outcomeIndex(outcome string) int {
+	switch outcome {
+	case Success:
+		return 0
+	case FunctionError:
+		return 1
+	case Timeout:
+		return 2
+	case PlatformError:
+		return 3
+	}
+	return -1
+}
+
+// series returns the series of a function, binding them the first time.
+func (m *Metrics) series(account, function string) *fnSeries {
+	k := [2]string{account, function}
+	m.smu.RLock()
+	s := m.byPair[k]
+	m.smu.RUnlock()
+	if s != nil {
+		return s
+	}
+	a, f := m.lab.pair(account, function)
+	m.smu.Lock()
+	defer m.smu.Unlock()
+	lk := [2]string{a, f}
+	if s = m.byLabels[lk]; s == nil {
+		s = &fnSeries{account: a, function: f, concurrent: m.concurrent.WithLabelValues(a, f)}
+		m.byLabels[lk] = s
+	}
+	if lk == k {
+		// Labels of its own (the labeler never changes them): looked up
+		// directly from now on. Pairs beyond the cap are not kept here,
+		// so this map stays bounded.
+		m.byPair[k] = s
+	}
+	return s
 }
 
 // Buckets of the duration histograms, in seconds: Lambda's range from a
@@ -82,9 +168,11 @@ func New(cfg Config) *Metrics {
 	}
 	fn := []string{"account", "function"}
 	m := &Metrics{
-		cfg: cfg,
-		reg: prometheus.NewRegistry(),
-		lab: newLabeler(cfg.MaxFunctions),
+		cfg:      cfg,
+		reg:      prometheus.NewRegistry(),
+		lab:      newLabeler(cfg.MaxFunctions),
+		byPair:   map[[2]string]*fnSeries{},
+		byLabels: map[[2]string]*fnSeries{},
 		invocations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ember_invocations_total",
 			Help: "Invocations that ran or were attempted, by outcome (success, function_error, timeout, platform_error); throttled requests are not counted.",
@@ -128,8 +216,7 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 // InvokeStarted counts an invocation in flight; call it once the
 // invocation has its concurrency slot, and InvokeDone when it ends.
 func (m *Metrics) InvokeStarted(account, function string) {
-	a, f := m.lab.pair(account, function)
-	m.concurrent.WithLabelValues(a, f).Inc()
+	m.series(account, function).concurrent.Inc()
 }
 
 // InvokeDone ends an invocation that InvokeStarted counted. outcome is one
@@ -138,30 +225,29 @@ func (m *Metrics) InvokeStarted(account, function string) {
 // then have been called too). duration is how long the function ran (0 if
 // it did not).
 func (m *Metrics) InvokeDone(account, function, outcome string, duration time.Duration) {
-	a, f := m.lab.pair(account, function)
-	m.concurrent.WithLabelValues(a, f).Dec()
-	switch outcome {
-	case Throttled:
+	s := m.series(account, function)
+	s.concurrent.Dec()
+	if outcome == Throttled {
 		return
-	case Success, PlatformError:
-	case FunctionError, Timeout:
-		m.errors.WithLabelValues(a, f).Inc()
-	default:
-		outcome = Other
 	}
-	m.invocations.WithLabelValues(a, f, outcome).Inc()
+	if outcome == FunctionError || outcome == Timeout {
+		s.errors.get(func() prometheus.Counter { return m.errors.WithLabelValues(s.account, s.function) }).Inc()
+	}
+	m.outcome(s, outcome).Inc()
 	if duration > 0 {
-		m.duration.WithLabelValues(a, f).Observe(duration.Seconds())
+		s.duration.get(func() prometheus.Observer { return m.duration.WithLabelValues(s.account, s.function) }).
+			Observe(duration.Seconds())
 	}
 }
 
 // ColdStart counts an invocation that had a sandbox made for it, and how
 // long that sandbox's init took (0 if unknown, e.g. it failed).
 func (m *Metrics) ColdStart(account, function string, initDuration time.Duration) {
-	a, f := m.lab.pair(account, function)
-	m.coldStarts.WithLabelValues(a, f).Inc()
+	s := m.series(account, function)
+	s.coldStarts.get(func() prometheus.Counter { return m.coldStarts.WithLabelValues(s.account, s.function) }).Inc()
 	if initDuration > 0 {
-		m.initDuration.WithLabelValues(a, f).Observe(initDuration.Seconds())
+		s.initDuration.get(func() prometheus.Observer { return m.initDuration.WithLabelValues(s.account, s.function) }).
+			Observe(initDuration.Seconds())
 	}
 }
 
