@@ -332,7 +332,7 @@ func buildHelper() (string, error) {
 }
 
 // requireRoot skips the test without root, or fails it when CI=true.
-func requireRoot(t *testing.T) {
+func requireRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		if os.Getenv("CI") == "true" {

@@ -3,9 +3,10 @@
 package sandbox
 
 import (
-	"encoding/json"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"runtime"
@@ -16,25 +17,146 @@ import (
 
 // File descriptors of the init re-exec (Cmd.ExtraFiles order).
 const (
-	fdSync   = 3 // read: the childConfig as JSON, then EOF
+	fdSync   = 3 // read: the childConfig (encode), later one goByte
 	fdErr    = 4 // write: a setup error; closed by exec on success
 	fdParent = 5 // a pidfd of the parent process
 	fdMounts = 6 // and up: one detached mount tree per Spec.Mount
 )
 
-// childConfig is what the parent sends the init over the sync pipe, once
-// the init is in its cgroups and its listener is open.
+// goByte is what the parent writes to the sync pipe, after the config,
+// once the init is in its cgroups and its listener is open: until then
+// the init sets up its root but does not drop privileges nor exec.
+const goByte = 'G'
+
+// goInitArg0 is recognised by the Go init only, never by the C one
+// (init_linux.c): the tests use it to exercise the fallback init that a
+// build without cgo has.
+const goInitArg0 = InitArg0 + "-go"
+
+// childConfig is what the parent sends the init over the sync pipe right
+// after starting it. It is the whole plan of the init: both the C init
+// (init_linux.c, used when cgo is on) and the Go one below execute it, and
+// the policy (which host directories, devices and /proc paths) comes from
+// this package's lists, so the two cannot drift apart on it.
 type childConfig struct {
-	Hostname  string
-	Path      string
-	Args      []string
-	Env       []string
-	Dir       string
-	Mounts    []Mount
-	TmpSizeMB int
-	UID, GID  int
+	Hostname string
+	Path     string
+	Argv     []string // argv[0] included
+	Env      []string
+	Dir      string
+	// Targets are the Spec.Mounts' targets; the i-th tree is fd fdMounts+i.
+	Targets []string
+	// TmpOpts are the tmpfs options of /tmp ("size=512m,mode=1777").
+	TmpOpts  string
+	UID, GID uint32
+	// SystemDirs, Devices, ProcMasked and ProcReadOnly are systemDirs,
+	// devices, procMasked and procReadOnly.
+	SystemDirs, Devices, ProcMasked, ProcReadOnly []string
 	// Seccomp are the raw BPF programs to load last (buildSeccomp).
 	Seccomp [][]byte
+}
+
+// encode serialises c for the init: a native-endian uint32 with the length
+// of the rest, then the fields in the order of the struct. A string is a
+// uint32 length, its bytes and a NUL (so that the C init can use it in
+// place); a list is a uint32 count and its strings; the ids are uint32s.
+func (c *childConfig) encode() []byte {
+	b := make([]byte, 4, 4096)
+	str := func(s string) {
+		b = binary.NativeEndian.AppendUint32(b, uint32(len(s)))
+		b = append(b, s...)
+		b = append(b, 0)
+	}
+	list := func(l []string) {
+		b = binary.NativeEndian.AppendUint32(b, uint32(len(l)))
+		for _, s := range l {
+			str(s)
+		}
+	}
+	str(c.Hostname)
+	str(c.Path)
+	list(c.Argv)
+	list(c.Env)
+	str(c.Dir)
+	list(c.Targets)
+	str(c.TmpOpts)
+	b = binary.NativeEndian.AppendUint32(b, c.UID)
+	b = binary.NativeEndian.AppendUint32(b, c.GID)
+	list(c.SystemDirs)
+	list(c.Devices)
+	list(c.ProcMasked)
+	list(c.ProcReadOnly)
+	b = binary.NativeEndian.AppendUint32(b, uint32(len(c.Seccomp)))
+	for _, p := range c.Seccomp {
+		str(string(p))
+	}
+	binary.NativeEndian.PutUint32(b, uint32(len(b)-4))
+	return b
+}
+
+// maxConfig bounds the config the inits accept (the environment and
+// arguments are a few kB at most).
+const maxConfig = 16 << 20
+
+// decodeChildConfig parses the body of encode's output (without its
+// length prefix).
+func decodeChildConfig(b []byte) (*childConfig, error) {
+	bad := errors.New("malformed config")
+	u32 := func() uint32 {
+		if len(b) < 4 {
+			b = nil
+			return 0
+		}
+		v := binary.NativeEndian.Uint32(b)
+		b = b[4:]
+		return v
+	}
+	ok := true
+	str := func() string {
+		n := u32()
+		if !ok || uint64(len(b)) < uint64(n)+1 || b[n] != 0 {
+			ok = false
+			return ""
+		}
+		s := string(b[:n])
+		b = b[n+1:]
+		return s
+	}
+	list := func() []string {
+		n := u32()
+		if uint64(n) > uint64(len(b)) {
+			ok = false
+			return nil
+		}
+		l := make([]string, 0, n)
+		for range n {
+			l = append(l, str())
+		}
+		return l
+	}
+	var c childConfig
+	c.Hostname = str()
+	c.Path = str()
+	c.Argv = list()
+	c.Env = list()
+	c.Dir = str()
+	c.Targets = list()
+	c.TmpOpts = str()
+	if len(b) < 8 {
+		return nil, bad
+	}
+	c.UID, c.GID = u32(), u32()
+	c.SystemDirs = list()
+	c.Devices = list()
+	c.ProcMasked = list()
+	c.ProcReadOnly = list()
+	for _, p := range list() {
+		c.Seccomp = append(c.Seccomp, []byte(p))
+	}
+	if !ok || len(b) != 0 {
+		return nil, bad
+	}
+	return &c, nil
 }
 
 // newRootAt is where the init mounts the tmpfs that becomes the sandbox's
@@ -49,8 +171,11 @@ var systemDirs = []string{"usr", "lib", "lib32", "lib64", "bin", "sbin", "etc"}
 // devices are the host device nodes bound into the sandbox's /dev.
 var devices = []string{"null", "zero", "full", "random", "urandom", "tty"}
 
+// The Go init: the fallback of the C one (init_linux.c), which when cgo is
+// on runs before the Go runtime starts and never lets this run for
+// InitArg0. Both take the same steps in the same order.
 func init() {
-	if len(os.Args) == 0 || os.Args[0] != InitArg0 {
+	if len(os.Args) == 0 || os.Args[0] != InitArg0 && os.Args[0] != goInitArg0 {
 		return
 	}
 	// Namespace (cgroup), no_new_privs and credential changes below apply
@@ -71,23 +196,27 @@ func runInit() error {
 	if err := unix.SetNonblock(fdSync, false); err != nil {
 		return fmt.Errorf("sync pipe: %w", err)
 	}
-	var c childConfig
-	b, err := readAll(fdSync)
-	unix.Close(fdSync)
-	if err == nil {
-		err = json.Unmarshal(b, &c)
+	var n [4]byte
+	err := readFull(fdSync, n[:])
+	var c *childConfig
+	if size := binary.NativeEndian.Uint32(n[:]); err == nil && size > maxConfig {
+		err = fmt.Errorf("config of %d bytes", size)
+	} else if err == nil {
+		b := make([]byte, size)
+		if err = readFull(fdSync, b); err == nil {
+			c, err = decodeChildConfig(b)
+		}
 	}
 	if err != nil {
+		unix.Close(fdSync)
 		return fmt.Errorf("read config: %w", err)
 	}
-	for i := range c.Mounts {
+	for i := range c.Targets {
 		unix.CloseOnExec(fdMounts + i)
 	}
-	// Now in the sandbox's cgroups: make them the cgroup namespace's root.
-	if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
-		return fmt.Errorf("unshare cgroup ns: %w", err)
-	}
-	if err := setupRoot(&c); err != nil {
+	// The parent attaches this process to its cgroups and opens its
+	// listener meanwhile.
+	if err := setupRoot(c); err != nil {
 		return err
 	}
 	if err := unix.Sethostname([]byte(c.Hostname)); err != nil {
@@ -96,7 +225,17 @@ func runInit() error {
 	if err := loopbackUp(); err != nil {
 		return err
 	}
-	if err := dropPrivileges(c.UID, c.GID); err != nil {
+	var g [1]byte
+	err = readFull(fdSync, g[:])
+	unix.Close(fdSync)
+	if err != nil || g[0] != goByte {
+		return fmt.Errorf("wait for the parent: %v", err)
+	}
+	// Now in the sandbox's cgroups: make them the cgroup namespace's root.
+	if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+		return fmt.Errorf("unshare cgroup ns: %w", err)
+	}
+	if err := dropPrivileges(int(c.UID), int(c.GID)); err != nil {
 		return err
 	}
 	if err := unix.Chdir(c.Dir); err != nil {
@@ -106,32 +245,28 @@ func runInit() error {
 	if err := loadSeccomp(c.Seccomp); err != nil {
 		return err
 	}
-	argv := append([]string{c.Path}, c.Args...)
 	env := c.Env
 	if env == nil {
 		env = []string{}
 	}
-	return fmt.Errorf("exec %s: %w", c.Path, unix.Exec(c.Path, argv, env))
+	return fmt.Errorf("exec %s: %w", c.Path, unix.Exec(c.Path, c.Argv, env))
 }
 
-func readAll(fd int) ([]byte, error) {
-	var out []byte
-	buf := make([]byte, 16*1024)
-	for {
-		n, err := unix.Read(fd, buf)
+// readFull fills b from fd.
+func readFull(fd int, b []byte) error {
+	for len(b) > 0 {
+		n, err := unix.Read(fd, b)
 		switch {
 		case err == unix.EINTR:
 			continue
 		case err != nil:
-			return nil, err
+			return err
 		case n == 0:
-			if len(out) == 0 {
-				return nil, errors.New("parent sent nothing")
-			}
-			return out, nil
+			return io.ErrUnexpectedEOF
 		}
-		out = append(out, buf[:n]...)
+		b = b[n:]
 	}
+	return nil
 }
 
 // Securebits (linux/securebits.h): uid 0 gets no capabilities from exec
@@ -218,7 +353,7 @@ func setupRoot(c *childConfig) error {
 		return fmt.Errorf("mount root tmpfs: %w", err)
 	}
 	const noSuidDev = unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV
-	for _, d := range systemDirs {
+	for _, d := range c.SystemDirs {
 		fi, err := os.Lstat("/" + d)
 		if err != nil {
 			continue
@@ -245,26 +380,25 @@ func setupRoot(c *childConfig) error {
 	// The Mounts arrive as detached trees that the parent cloned, with
 	// their attributes set: the sources' host paths may not be reachable
 	// by this process's ids.
-	for i, m := range c.Mounts {
+	for i, target := range c.Targets {
 		fd := fdMounts + i
 		var st unix.Stat_t
 		if err := unix.Fstat(fd, &st); err != nil {
-			return fmt.Errorf("mount %s: %w", m.Target, err)
+			return fmt.Errorf("mount %s: %w", target, err)
 		}
-		dst, err := mkMountpoint(root, m.Target, st.Mode&unix.S_IFMT == unix.S_IFDIR)
+		dst, err := mkMountpoint(root, target, st.Mode&unix.S_IFMT == unix.S_IFDIR)
 		if err != nil {
-			return fmt.Errorf("mount target %s: %w", m.Target, err)
+			return fmt.Errorf("mount target %s: %w", target, err)
 		}
 		if err := unix.MoveMount(fd, "", unix.AT_FDCWD, dst, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
-			return fmt.Errorf("mount %s: %w", m.Target, err)
+			return fmt.Errorf("mount %s: %w", target, err)
 		}
 		unix.Close(fd)
 	}
 	if err := os.Mkdir(root+"/tmp", 0o1777); err != nil {
 		return fmt.Errorf("mkdir /tmp: %w", err)
 	}
-	opts := fmt.Sprintf("size=%dm,mode=1777", c.TmpSizeMB)
-	if err := unix.Mount("tmpfs", root+"/tmp", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+	if err := unix.Mount("tmpfs", root+"/tmp", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, c.TmpOpts); err != nil {
 		return fmt.Errorf("mount /tmp: %w", err)
 	}
 	if err := os.Mkdir(root+"/proc", 0o555); err != nil {
@@ -273,10 +407,10 @@ func setupRoot(c *childConfig) error {
 	if err := unix.Mount("proc", root+"/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		return fmt.Errorf("mount /proc: %w", err)
 	}
-	if err := maskProc(root + "/proc"); err != nil {
+	if err := maskProc(root+"/proc", c.ProcMasked, c.ProcReadOnly); err != nil {
 		return err
 	}
-	if err := setupDev(root + "/dev"); err != nil {
+	if err := setupDev(root+"/dev", c.Devices); err != nil {
 		return err
 	}
 	if err := unix.Chdir(root); err != nil {
@@ -308,8 +442,8 @@ var (
 
 // maskProc hides procMasked (files under /dev/null, directories under an
 // empty read-only tmpfs) and makes procReadOnly read-only.
-func maskProc(proc string) error {
-	for _, n := range procMasked {
+func maskProc(proc string, masked, readOnly []string) error {
+	for _, n := range masked {
 		p := proc + "/" + n
 		var st unix.Stat_t
 		if err := unix.Lstat(p, &st); err != nil {
@@ -325,7 +459,7 @@ func maskProc(proc string) error {
 			return fmt.Errorf("mask /proc/%s: %w", n, err)
 		}
 	}
-	for _, n := range procReadOnly {
+	for _, n := range readOnly {
 		p := proc + "/" + n
 		if err := unix.Access(p, unix.F_OK); err != nil {
 			continue
@@ -339,7 +473,7 @@ func maskProc(proc string) error {
 
 // setupDev makes the sandbox's /dev: a read-only tmpfs with host device
 // nodes bound in, the usual symlinks, and a small writable /dev/shm.
-func setupDev(dev string) error {
+func setupDev(dev string, devices []string) error {
 	if err := os.Mkdir(dev, 0o755); err != nil {
 		return fmt.Errorf("mkdir /dev: %w", err)
 	}

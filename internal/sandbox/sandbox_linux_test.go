@@ -32,9 +32,14 @@ func newTestManager(t *testing.T) *Manager {
 	if err != nil {
 		t.Fatal(err)
 	}
+	m.initArg0 = testInitArg0
 	t.Cleanup(func() { shutdownAndCheck(t, m) })
 	return m
 }
+
+// testInitArg0 is the init newTestManager's Managers use: InitArg0 (the C
+// init when cgo is on), or goInitArg0 in TestGoInit.
+var testInitArg0 = InitArg0
 
 func shutdownAndCheck(t *testing.T, m *Manager) {
 	t.Helper()

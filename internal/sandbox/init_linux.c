@@ -1,0 +1,525 @@
+//go:build linux && cgo
+
+// The sandbox init in C. A binary that imports this package is re-executed
+// with argv[0] "ember-sandbox-init" as each sandbox's init (sandbox.go,
+// "The init re-exec"). This constructor runs before the Go runtime and
+// before any Go package's init, so a sandbox does not pay for the Go
+// runtime's start nor for the package inits of a big binary (the AWS SDK's
+// tables, ...: about 13 ms in the ember binary). It executes the plan the
+// parent sends (childConfig in init_linux.go, which documents the
+// encoding) with the same steps, in the same order, as the Go init
+// (runInit), which stays as the fallback of builds without cgo. In any
+// other process, whatever its argv[0], it returns at once.
+//
+// Every failure is reported to the parent on fd 4 as the failed step, a
+// NUL and the errno in decimal, and ends the process (_exit(1)); the
+// parent renders it as the Go init would. On success the final execve
+// closes fd 4 (close-on-exec), which the parent sees as EOF.
+//
+// The process is single-threaded here (no Go runtime yet), so the plain
+// per-thread system calls (setresuid, capset, ...) apply to the whole
+// process.
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <net/if.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+
+// Must equal InitArg0 (checked by TestCInitArg0).
+#define EMBER_INIT_ARG0 "ember-sandbox-init"
+
+const char *ember_init_arg0(void) { return EMBER_INIT_ARG0; }
+
+// File descriptors, as fdSync, fdErr, fdParent, fdMounts in init_linux.go.
+enum { FD_SYNC = 3, FD_ERR = 4, FD_PARENT = 5, FD_MOUNTS = 6 };
+
+#define GO_BYTE 'G'          // goByte
+#define MAX_CONFIG (16 << 20) // maxConfig
+#define NEW_ROOT "/tmp"       // newRootAt
+
+// Mount API constants, for C libraries that predate them.
+#ifndef MOUNT_ATTR_RDONLY
+#define MOUNT_ATTR_RDONLY 0x00000001
+#define MOUNT_ATTR_NOSUID 0x00000002
+#define MOUNT_ATTR_NODEV 0x00000004
+#define MOUNT_ATTR_NOEXEC 0x00000008
+#endif
+#ifndef MOVE_MOUNT_F_EMPTY_PATH
+#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+
+// struct mount_attr of mount_setattr(2), under a name of our own.
+struct ember_mount_attr {
+	uint64_t attr_set, attr_clr, propagation, userns_fd;
+};
+
+// Securebits, as lockedSecurebits in init_linux.go.
+#define LOCKED_SECUREBITS ((1 << 0) | (1 << 1) | (1 << 3) | (1 << 5) | (1 << 6) | (1 << 7))
+
+// fail reports "<step>\0<errno>" on FD_ERR and exits. The step is
+// formatted like printf.
+static void fail(int err, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
+static void fail(int err, const char *fmt, ...) {
+	char msg[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(msg, sizeof msg - 16, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if (n > (int)sizeof msg - 17)
+		n = sizeof msg - 17;
+	n += 1 + snprintf(msg + n + 1, 16, "%d", err);
+	ssize_t w = write(FD_ERR, msg, n);
+	(void)w;
+	_exit(1);
+}
+
+// read_full fills buf from fd; EOF is an error.
+static void read_full(int fd, void *buf, size_t len, const char *what) {
+	char *p = buf;
+	while (len > 0) {
+		ssize_t n = read(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			fail(errno, "%s", what);
+		if (n == 0)
+			fail(0, "%s: unexpected EOF", what);
+		p += n;
+		len -= n;
+	}
+}
+
+// The config, parsed in place: strings point into its buffer, each NUL
+// terminated by the encoding.
+struct config {
+	char *hostname, *path, **argv, **env, *dir, **targets, *tmp_opts;
+	uint32_t uid, gid;
+	char **system_dirs, **devices, **proc_masked, **proc_read_only;
+	char **seccomp;
+	uint32_t *seccomp_len;
+	uint32_t ntargets, nseccomp;
+};
+
+struct cursor {
+	char *p, *end;
+};
+
+static uint32_t get_u32(struct cursor *c) {
+	uint32_t v;
+	if (c->end - c->p < 4)
+		fail(0, "read config: malformed");
+	memcpy(&v, c->p, 4);
+	c->p += 4;
+	return v;
+}
+
+static char *get_str(struct cursor *c, uint32_t *len) {
+	uint32_t n = get_u32(c);
+	if ((uint64_t)(c->end - c->p) < (uint64_t)n + 1 || c->p[n] != 0)
+		fail(0, "read config: malformed");
+	char *s = c->p;
+	c->p += n + 1;
+	if (len)
+		*len = n;
+	return s;
+}
+
+// get_list returns a NULL-terminated array of the list's strings (and
+// their lengths in *lens if asked).
+static char **get_list(struct cursor *c, uint32_t *count, uint32_t **lens) {
+	uint32_t n = get_u32(c);
+	if (n > (uint64_t)(c->end - c->p))
+		fail(0, "read config: malformed");
+	char **l = calloc(n + 1, sizeof *l);
+	uint32_t *ls = calloc(n + 1, sizeof *ls);
+	if (!l || !ls)
+		fail(ENOMEM, "read config");
+	for (uint32_t i = 0; i < n; i++)
+		l[i] = get_str(c, &ls[i]);
+	if (count)
+		*count = n;
+	if (lens)
+		*lens = ls;
+	else
+		free(ls);
+	return l;
+}
+
+static void read_config(struct config *cfg) {
+	uint32_t size;
+	read_full(FD_SYNC, &size, 4, "read config");
+	if (size > MAX_CONFIG)
+		fail(0, "read config: config of %u bytes", size);
+	char *buf = malloc(size + 1);
+	if (!buf)
+		fail(ENOMEM, "read config");
+	read_full(FD_SYNC, buf, size, "read config");
+	struct cursor c = {buf, buf + size};
+	cfg->hostname = get_str(&c, NULL);
+	cfg->path = get_str(&c, NULL);
+	cfg->argv = get_list(&c, NULL, NULL);
+	cfg->env = get_list(&c, NULL, NULL);
+	cfg->dir = get_str(&c, NULL);
+	cfg->targets = get_list(&c, &cfg->ntargets, NULL);
+	cfg->tmp_opts = get_str(&c, NULL);
+	cfg->uid = get_u32(&c);
+	cfg->gid = get_u32(&c);
+	cfg->system_dirs = get_list(&c, NULL, NULL);
+	cfg->devices = get_list(&c, NULL, NULL);
+	cfg->proc_masked = get_list(&c, NULL, NULL);
+	cfg->proc_read_only = get_list(&c, NULL, NULL);
+	cfg->seccomp = get_list(&c, &cfg->nseccomp, &cfg->seccomp_len);
+	if (c.p != c.end)
+		fail(0, "read config: malformed");
+}
+
+// join writes a/b into out (PATH_MAX bytes) or fails.
+static char *join(char *out, const char *a, const char *b) {
+	if (snprintf(out, 4096, "%s/%s", a, b) >= 4096)
+		fail(ENAMETOOLONG, "%s/%s", a, b);
+	return out;
+}
+
+// bind_tree bind-mounts src (with its submounts) on dst and sets attrs on every
+// mount of the new tree, plus read-only if asked (as bind in
+// init_linux.go).
+static void bind_tree(const char *src, const char *dst, int read_only, uint64_t attrs) {
+	if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) != 0)
+		fail(errno, "bind %s", dst);
+	if (read_only)
+		attrs |= MOUNT_ATTR_RDONLY;
+	struct ember_mount_attr a = {.attr_set = attrs};
+	if (syscall(SYS_mount_setattr, AT_FDCWD, dst, AT_RECURSIVE, &a, sizeof a) == 0)
+		return;
+	if (errno != ENOSYS)
+		fail(errno, "set attributes of %s", dst);
+	// Before Linux 5.12: the top mount only.
+	unsigned long flags = MS_BIND | MS_REMOUNT;
+	if (attrs & MOUNT_ATTR_RDONLY)
+		flags |= MS_RDONLY;
+	if (attrs & MOUNT_ATTR_NOSUID)
+		flags |= MS_NOSUID;
+	if (attrs & MOUNT_ATTR_NODEV)
+		flags |= MS_NODEV;
+	if (attrs & MOUNT_ATTR_NOEXEC)
+		flags |= MS_NOEXEC;
+	if (mount("", dst, NULL, flags, NULL) != 0)
+		fail(errno, "set attributes of %s", dst);
+}
+
+// mk_mountpoint creates target (a directory, or an empty file when !dir)
+// and its parents under root, refusing to follow any symlink (as
+// mkMountpoint in init_linux.go), and returns its path in out.
+static void mk_mountpoint(char *out, const char *root, const char *target, int dir) {
+	size_t rl = strlen(root), tl = strlen(target);
+	if (rl + tl + 1 > 4096)
+		fail(ENAMETOOLONG, "mount target %s", target);
+	memcpy(out, root, rl);
+	memcpy(out + rl, target, tl + 1); // target is clean and absolute
+	// Walk the components: each '/' after root ends one.
+	for (char *p = out + rl + 1;; p++) {
+		if (*p != '/' && *p != 0)
+			continue;
+		int last = *p == 0;
+		*p = 0;
+		struct stat st;
+		if (lstat(out, &st) == 0) {
+			if (S_ISLNK(st.st_mode))
+				fail(0, "mount target %s: %s is a symlink", target, out + rl);
+			if ((!last || dir) && !S_ISDIR(st.st_mode))
+				fail(0, "mount target %s: %s is not a directory", target, out + rl);
+		} else if (errno != ENOENT) {
+			fail(errno, "mount target %s", target);
+		} else if (!last || dir) {
+			if (mkdir(out, 0755) != 0)
+				fail(errno, "mount target %s", target);
+		} else {
+			int fd = open(out, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+			if (fd < 0)
+				fail(errno, "mount target %s", target);
+			close(fd);
+		}
+		if (last)
+			return;
+		*p = '/';
+	}
+}
+
+// mask_proc hides the masked paths (files under /dev/null, directories
+// under an empty read-only tmpfs) and makes the read-only ones read-only.
+static void mask_proc(const char *proc, char **masked, char **read_only) {
+	char p[4096];
+	for (; *masked; masked++) {
+		struct stat st;
+		if (lstat(join(p, proc, *masked), &st) != 0)
+			continue;
+		int r;
+		if (S_ISDIR(st.st_mode))
+			r = mount("tmpfs", p, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0,nr_inodes=1");
+		else
+			r = mount("/dev/null", p, NULL, MS_BIND, NULL);
+		if (r != 0)
+			fail(errno, "mask /proc/%s", *masked);
+	}
+	for (; *read_only; read_only++) {
+		if (access(join(p, proc, *read_only), F_OK) != 0)
+			continue;
+		bind_tree(p, p, 1, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+	}
+}
+
+// setup_dev makes the sandbox's /dev: a read-only tmpfs with host device
+// nodes bound in, the usual symlinks, and a small writable /dev/shm.
+static void setup_dev(const char *dev, char **devices) {
+	char p[4096], host[4096];
+	if (mkdir(dev, 0755) != 0)
+		fail(errno, "mkdir /dev");
+	if (mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "size=64k,mode=755") != 0)
+		fail(errno, "mount /dev");
+	for (; *devices; devices++) {
+		struct stat st;
+		if (stat(join(host, "/dev", *devices), &st) != 0)
+			continue;
+		int fd = open(join(p, dev, *devices), O_CREAT | O_WRONLY | O_CLOEXEC, 0666);
+		if (fd < 0)
+			fail(errno, "create /dev/%s", *devices);
+		close(fd);
+		if (mount(host, p, NULL, MS_BIND, NULL) != 0)
+			fail(errno, "bind /dev/%s", *devices);
+	}
+	static const char *links[][2] = {
+	    {"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"}};
+	for (size_t i = 0; i < sizeof links / sizeof links[0]; i++)
+		if (symlink(links[i][0], join(p, dev, links[i][1])) != 0)
+			fail(errno, "symlink /dev/%s", links[i][1]);
+	if (mkdir(join(p, dev, "shm"), 01777) != 0)
+		fail(errno, "mkdir /dev/shm");
+	if (mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64m,mode=1777") != 0)
+		fail(errno, "mount /dev/shm");
+	if (mount("", dev, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC, NULL) != 0)
+		fail(errno, "remount /dev read-only");
+}
+
+// setup_root builds the sandbox's file system view and pivots into it (as
+// setupRoot in init_linux.go).
+static void setup_root(struct config *c) {
+	char p[4096], host[4096];
+	if (mount("", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+		fail(errno, "make / private");
+	const char *root = NEW_ROOT;
+	if (mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,nr_inodes=1024,mode=755") != 0)
+		fail(errno, "mount root tmpfs");
+	for (char **d = c->system_dirs; *d; d++) {
+		struct stat st;
+		if (lstat(join(host, "", *d), &st) != 0)
+			continue;
+		join(p, root, *d);
+		if (S_ISLNK(st.st_mode)) {
+			char target[4096];
+			ssize_t n = readlink(host, target, sizeof target - 1);
+			if (n < 0)
+				fail(errno, "symlink /%s", *d);
+			target[n] = 0;
+			if (symlink(target, p) != 0)
+				fail(errno, "symlink /%s", *d);
+		} else if (S_ISDIR(st.st_mode)) {
+			if (mkdir(p, 0755) != 0)
+				fail(errno, "mkdir /%s", *d);
+			bind_tree(host, p, 1, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+		}
+	}
+	// The Mounts arrive as detached trees that the parent cloned, with
+	// their attributes set.
+	for (uint32_t i = 0; i < c->ntargets; i++) {
+		int fd = FD_MOUNTS + i;
+		struct stat st;
+		if (fstat(fd, &st) != 0)
+			fail(errno, "mount %s", c->targets[i]);
+		mk_mountpoint(p, root, c->targets[i], S_ISDIR(st.st_mode));
+		if (syscall(SYS_move_mount, fd, "", AT_FDCWD, p, MOVE_MOUNT_F_EMPTY_PATH) != 0)
+			fail(errno, "mount %s", c->targets[i]);
+		close(fd);
+	}
+	if (mkdir(join(p, root, "tmp"), 01777) != 0)
+		fail(errno, "mkdir /tmp");
+	if (mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV, c->tmp_opts) != 0)
+		fail(errno, "mount /tmp");
+	if (mkdir(join(p, root, "proc"), 0555) != 0)
+		fail(errno, "mkdir /proc");
+	if (mount("proc", p, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
+		fail(errno, "mount /proc");
+	mask_proc(p, c->proc_masked, c->proc_read_only);
+	setup_dev(join(p, root, "dev"), c->devices);
+	if (chdir(root) != 0)
+		fail(errno, "chdir new root");
+	// pivot_root(".", ".") stacks the old root on the new one; detaching
+	// "." then drops the old root (see pivot_root(2)).
+	if (syscall(SYS_pivot_root, ".", ".") != 0)
+		fail(errno, "pivot_root");
+	if (umount2(".", MNT_DETACH) != 0)
+		fail(errno, "detach old root");
+	if (chdir("/") != 0)
+		fail(errno, "chdir /");
+	if (mount("", "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) != 0)
+		fail(errno, "remount / read-only");
+}
+
+// loopback_up sets IFF_UP on "lo" (a new network namespace has it down).
+static void loopback_up(void) {
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		fail(errno, "loopback");
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof ifr);
+	strcpy(ifr.ifr_name, "lo");
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) != 0)
+		fail(errno, "loopback: get flags");
+	if (!(ifr.ifr_flags & IFF_UP)) {
+		ifr.ifr_flags |= IFF_UP;
+		if (ioctl(fd, SIOCSIFFLAGS, &ifr) != 0)
+			fail(errno, "loopback: set flags");
+	}
+	close(fd);
+}
+
+// drop_privileges drops every capability and switches to uid/gid with no
+// supplementary groups, in the order and with the checks of
+// dropPrivileges in init_linux.go (which says why).
+static void drop_privileges(uint32_t uid, uint32_t gid) {
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0)
+		fail(errno, "clear ambient capabilities");
+	for (int c = 0;; c++) {
+		if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) == 0)
+			continue;
+		if (errno == EINVAL && c > 0)
+			break;
+		if (errno == EINVAL)
+			fail(0, "drop bounding set: no capabilities known");
+		fail(errno, "drop capability %d from the bounding set", c);
+	}
+	if (prctl(PR_SET_SECUREBITS, LOCKED_SECUREBITS, 0, 0, 0) != 0)
+		fail(errno, "securebits");
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+		fail(errno, "no_new_privs");
+	// Raw system calls: the C library's wrappers would signal the other
+	// threads, of which there are none.
+	if (syscall(SYS_setgroups, 0, NULL) != 0)
+		fail(errno, "setgroups");
+	if (syscall(SYS_setresgid, gid, gid, gid) != 0)
+		fail(errno, "setresgid %u", gid);
+	if (syscall(SYS_setresuid, uid, uid, uid) != 0)
+		fail(errno, "setresuid %u", uid);
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
+	struct __user_cap_data_struct caps[2];
+	memset(caps, 0, sizeof caps);
+	if (syscall(SYS_capset, &hdr, caps) != 0)
+		fail(errno, "capset");
+	if (syscall(SYS_capget, &hdr, caps) != 0)
+		fail(errno, "capget");
+	for (int i = 0; i < 2; i++)
+		if (caps[i].effective || caps[i].permitted || caps[i].inheritable)
+			fail(0, "capabilities left after the drop");
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
+		fail(errno, "pdeathsig");
+	struct pollfd pfd = {.fd = FD_PARENT, .events = POLLIN};
+	if (poll(&pfd, 1, 0) > 0)
+		fail(0, "parent exited");
+}
+
+// load_seccomp installs the filters (no_new_privs is set already).
+static void load_seccomp(struct config *c) {
+	for (uint32_t i = 0; i < c->nseccomp; i++) {
+		uint32_t len = c->seccomp_len[i];
+		if (len == 0 || len % 8 != 0 || len / 8 > 0xffff)
+			fail(0, "seccomp: bad program length %u", len);
+		// An aligned copy of the instructions.
+		struct sock_filter *insts = malloc(len);
+		if (!insts)
+			fail(ENOMEM, "seccomp");
+		memcpy(insts, c->seccomp[i], len);
+		struct sock_fprog prog = {.len = len / 8, .filter = insts};
+		if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0)
+			fail(errno, "seccomp");
+		free(insts);
+	}
+}
+
+static void run_init(void) {
+	for (int fd = FD_SYNC; fd <= FD_PARENT; fd++)
+		if (fcntl(fd, F_SETFD, FD_CLOEXEC) != 0)
+			fail(errno, "close-on-exec %d", fd);
+	// The pipe may come non-blocking from the parent's Go runtime.
+	int fl = fcntl(FD_SYNC, F_GETFL);
+	if (fl < 0 || fcntl(FD_SYNC, F_SETFL, fl & ~O_NONBLOCK) != 0)
+		fail(errno, "sync pipe");
+	struct config c;
+	memset(&c, 0, sizeof c);
+	read_config(&c);
+	for (uint32_t i = 0; i < c.ntargets; i++)
+		fcntl(FD_MOUNTS + i, F_SETFD, FD_CLOEXEC);
+	// The parent attaches this process to its cgroups and opens its
+	// listener meanwhile. Unlike the Go init this one runs as host root
+	// (in new PID, mount, network, IPC and UTS namespaces) until it
+	// makes its user namespace below.
+	setup_root(&c);
+	if (sethostname(c.hostname, strlen(c.hostname)) != 0)
+		fail(errno, "sethostname");
+	loopback_up();
+	// The namespaces above belong to the host's user namespace, and this
+	// process set them up as host root. Now the sandbox's own user
+	// namespace, which the parent maps (mapIDs in manager_linux.go); the
+	// process has every capability in it, none outside.
+	if (unshare(CLONE_NEWUSER) != 0)
+		fail(errno, "unshare user ns");
+	char ready = 1; // userNSReady
+	if (write(FD_ERR, &ready, 1) != 1)
+		fail(errno, "report the user namespace");
+	char go;
+	read_full(FD_SYNC, &go, 1, "wait for the parent");
+	if (go != GO_BYTE)
+		fail(0, "wait for the parent: got %d", go);
+	close(FD_SYNC);
+	// Now in the sandbox's cgroups and id-mapped: make the cgroups the
+	// cgroup namespace's root.
+	if (unshare(CLONE_NEWCGROUP) != 0)
+		fail(errno, "unshare cgroup ns");
+	drop_privileges(c.uid, c.gid);
+	if (chdir(c.dir) != 0)
+		fail(errno, "chdir %s", c.dir);
+	// Last: from here on only the exec itself may run.
+	load_seccomp(&c);
+	execve(c.path, c.argv, c.env);
+	fail(errno, "exec %s", c.path);
+}
+
+// program_invocation_name is argv[0], set by the C library (glibc and
+// musl) before it runs the constructors.
+__attribute__((constructor)) static void ember_sandbox_init(void) {
+	if (program_invocation_name == NULL || strcmp(program_invocation_name, EMBER_INIT_ARG0) != 0)
+		return;
+	run_init(); // does not return
+}
