@@ -230,18 +230,20 @@ func (v *Verifier) Verify(ctx context.Context, r *http.Request, body []byte, ser
 	}
 
 	sum := sha256.Sum256(body)
-	bodyHash := hex.EncodeToString(sum[:])
-	hashes := []string{bodyHash}
-	if h := headerValue(r.Header, "X-Amz-Content-Sha256"); h != "" && h != bodyHash {
+	var hexSum [2 * sha256.Size]byte
+	hex.Encode(hexSum[:], sum[:])
+	hashBuf := [2][]byte{hexSum[:]}
+	hashes := hashBuf[:1]
+	if h := headerValue(r.Header, "X-Amz-Content-Sha256"); h != "" && h != string(hexSum[:]) {
 		if !presigned || h != unsignedPayload {
 			return Principal{}, lambdaapi.Errorf(lambdaapi.InvalidSignature,
 				"The provided 'x-amz-content-sha256' header does not match what was computed.")
 		}
-		hashes = []string{unsignedPayload}
+		hashes[0] = []byte(unsignedPayload)
 	} else if presigned && h == "" {
 		// A presigned URL's signer chose the payload hash without saying
 		// which; try both.
-		hashes = append(hashes, unsignedPayload)
+		hashes = append(hashes, []byte(unsignedPayload))
 	}
 
 	signingKey := v.signingKey(a.credential, key.Secret)

@@ -6,6 +6,7 @@ package frontend
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -285,7 +286,7 @@ func (s *Server) function(ctx context.Context, p auth.Principal, ref lambdaapi.F
 		latest = &rev.Function
 		s.fill(key, gen, func(c *fnCache) { c.latest = latest })
 	}
-	t := target{fn: latest, invokedARN: lambdaapi.QualifiedARN(s.cfg.Region, p.AccountID, ref.Name, ref.Qualifier)}
+	t := target{fn: latest, invokedARN: s.qualifiedARN(p.AccountID, ref.Name, ref.Qualifier)}
 	version := ref.Qualifier
 	if version != "" && version != lambdaapi.VersionLatest && !lambdaapi.IsVersionNumber(version) {
 		a, err := s.alias(ctx, key, p.AccountID, ref.Name, version)
@@ -317,6 +318,31 @@ func (s *Server) function(ctx context.Context, p auth.Principal, ref lambdaapi.F
 	return t, nil
 }
 
+// qualifiedARN is lambdaapi.QualifiedARN in this region, made with one
+// allocation.
+func (s *Server) qualifiedARN(account, name, qualifier string) string {
+	if qualifier == "" {
+		return "arn:" + lambdaapi.Partition + ":lambda:" + s.cfg.Region + ":" + account + ":function:" + name
+	}
+	return "arn:" + lambdaapi.Partition + ":lambda:" + s.cfg.Region + ":" + account + ":function:" + name + ":" + qualifier
+}
+
+// parseFunctionRef is lambdaapi.ParseFunctionRef, without its regular
+// expressions for the common case of a plain function name.
+func parseFunctionRef(s string) (lambdaapi.FunctionRef, error) {
+	if len(s) == 0 || len(s) > 64 || s == "arn" { // "arn" alone is a malformed ARN
+		return lambdaapi.ParseFunctionRef(s)
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_':
+		default:
+			return lambdaapi.ParseFunctionRef(s)
+		}
+	}
+	return lambdaapi.FunctionRef{Name: s}, nil
+}
+
 // alias reads an alias, from the cache if it can.
 func (s *Server) alias(ctx context.Context, key, account, function, name string) (*store.Alias, error) {
 	var a *store.Alias
@@ -346,36 +372,81 @@ func (s *Server) pick(a *store.Alias) string {
 	return a.FunctionVersion
 }
 
+// Response headers in canonical form, set without Header.Set's
+// canonicalization; their values are shared and never modified.
+const hdrRequestID = "X-Amzn-Requestid" // X-Amzn-RequestId
+
+var (
+	contentTypeJSON = []string{"application/json"}
+	versionLatest   = []string{lambdaapi.VersionLatest}
+)
+
 // ServeHTTP serves POST /2015-03-31/functions/{fn}/invocations.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	requestID := lambdaapi.NewRequestID()
-	w.Header().Set("X-Amzn-RequestId", requestID)
+	w.Header()[hdrRequestID] = []string{requestID}
 	if err := s.invoke(w, r, requestID); err != nil {
 		s.writeError(w, r, err)
 	}
 }
 
-func (s *Server) invoke(w http.ResponseWriter, r *http.Request, requestID string) error {
+// readBody reads the request's body, at most MaxRequestPayload bytes: one
+// allocation of its exact size when the request says its length.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if r.ContentLength > MaxRequestPayload {
-		return tooLarge()
+		return nil, tooLarge()
+	}
+	if r.ContentLength >= 0 {
+		body := make([]byte, r.ContentLength)
+		_, err := io.ReadFull(r.Body, body)
+		if err == nil {
+			// The server's body reader knows it is at its end: this
+			// marks it so, without reading anything.
+			var one [1]byte
+			if n, e := r.Body.Read(one[:]); n > 0 || (e != nil && e != io.EOF) {
+				err = cmp.Or(e, io.ErrUnexpectedEOF)
+			}
+		}
+		if err != nil {
+			return nil, lambdaapi.Errorf(lambdaapi.InvalidRequestContent, "Could not read request body: %v", err)
+		}
+		return body, nil
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxRequestPayload))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return tooLarge()
+			return nil, tooLarge()
 		}
-		return lambdaapi.Errorf(lambdaapi.InvalidRequestContent, "Could not read request body: %v", err)
+		return nil, lambdaapi.Errorf(lambdaapi.InvalidRequestContent, "Could not read request body: %v", err)
+	}
+	return body, nil
+}
+
+// headerValue is h.Get(key) for a key already in canonical form.
+func headerValue(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+func (s *Server) invoke(w http.ResponseWriter, r *http.Request, requestID string) error {
+	body, err := readBody(w, r)
+	if err != nil {
+		return err
 	}
 	p, err := s.cfg.Auth.Verify(r.Context(), r, body, "lambda")
 	if err != nil {
 		return err
 	}
-	ref, err := lambdaapi.ParseFunctionRef(r.PathValue("fn"))
+	ref, err := parseFunctionRef(r.PathValue("fn"))
 	if err != nil {
 		return err
 	}
-	if q := r.URL.Query().Get("Qualifier"); q != "" {
+	if r.URL.RawQuery == "" {
+		// No Qualifier: nothing to parse.
+	} else if q := r.URL.Query().Get("Qualifier"); q != "" {
 		if err := lambdaapi.CheckQualifier(q); err != nil {
 			return err
 		}
@@ -385,7 +456,7 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request, requestID string
 		}
 		ref.Qualifier = q
 	}
-	invType := r.Header.Get("X-Amz-Invocation-Type")
+	invType := headerValue(r.Header, "X-Amz-Invocation-Type")
 	switch invType {
 	case "", "RequestResponse", "DryRun":
 	case "Event":
@@ -401,12 +472,12 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request, requestID string
 		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
 			"1 validation error detected: Value '%s' at 'invocationType' failed to satisfy constraint: Member must satisfy enum value set: [Event, RequestResponse, DryRun]", invType)
 	}
-	logType := r.Header.Get("X-Amz-Log-Type")
+	logType := headerValue(r.Header, "X-Amz-Log-Type")
 	if logType != "" && logType != "None" && logType != "Tail" {
 		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
 			"1 validation error detected: Value '%s' at 'logType' failed to satisfy constraint: Member must satisfy enum value set: [Tail, None]", logType)
 	}
-	clientContext, err := decodeClientContext(r.Header.Get("X-Amz-Client-Context"))
+	clientContext, err := decodeClientContext(headerValue(r.Header, "X-Amz-Client-Context"))
 	if err != nil {
 		return err
 	}
@@ -435,7 +506,7 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request, requestID string
 	}
 	req := &invoke.Request{
 		RequestID: requestID, Payload: body, ClientContext: clientContext,
-		TraceID: r.Header.Get("X-Amzn-Trace-Id"), Version: fn.VersionName(), InvokedFunctionARN: t.invokedARN,
+		TraceID: headerValue(r.Header, "X-Amzn-Trace-Id"), Version: fn.VersionName(), InvokedFunctionARN: t.invokedARN,
 	}
 	res, err := s.execute(r.Context(), p.AccountID, fn, req)
 	if err != nil {
@@ -533,8 +604,12 @@ func (s *Server) run(ctx context.Context, fn *store.Function, req *invoke.Reques
 
 func (s *Server) writeResult(w http.ResponseWriter, logType, version string, res *invoke.Result) error {
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("X-Amz-Executed-Version", version)
+	h["Content-Type"] = contentTypeJSON
+	if version == lambdaapi.VersionLatest {
+		h["X-Amz-Executed-Version"] = versionLatest
+	} else {
+		h["X-Amz-Executed-Version"] = []string{version}
+	}
 	if res.FunctionError != "" {
 		h.Set("X-Amz-Function-Error", res.FunctionError)
 	}
