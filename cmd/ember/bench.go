@@ -37,12 +37,23 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	n := fs.Int("n", 2000, "invocations per warm measurement")
 	colds := fs.Int("cold", 30, "cold starts to measure")
 	asJSON := fs.Bool("json", false, "print JSON")
+	fleetN := fs.Int("sandboxes", 1000, "idle sandboxes to create at once and measure")
+	events := fs.Int("events", 5000, "asynchronous (Event) invokes to send")
+	eventConc := fs.Int("event-concurrency", 32, "connections sending the asynchronous invokes")
 	quick := fs.Bool("quick", false, "a short run that checks the benchmark works (CI's smoke test), not for figures")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *quick {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		*n, *colds = 100, 3
+		if !set["sandboxes"] {
+			*fleetN = 20
+		}
+		if !set["events"] {
+			*events = 200
+		}
 	}
 	dir, err := os.MkdirTemp("", "ember-bench-")
 	if err != nil {
@@ -66,8 +77,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	go echo.Serve(ln)
 	defer echo.Close()
 
+	began := time.Now()
+	progress := func(what string) { fmt.Fprintf(stderr, "ember bench: %6.1fs %s\n", time.Since(began).Seconds(), what) }
+
 	// The official Runtime Interface Emulator running the same function:
 	// one invoke at a time, no isolation.
+	progress("the Runtime Interface Emulator")
 	rieRows, err := benchRIE(ctx, dir, zipBytes, *n, *colds)
 	if err != nil {
 		fmt.Fprintf(stderr, "ember bench: the Runtime Interface Emulator was not measured: %v\n", err)
@@ -77,9 +92,16 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	sctx, stop := context.WithCancel(ctx)
 	addr := make(chan string, 1)
 	done := make(chan error, 1)
+	// Placement reserves each sandbox's whole memory size on the worker,
+	// so n idle 128 MB sandboxes need n*128 MB of capacity (the default,
+	// 3/4 of this host's memory, holds fewer); they use a few MB each.
+	// Provisioned concurrency must leave 100 of the account's
+	// concurrency unreserved.
+	workerMB := max(workerMemory(0), (*fleetN+200)*128)
 	go func() {
 		done <- serve(sctx, serveConfig{Listen: "127.0.0.1:0", DataDir: filepath.Join(dir, "data"), Region: "us-east-1",
-			ControlRate: 1e6, ControlBurst: 1e6, Ready: func(a string) { addr <- a }}, io.Discard)
+			ControlRate: 1e6, ControlBurst: 1e6, WorkerMemoryMB: workerMB, AccountConcurrency: max(1000, *fleetN+100),
+			Ready: func(a string) { addr <- a }}, io.Discard)
 	}()
 	var url string
 	select {
@@ -89,7 +111,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		stop()
 		return err
 	}
-	defer func() { stop(); <-done }()
+	defer func() { stop(); <-done; progress("Ember stopped") }()
 	id, secret, err := auth.ReadCredentials(filepath.Join(dir, "data", "credentials"), "default")
 	if err != nil {
 		return err
@@ -115,6 +137,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			"Code": map[string]any{"ZipFile": zipBytes}})
 		return c.post(url[len("http://"):], "/2015-03-31/functions", body, true)
 	}
+	progress("Ember cold invokes")
 	// Cold: a new function each time, so each invoke makes a sandbox.
 	var cold []time.Duration
 	coldStart := time.Now()
@@ -159,6 +182,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		add("Ember cold invoke, "+rt.runtime+" hello", 1, lat, time.Since(t0))
 	}
+	progress("Ember warm invokes")
 	if err := create("warm"); err != nil {
 		return err
 	}
@@ -171,14 +195,35 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		add("Ember warm invoke", conc, lat, wall)
 	}
+	progress(fmt.Sprintf("%d sandboxes at once", *fleetN))
+	// Many sandboxes at once, then idle: creation rate and memory.
+	fleetRow, fleet, err := benchFleet(c, url[len("http://"):], zipBytes, *fleetN)
+	if err != nil {
+		return fmt.Errorf("sandbox fleet: %w", err)
+	}
+	rows = append(rows, fleetRow)
+	progress(fmt.Sprintf("%d asynchronous invokes", *events))
+	eventRows, async, err := benchEvents(c, url[len("http://"):], zipBytes, *events, *eventConc)
+	if err != nil {
+		return fmt.Errorf("async invokes: %w", err)
+	}
+	rows = append(rows, eventRows...)
+	progress("done")
 	if *asJSON {
-		return json.NewEncoder(stdout).Encode(map[string]any{"cpus": runtime.NumCPU(), "rows": rows})
+		return json.NewEncoder(stdout).Encode(map[string]any{"cpus": runtime.NumCPU(), "rows": rows, "idle_sandboxes": fleet, "async": async})
 	}
 	floor := rows[0].P50
 	fmt.Fprintf(stdout, "%-62s %5s %9s %9s %9s %10s %8s\n", "measurement", "conc", "p50", "p90", "p99", "req/s", "p50/floor")
 	for _, r := range rows {
+		if r.P50 == 0 { // a throughput only
+			fmt.Fprintf(stdout, "%-62s %5d %9s %9s %9s %10.0f %9s\n", r.Name, r.Concurrency, "-", "-", "-", r.PerSecond, "-")
+			continue
+		}
 		fmt.Fprintf(stdout, "%-62s %5d %9s %9s %9s %10.0f %8.1fx\n", r.Name, r.Concurrency, us(r.P50), us(r.P90), us(r.P99), r.PerSecond, float64(r.P50)/float64(floor))
 	}
+	printFleet(stdout, fleet)
+	fmt.Fprintf(stdout, "\nasync: %d events sent (%d measured in %.2f s, %.0f accepted/s); all run %.2f s after the first (%.0f/s), %.2f s after the last 202\n",
+		async.Events, *events, async.AcceptSeconds, async.AcceptedPerSecond, async.ProcessedSeconds, async.ProcessedPerSecond, async.DrainSeconds)
 	return nil
 }
 
@@ -198,9 +243,15 @@ func summarize(name string, conc int, lat []time.Duration, wall time.Duration) b
 		PerSecond: float64(len(lat)) / wall.Seconds()}
 }
 
-// measure runs f n times over conc goroutines (after a short warm-up).
+// measure runs f n times over conc goroutines (after a short warm-up of
+// conc*4 calls).
 func measure(n, conc int, f func() error) ([]time.Duration, time.Duration, error) {
-	for i := 0; i < conc*4; i++ {
+	return measureWarm(n, conc, conc*4, f)
+}
+
+// measureWarm runs f warm times, then n times over conc goroutines.
+func measureWarm(n, conc, warm int, f func() error) ([]time.Duration, time.Duration, error) {
+	for i := 0; i < warm; i++ {
 		if err := f(); err != nil {
 			return nil, 0, err
 		}
@@ -242,27 +293,37 @@ type benchClient struct {
 }
 
 func (c *benchClient) post(host, path string, body []byte, sign bool) error {
-	req, err := http.NewRequest("POST", "http://"+host+path, bytes.NewReader(body))
+	_, err := c.do("POST", host, path, body, sign, nil)
+	return err
+}
+
+// do sends one request (SigV4-signed if sign) and returns the body of a
+// 2xx answer without a function error; anything else is an error.
+func (c *benchClient) do(method, host, path string, body []byte, sign bool, header map[string]string) ([]byte, error) {
+	req, err := http.NewRequest(method, "http://"+host+path, bytes.NewReader(body))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
 	if sign {
 		sum := sha256.Sum256(body)
 		if err := c.signer.SignHTTP(context.Background(), c.creds, req, hex.EncodeToString(sum[:]), "lambda", "us-east-1", time.Now()); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode >= 300 || resp.Header.Get("X-Amz-Function-Error") != "" {
-		return fmt.Errorf("%s: %s %s", path, resp.Status, b)
+		return nil, fmt.Errorf("%s %s: %s %s", method, path, resp.Status, b)
 	}
-	return nil
+	return b, nil
 }
 
 // rieModule is the official AWS Lambda Runtime Interface Emulator, built
@@ -400,4 +461,110 @@ func buildProbeZip(dir string) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// asyncResult is what benchEvents measures besides its rows.
+type asyncResult struct {
+	Events int // sent (the warm-up included)
+	// AcceptSeconds is the time to send the measured events (202 each);
+	// AcceptedPerSecond the measured events over it.
+	AcceptSeconds     float64
+	AcceptedPerSecond float64
+	// ProcessedSeconds is from the first event sent to the last one run;
+	// ProcessedPerSecond is Events over it. DrainSeconds is from the last
+	// 202 to the last event run: the backlog the pollers had left.
+	ProcessedSeconds   float64
+	ProcessedPerSecond float64
+	DrainSeconds       float64
+}
+
+// benchEvents measures asynchronous invokes of the probe echo: n signed
+// Event invokes over conc connections (after a warm-up of conc), each
+// answered 202 once the event is stored durably (JetStream acknowledges
+// the write, synced to disk, before the Front End answers), then the time
+// until Ember's pollers have run every one of them (the function's
+// successful invocations in ember_invocations_total on /metrics).
+func benchEvents(c *benchClient, host string, zipBytes []byte, n, conc int) ([]benchRow, asyncResult, error) {
+	var res asyncResult
+	const name = "events"
+	// A timeout of 30 s, not 3: a sandbox with 128 MB's CPU share can be
+	// starved that long on a loaded 2-core machine (the CI smoke run).
+	body, _ := json.Marshal(map[string]any{"FunctionName": name, "Runtime": "provided.al2023", "MemorySize": 128, "Timeout": 30,
+		"Code": map[string]any{"ZipFile": zipBytes}})
+	if err := c.post(host, "/2015-03-31/functions", body, true); err != nil {
+		return nil, res, err
+	}
+	payload := []byte(`{"hello":"world"}`)
+	event := map[string]string{"X-Amz-Invocation-Type": "Event"}
+	path := "/2015-03-31/functions/" + name + "/invocations"
+	accept := func() error {
+		_, err := c.do("POST", host, path, payload, true, event)
+		return err
+	}
+	warm := conc
+	res.Events = n + warm
+	start := time.Now()
+	lat, wall, err := measureWarm(n, conc, warm, accept)
+	if err != nil {
+		return nil, res, err
+	}
+	accepted := time.Now()
+	deadline := accepted.Add(3 * time.Minute)
+	for {
+		ok, other, err := invocationsOf(c, host, name)
+		if err != nil {
+			return nil, res, err
+		}
+		if len(other) > 0 {
+			return nil, res, fmt.Errorf("events ended other than in success: %s", strings.Join(other, "; "))
+		}
+		if ok >= float64(res.Events) {
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, res, fmt.Errorf("%v of %d events run after %v", ok, res.Events, time.Since(start))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	done := time.Now()
+	res.AcceptSeconds = wall.Seconds()
+	res.AcceptedPerSecond = float64(n) / wall.Seconds()
+	res.ProcessedSeconds = done.Sub(start).Seconds()
+	res.ProcessedPerSecond = float64(res.Events) / res.ProcessedSeconds
+	res.DrainSeconds = done.Sub(accepted).Seconds()
+	return []benchRow{
+		summarize("Ember async accept (Event invoke, durable, to 202)", conc, lat, wall),
+		// A throughput only: each event's time to run is not measured.
+		{Name: "Ember async processed (echo, first accept to last run)", Concurrency: conc, PerSecond: res.ProcessedPerSecond},
+	}, res, nil
+}
+
+// invocationsOf reads ember_invocations_total of one function from
+// /metrics (open to loopback clients): the successful ones, and the
+// lines of the other outcomes.
+func invocationsOf(c *benchClient, host, function string) (success float64, other []string, err error) {
+	resp, err := c.http.Get("http://" + host + "/metrics")
+	if err != nil {
+		return 0, nil, err
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return 0, nil, fmt.Errorf("GET /metrics: %s %v", resp.Status, err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, "ember_invocations_total{") || !strings.Contains(line, `function="`+function+`"`) {
+			continue
+		}
+		var v float64
+		if _, err := fmt.Sscanf(line[strings.LastIndexByte(line, ' ')+1:], "%g", &v); err != nil {
+			return 0, nil, fmt.Errorf("/metrics: %q: %v", line, err)
+		}
+		if strings.Contains(line, `outcome="success"`) {
+			success += v
+		} else if v > 0 {
+			other = append(other, line)
+		}
+	}
+	return success, other, nil
 }

@@ -8,16 +8,23 @@ import (
 )
 
 // TestBenchQuick runs `ember bench --quick`: it checks that the benchmark
-// works end to end (every row measured, no errors), not its figures.
+// works end to end (every row measured, no errors) and leaves no process
+// behind (processes, cgroups, goroutines, files, mounts), not its figures.
 func TestBenchQuick(t *testing.T) {
+	leaks := takeBaseline()
 	var out, errOut bytes.Buffer
 	if err := run(context.Background(), []string{"bench", "--quick"}, &out, &errOut); err != nil {
 		t.Fatalf("bench --quick: %v\n%s", err, errOut.String())
 	}
+	t.Logf("%s\n%s", errOut.String(), out.String())
 	for _, row := range []string{"loopback HTTP echo (floor)", "Ember cold invoke (new sandbox", "Ember warm invoke",
-		"Ember cold invoke, python3.11 hello", "Ember cold invoke, nodejs20.x hello"} {
+		"Ember cold invoke, python3.11 hello", "Ember cold invoke, nodejs20.x hello",
+		"Ember sandbox creation, 20 at once", "20 idle warm sandboxes", "Ember's own memory per sandbox",
+		"function processes:", "Ember async accept (Event invoke, durable, to 202)", "Ember async processed",
+		"async: 232 events sent"} {
 		if !strings.Contains(out.String(), row) {
 			t.Fatalf("no %q row in:\n%s", row, out.String())
 		}
 	}
+	leaks.check(t, t.TempDir())
 }

@@ -1,0 +1,267 @@
+package main
+
+// The sandbox fleet of `ember bench`: many sandboxes created at once, then
+// idle, and what they cost the host.
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"time"
+)
+
+// fleetResult is what benchFleet measures: n sandboxes of one function
+// version created at once, then idle and warm (their runtimes waiting on
+// /next), and Ember's memory for them.
+type fleetResult struct {
+	Sandboxes int
+	// CreateSeconds is from the PutProvisionedConcurrencyConfig request
+	// to the last sandbox ready; CreatedPerSecond is Sandboxes over it.
+	CreateSeconds    float64
+	CreatedPerSecond float64
+	// Growth of Ember's process (this one: Ember in-process, the bench's
+	// client idle meanwhile) with the n idle sandboxes, after a GC:
+	// resident memory, live Go heap plus goroutine stacks, goroutines,
+	// OS threads and open files.
+	EmberRSSBytes, EmberHeapBytes           int64
+	EmberRSSPerSandbox, EmberHeapPerSandbox int64
+	GoroutinesPerSandbox, ThreadsPerSandbox float64
+	FDsPerSandbox                           float64
+	// The sandboxes' own processes, in total: resident memory (shared
+	// pages counted in each) and proportional set size (shared pages
+	// divided among the processes sharing them).
+	FunctionRSSBytes, FunctionPSSBytes int64
+	// HostUsedPerSandbox is the growth of the host's used memory
+	// (MemTotal - MemAvailable) over n: Ember, the functions and the
+	// kernel's share (namespaces, cgroups, page tables) together; noisy on
+	// a shared machine.
+	HostUsedPerSandbox int64
+	// DestroySeconds is from the DeleteProvisionedConcurrencyConfig
+	// request until every one of the sandboxes' processes has gone.
+	DestroySeconds float64
+}
+
+// benchFleet creates n sandboxes at once through provisioned concurrency
+// (one published version of the probe, 128 MB), times each one's
+// readiness from the request, measures the memory of n idle warm
+// sandboxes, then removes them and waits until their processes are gone.
+func benchFleet(c *benchClient, host string, zipBytes []byte, n int) (benchRow, fleetResult, error) {
+	res := fleetResult{Sandboxes: n}
+	const name = "fleet"
+	body, _ := json.Marshal(map[string]any{"FunctionName": name, "Runtime": "provided.al2023", "MemorySize": 128,
+		"Code": map[string]any{"ZipFile": zipBytes}})
+	if err := c.post(host, "/2015-03-31/functions", body, true); err != nil {
+		return benchRow{}, res, err
+	}
+	if err := c.post(host, "/2015-03-31/functions/"+name+"/versions", []byte(`{}`), true); err != nil {
+		return benchRow{}, res, err
+	}
+	const pc = "/2019-09-30/functions/" + name + "/provisioned-concurrency?Qualifier=1"
+	settle(c) // the warm runs' connections closed, before measuring memory
+	before := takeMemSnapshot()
+	body, _ = json.Marshal(map[string]int{"ProvisionedConcurrentExecutions": n})
+	start := time.Now()
+	if _, err := c.do("PUT", host, pc, body, true, nil); err != nil {
+		return benchRow{}, res, err
+	}
+	// Poll the configuration as a user would: each sandbox's readiness
+	// is when the allocated count first covers it (5 ms resolution).
+	ready := make([]time.Duration, 0, n)
+	deadline := start.Add(4 * time.Minute)
+	var reason string
+	for len(ready) < n {
+		b, err := c.do("GET", host, pc, nil, true, nil)
+		if err != nil {
+			return benchRow{}, res, err
+		}
+		var st struct {
+			AllocatedProvisionedConcurrentExecutions int
+			Status, StatusReason                     string
+		}
+		if err := json.Unmarshal(b, &st); err != nil {
+			return benchRow{}, res, err
+		}
+		now := time.Since(start)
+		for len(ready) < min(st.AllocatedProvisionedConcurrentExecutions, n) {
+			ready = append(ready, now)
+		}
+		if st.StatusReason != "" {
+			reason = st.StatusReason // Ember retries; say why if it never gets there
+		}
+		if len(ready) == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			return benchRow{}, res, fmt.Errorf("%d of %d provisioned sandboxes ready after %v (last failure: %q)", len(ready), n, time.Since(start), reason)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	total := ready[n-1]
+	res.CreateSeconds = total.Seconds()
+	res.CreatedPerSecond = float64(n) / total.Seconds()
+	row := summarize(fmt.Sprintf("Ember sandbox creation, %d at once (to k-th ready)", n), n, slices.Clone(ready), total)
+
+	settle(c)
+	after := takeMemSnapshot()
+	res.EmberRSSBytes = after.rss - before.rss
+	res.EmberHeapBytes = after.heap - before.heap
+	res.EmberRSSPerSandbox = res.EmberRSSBytes / int64(n)
+	res.EmberHeapPerSandbox = res.EmberHeapBytes / int64(n)
+	res.GoroutinesPerSandbox = float64(after.goroutines-before.goroutines) / float64(n)
+	res.ThreadsPerSandbox = float64(after.threads-before.threads) / float64(n)
+	res.FDsPerSandbox = float64(after.fds-before.fds) / float64(n)
+	res.HostUsedPerSandbox = (after.hostUsed - before.hostUsed) / int64(n)
+	fleet := 0
+	for pid := range after.children {
+		if before.children[pid] {
+			continue
+		}
+		fleet++
+		rss, pss := processMemory(pid)
+		res.FunctionRSSBytes += rss
+		res.FunctionPSSBytes += pss
+	}
+	if fleet != n {
+		return row, res, fmt.Errorf("%d new sandbox processes for %d provisioned sandboxes", fleet, n)
+	}
+
+	// Remove them; wait until their processes are gone.
+	t := time.Now()
+	if _, err := c.do("DELETE", host, pc, nil, true, nil); err != nil {
+		return row, res, err
+	}
+	for {
+		left := 0
+		for pid := range after.children {
+			if !before.children[pid] && processAlive(pid) {
+				left++
+			}
+		}
+		if left == 0 {
+			break
+		}
+		if time.Since(t) > 2*time.Minute {
+			return row, res, fmt.Errorf("%d of %d sandboxes still running 2 minutes after their removal", left, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	res.DestroySeconds = time.Since(t).Seconds()
+	return row, res, nil
+}
+
+// settle closes the client's idle connections and waits (up to 2 s) until
+// the server's goroutines for them have ended: the goroutine count holds
+// for 100 ms.
+func settle(c *benchClient) {
+	c.http.CloseIdleConnections()
+	last, stable := runtime.NumGoroutine(), 0
+	for i := 0; i < 100 && stable < 5; i++ {
+		time.Sleep(20 * time.Millisecond)
+		if g := runtime.NumGoroutine(); g == last {
+			stable++
+		} else {
+			last, stable = g, 0
+		}
+	}
+}
+
+// memSnapshot is this process's memory, after a full GC, and its children.
+type memSnapshot struct {
+	rss, heap                int64
+	goroutines, threads, fds int
+	hostUsed                 int64
+	children                 map[int]bool
+}
+
+func takeMemSnapshot() memSnapshot {
+	// sync.Pools keep their objects through one GC (the victim cache):
+	// two GCs empty them, then the freed heap is handed back.
+	runtime.GC()
+	runtime.GC()
+	debug.FreeOSMemory()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	s := memSnapshot{heap: int64(ms.HeapAlloc + ms.StackInuse), goroutines: runtime.NumGoroutine(), children: map[int]bool{}}
+	if b, err := os.ReadFile("/proc/self/status"); err == nil {
+		s.rss = procField(string(b), "VmRSS:") << 10
+		s.threads = int(procField(string(b), "Threads:"))
+	}
+	if fds, err := os.ReadDir("/proc/self/fd"); err == nil {
+		s.fds = len(fds)
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		s.hostUsed = (procField(string(b), "MemTotal:") - procField(string(b), "MemAvailable:")) << 10
+	}
+	self := os.Getpid()
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		var pid int
+		if _, err := fmt.Sscanf(e.Name(), "%d", &pid); err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so parse after
+		// its closing parenthesis.
+		var state string
+		var ppid int
+		if i := bytes.LastIndexByte(b, ')'); i < 0 {
+			continue
+		} else if _, err := fmt.Sscanf(string(b[i+1:]), " %s %d", &state, &ppid); err != nil {
+			continue
+		}
+		if ppid == self {
+			s.children[pid] = true
+		}
+	}
+	return s
+}
+
+// procField is the number after key in a /proc file of "key: value" lines.
+func procField(text, key string) int64 {
+	i := strings.Index(text, key)
+	if i < 0 {
+		return 0
+	}
+	var v int64
+	fmt.Sscanf(text[i+len(key):], "%d", &v)
+	return v
+}
+
+// processMemory is a process's resident and proportional set sizes.
+func processMemory(pid int) (rss, pss int64) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return 0, 0
+	}
+	return procField(string(b), "\nRss:") << 10, procField(string(b), "\nPss:") << 10
+}
+
+// processAlive says whether pid is still a process (not yet reaped).
+func processAlive(pid int) bool {
+	_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
+	return err == nil
+}
+
+// printFleet prints the idle sandboxes' figures under the table.
+func printFleet(w io.Writer, f fleetResult) {
+	const mib = 1 << 20
+	fmt.Fprintf(w, "\n%d idle warm sandboxes (provisioned concurrency, 128 MB each):\n", f.Sandboxes)
+	fmt.Fprintf(w, "  created in %.2f s: %.0f sandboxes/s; removed in %.2f s\n", f.CreateSeconds, f.CreatedPerSecond, f.DestroySeconds)
+	fmt.Fprintf(w, "  Ember's own memory per sandbox: %.3f MiB RSS, %.3f MiB Go heap+stacks (total %.1f MiB RSS, %.1f MiB heap+stacks)\n",
+		float64(f.EmberRSSPerSandbox)/mib, float64(f.EmberHeapPerSandbox)/mib, float64(f.EmberRSSBytes)/mib, float64(f.EmberHeapBytes)/mib)
+	fmt.Fprintf(w, "  Ember per sandbox: %.1f goroutines, %.2f OS threads, %.1f open files\n", f.GoroutinesPerSandbox, f.ThreadsPerSandbox, f.FDsPerSandbox)
+	fmt.Fprintf(w, "  function processes: %.1f MiB RSS in total (%.2f MiB each), %.1f MiB PSS in total (%.2f MiB each)\n",
+		float64(f.FunctionRSSBytes)/mib, float64(f.FunctionRSSBytes)/mib/float64(f.Sandboxes),
+		float64(f.FunctionPSSBytes)/mib, float64(f.FunctionPSSBytes)/mib/float64(f.Sandboxes))
+	fmt.Fprintf(w, "  host memory in use per sandbox (everything, noisy): %.2f MiB\n", float64(f.HostUsedPerSandbox)/mib)
+}
