@@ -481,6 +481,31 @@ func TestCPUCap(t *testing.T) {
 	}
 }
 
+// TestCPUShareOfMemory: a CPU burner in a sandbox capped as the worker
+// caps it (CPUMilliForMemory: 885 MB is half a CPU) gets about that share
+// of one second, and not more, even with two threads on two CPUs.
+func TestCPUShareOfMemory(t *testing.T) {
+	for mb, want := range map[int]int{128: 72, 885: 500, 1769: 1000, 3538: 2000, 64: MinCPUMilli} {
+		if got := CPUMilliForMemory(mb); got != want {
+			t.Errorf("CPUMilliForMemory(%d) = %d, want %d", mb, got, want)
+		}
+	}
+	m := newTestManager(t)
+	var out syncBuffer
+	spec := helperSpec("cpu-share", &out, "spin:1s")
+	spec.MemoryMB = 885
+	spec.CPUMilli = CPUMilliForMemory(spec.MemoryMB)
+	spec.Env = []string{"GOMAXPROCS=2"}
+	_, o := run(t, m, spec)
+	ms, _ := strconv.Atoi(strings.Fields(line(t, o, "spin"))[0])
+	t.Logf("CPU time of a 1 s burner of 885 MB (cap %d millicpu): %d ms", spec.CPUMilli, ms)
+	// Its share is 500 ms; the cap is enforced per 100 ms period, so at
+	// most one period's quota more. Less on a loaded machine.
+	if ms > 600 || ms < 150 {
+		t.Errorf("CPU time %d ms, want about 500 ms (half of 1 s), never more than 600", ms)
+	}
+}
+
 // TestMountsArePrivate: a Mount whose source is a shared mount (as on
 // systemd hosts) reaches the sandbox as a private copy: mounts made on the
 // host afterwards do not appear inside.

@@ -219,6 +219,23 @@ const (
 	MinPidsMax  = 16
 )
 
+// MemoryPerCPU is the memory that comes with one whole CPU: Lambda gives
+// a function one vCPU per 1,769 MB, in proportion below and above.
+const MemoryPerCPU = 1769
+
+// MinCPUMilli is the floor of CPUMilliForMemory: 64 thousandths of a CPU
+// (6.4 ms every 100 ms), below which a 128 MB runtime would take over a
+// second to start; Lambda's own figure for 128 MB is 72.
+const MinCPUMilli = 64
+
+// CPUMilliForMemory returns the Lambda-like CPU cap of a sandbox of
+// memoryMB (Spec.CPUMilli): memoryMB/MemoryPerCPU of one CPU, at least
+// MinCPUMilli (128 MB: 72, 1,769 MB: 1,000, 10,240 MB: 5,788; the host's
+// CPUs bound it anyway).
+func CPUMilliForMemory(memoryMB int) int {
+	return max(MinCPUMilli, memoryMB*1000/MemoryPerCPU)
+}
+
 // Config configures a Manager.
 type Config struct {
 	// CgroupParent is the name of the group created under the cgroup this
@@ -278,9 +295,10 @@ type Spec struct {
 	CPUWeight int
 	// CPUMilli, if not 0, caps the sandbox's CPU time at this many
 	// thousandths of one CPU (1000 = one CPU; Lambda gives one vCPU per
-	// 1,769 MB), measured over 100 ms periods: v1 cpu.cfs_quota_us, v2
-	// cpu.max. Unlike the weight, which shares CPUs under contention only,
-	// the cap holds on an idle machine too. At least 10 (1%).
+	// 1,769 MB: CPUMilliForMemory), measured over 100 ms periods: v1
+	// cpu.cfs_quota_us, v2 cpu.max. Unlike the weight, which shares CPUs
+	// under contention only, the cap holds on an idle machine too. At
+	// least 10 (1%).
 	CPUMilli int
 	// UID and GID are the unprivileged user and group the program runs as
 	// inside its user namespace (default 993 and 990; 0 means the default,

@@ -190,6 +190,7 @@ func (w *Worker) CreateSandbox(ctx context.Context, id string, fn *store.Functio
 		MemoryMB:   fn.MemorySize,
 		PidsMax:    1024,
 		CPUWeight:  max(1, fn.MemorySize*100/1769),
+		CPUMilli:   sandbox.CPUMilliForMemory(fn.MemorySize),
 		UID:        993,
 		GID:        990,
 		ListenAddr: runtimeAPIAddr,
