@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -26,6 +27,8 @@ import (
 
 	"github.com/emberfn/ember/internal/auth"
 	"github.com/emberfn/ember/internal/runtimes"
+	"github.com/emberfn/ember/internal/worker"
+	"github.com/emberfn/ember/internal/workermanager"
 )
 
 // runBench measures Ember beside a plain loopback HTTP round trip, in one
@@ -40,6 +43,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fleetN := fs.Int("sandboxes", 1000, "idle sandboxes to create at once and measure")
 	events := fs.Int("events", 5000, "asynchronous (Event) invokes to send")
 	eventConc := fs.Int("event-concurrency", 32, "connections sending the asynchronous invokes")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run (the bench's client and Ember, in this process) to this file")
 	quick := fs.Bool("quick", false, "a short run that checks the benchmark works (CI's smoke test), not for figures")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -54,6 +58,17 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if !set["events"] {
 			*events = 200
 		}
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	dir, err := os.MkdirTemp("", "ember-bench-")
 	if err != nil {
@@ -98,10 +113,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// Provisioned concurrency must leave 100 of the account's
 	// concurrency unreserved.
 	workerMB := max(workerMemory(0), (*fleetN+200)*128)
+	var manager *workermanager.Manager // set before Ready is called
 	go func() {
 		done <- serve(sctx, serveConfig{Listen: "127.0.0.1:0", DataDir: filepath.Join(dir, "data"), Region: "us-east-1",
 			ControlRate: 1e6, ControlBurst: 1e6, WorkerMemoryMB: workerMB, AccountConcurrency: max(1000, *fleetN+100),
-			Ready: func(a string) { addr <- a }}, io.Discard)
+			onDataPlane: func(m *workermanager.Manager, _ *worker.Worker) { manager = m },
+			Ready:       func(a string) { addr <- a }}, io.Discard)
 	}()
 	var url string
 	select {
@@ -197,7 +214,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	progress(fmt.Sprintf("%d sandboxes at once", *fleetN))
 	// Many sandboxes at once, then idle: creation rate and memory.
-	fleetRow, fleet, err := benchFleet(c, url[len("http://"):], zipBytes, *fleetN)
+	fleetRow, fleet, err := benchFleet(c, url[len("http://"):], zipBytes, *fleetN, manager.ProvisionedStatus)
 	if err != nil {
 		return fmt.Errorf("sandbox fleet: %w", err)
 	}

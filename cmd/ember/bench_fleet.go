@@ -14,6 +14,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -38,11 +39,23 @@ type fleetResult struct {
 	// pages counted in each) and proportional set size (shared pages
 	// divided among the processes sharing them).
 	FunctionRSSBytes, FunctionPSSBytes int64
+	// FunctionThreads is the sandboxes' threads (tasks) in total: they
+	// count against the host's pid_max.
+	FunctionThreads int
 	// HostUsedPerSandbox is the growth of the host's used memory
 	// (MemTotal - MemAvailable) over n: Ember, the functions and the
 	// kernel's share (namespaces, cgroups, page tables) together; noisy on
 	// a shared machine.
 	HostUsedPerSandbox int64
+	// CPU time per sandbox, user and system: Ember's process from the
+	// request to the last one ready (the bench's polling included), and
+	// the sandboxes' own processes over their whole life (the init's
+	// setup, the function's runtime start to its first /next, idling,
+	// being killed), counted once they are reaped. Kernel threads' work
+	// (RCU, cgroup release) is in neither. CPUBoundPerSecond is the
+	// creation rate these allow on this machine's CPUs.
+	EmberCPUPerSandboxMs, ProcessCPUPerSandboxMs float64
+	CPUBoundPerSecond                            float64
 	// DestroySeconds is from the DeleteProvisionedConcurrencyConfig
 	// request until every one of the sandboxes' processes has gone.
 	DestroySeconds float64
@@ -52,7 +65,9 @@ type fleetResult struct {
 // (one published version of the probe, 128 MB), times each one's
 // readiness from the request, measures the memory of n idle warm
 // sandboxes, then removes them and waits until their processes are gone.
-func benchFleet(c *benchClient, host string, zipBytes []byte, n int) (benchRow, fleetResult, error) {
+//
+// status is the Worker Manager's ProvisionedStatus.
+func benchFleet(c *benchClient, host string, zipBytes []byte, n int, status func(version string) (int, string)) (benchRow, fleetResult, error) {
 	res := fleetResult{Sandboxes: n}
 	const name = "fleet"
 	body, _ := json.Marshal(map[string]any{"FunctionName": name, "Runtime": "provided.al2023", "MemorySize": 128,
@@ -60,40 +75,44 @@ func benchFleet(c *benchClient, host string, zipBytes []byte, n int) (benchRow, 
 	if err := c.post(host, "/2015-03-31/functions", body, true); err != nil {
 		return benchRow{}, res, err
 	}
-	if err := c.post(host, "/2015-03-31/functions/"+name+"/versions", []byte(`{}`), true); err != nil {
+	b, err := c.do("POST", host, "/2015-03-31/functions/"+name+"/versions", []byte(`{}`), true, nil)
+	if err != nil {
 		return benchRow{}, res, err
 	}
+	var published struct{ FunctionArn string }
+	if err := json.Unmarshal(b, &published); err != nil {
+		return benchRow{}, res, err
+	}
+	// arn:aws:lambda:REGION:ACCOUNT:function:NAME:1; the version key is
+	// ACCOUNT.NAME:1.
+	arn := strings.Split(published.FunctionArn, ":")
+	if len(arn) != 8 {
+		return benchRow{}, res, fmt.Errorf("published version's ARN %q", published.FunctionArn)
+	}
+	version := arn[4] + "." + name + ":" + arn[7]
 	const pc = "/2019-09-30/functions/" + name + "/provisioned-concurrency?Qualifier=1"
 	settle(c) // the warm runs' connections closed, before measuring memory
 	before := takeMemSnapshot()
 	body, _ = json.Marshal(map[string]int{"ProvisionedConcurrentExecutions": n})
+	selfCPU, childCPU := cpuTime(syscall.RUSAGE_SELF), cpuTime(syscall.RUSAGE_CHILDREN)
 	start := time.Now()
 	if _, err := c.do("PUT", host, pc, body, true, nil); err != nil {
 		return benchRow{}, res, err
 	}
-	// Poll the configuration as a user would: each sandbox's readiness
-	// is when the allocated count first covers it (5 ms resolution).
+	// Each sandbox's readiness is when the allocated count first covers
+	// it, polled in-process every 2 ms (polling the API that often would
+	// cost Ember more CPU than the sandboxes it counts).
 	ready := make([]time.Duration, 0, n)
 	deadline := start.Add(4 * time.Minute)
 	var reason string
 	for len(ready) < n {
-		b, err := c.do("GET", host, pc, nil, true, nil)
-		if err != nil {
-			return benchRow{}, res, err
-		}
-		var st struct {
-			AllocatedProvisionedConcurrentExecutions int
-			Status, StatusReason                     string
-		}
-		if err := json.Unmarshal(b, &st); err != nil {
-			return benchRow{}, res, err
-		}
+		allocated, failure := status(version)
 		now := time.Since(start)
-		for len(ready) < min(st.AllocatedProvisionedConcurrentExecutions, n) {
+		for len(ready) < min(allocated, n) {
 			ready = append(ready, now)
 		}
-		if st.StatusReason != "" {
-			reason = st.StatusReason // Ember retries; say why if it never gets there
+		if failure != "" {
+			reason = failure // Ember retries; say why if it never gets there
 		}
 		if len(ready) == n {
 			break
@@ -101,9 +120,13 @@ func benchFleet(c *benchClient, host string, zipBytes []byte, n int) (benchRow, 
 		if time.Now().After(deadline) {
 			return benchRow{}, res, fmt.Errorf("%d of %d provisioned sandboxes ready after %v (last failure: %q)", len(ready), n, time.Since(start), reason)
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(2 * time.Millisecond)
 	}
 	total := ready[n-1]
+	if b, err := c.do("GET", host, pc, nil, true, nil); err != nil || !bytes.Contains(b, []byte(`"READY"`)) {
+		return benchRow{}, res, fmt.Errorf("all %d sandboxes allocated, but the configuration says %s %v", n, b, err)
+	}
+	res.EmberCPUPerSandboxMs = (cpuTime(syscall.RUSAGE_SELF) - selfCPU).Seconds() * 1000 / float64(n)
 	res.CreateSeconds = total.Seconds()
 	res.CreatedPerSecond = float64(n) / total.Seconds()
 	row := summarize(fmt.Sprintf("Ember sandbox creation, %d at once (to k-th ready)", n), n, slices.Clone(ready), total)
@@ -127,6 +150,9 @@ func benchFleet(c *benchClient, host string, zipBytes []byte, n int) (benchRow, 
 		rss, pss := processMemory(pid)
 		res.FunctionRSSBytes += rss
 		res.FunctionPSSBytes += pss
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
+			res.FunctionThreads += int(procField(string(b), "Threads:"))
+		}
 	}
 	if fleet != n {
 		return row, res, fmt.Errorf("%d new sandbox processes for %d provisioned sandboxes", fleet, n)
@@ -153,6 +179,8 @@ func benchFleet(c *benchClient, host string, zipBytes []byte, n int) (benchRow, 
 		time.Sleep(10 * time.Millisecond)
 	}
 	res.DestroySeconds = time.Since(t).Seconds()
+	res.ProcessCPUPerSandboxMs = (cpuTime(syscall.RUSAGE_CHILDREN) - childCPU).Seconds() * 1000 / float64(n)
+	res.CPUBoundPerSecond = float64(runtime.NumCPU()) * 1000 / (res.EmberCPUPerSandboxMs + res.ProcessCPUPerSandboxMs)
 	return row, res, nil
 }
 
@@ -170,6 +198,16 @@ func settle(c *benchClient) {
 			last, stable = g, 0
 		}
 	}
+}
+
+// cpuTime is the user and system CPU time of this process or of its
+// reaped children.
+func cpuTime(who int) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(who, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // memSnapshot is this process's memory, after a full GC, and its children.
@@ -257,11 +295,13 @@ func printFleet(w io.Writer, f fleetResult) {
 	const mib = 1 << 20
 	fmt.Fprintf(w, "\n%d idle warm sandboxes (provisioned concurrency, 128 MB each):\n", f.Sandboxes)
 	fmt.Fprintf(w, "  created in %.2f s: %.0f sandboxes/s; removed in %.2f s\n", f.CreateSeconds, f.CreatedPerSecond, f.DestroySeconds)
+	fmt.Fprintf(w, "  CPU per sandbox: Ember %.2f ms, the sandbox's processes %.2f ms: at most %.0f sandboxes/s on %d CPUs\n",
+		f.EmberCPUPerSandboxMs, f.ProcessCPUPerSandboxMs, f.CPUBoundPerSecond, runtime.NumCPU())
 	fmt.Fprintf(w, "  Ember's own memory per sandbox: %.3f MiB RSS, %.3f MiB Go heap+stacks (total %.1f MiB RSS, %.1f MiB heap+stacks)\n",
 		float64(f.EmberRSSPerSandbox)/mib, float64(f.EmberHeapPerSandbox)/mib, float64(f.EmberRSSBytes)/mib, float64(f.EmberHeapBytes)/mib)
 	fmt.Fprintf(w, "  Ember per sandbox: %.1f goroutines, %.2f OS threads, %.1f open files\n", f.GoroutinesPerSandbox, f.ThreadsPerSandbox, f.FDsPerSandbox)
-	fmt.Fprintf(w, "  function processes: %.1f MiB RSS in total (%.2f MiB each), %.1f MiB PSS in total (%.2f MiB each)\n",
+	fmt.Fprintf(w, "  function processes: %.1f MiB RSS in total (%.2f MiB each), %.1f MiB PSS in total (%.2f MiB each), %d threads\n",
 		float64(f.FunctionRSSBytes)/mib, float64(f.FunctionRSSBytes)/mib/float64(f.Sandboxes),
-		float64(f.FunctionPSSBytes)/mib, float64(f.FunctionPSSBytes)/mib/float64(f.Sandboxes))
+		float64(f.FunctionPSSBytes)/mib, float64(f.FunctionPSSBytes)/mib/float64(f.Sandboxes), f.FunctionThreads)
 	fmt.Fprintf(w, "  host memory in use per sandbox (everything, noisy): %.2f MiB\n", float64(f.HostUsedPerSandbox)/mib)
 }
