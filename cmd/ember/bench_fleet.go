@@ -62,19 +62,13 @@ type fleetResult struct {
 }
 
 // benchFleet creates n sandboxes at once through provisioned concurrency
-// (one published version of the probe, 128 MB), times each one's
+// (a published version of the function name, the probe with 128 MB), times each one's
 // readiness from the request, measures the memory of n idle warm
 // sandboxes, then removes them and waits until their processes are gone.
 //
 // status is the Worker Manager's ProvisionedStatus.
-func benchFleet(c *benchClient, host string, zipBytes []byte, n int, status func(version string) (int, string)) (benchRow, fleetResult, error) {
+func benchFleet(c *benchClient, host, name string, n int, status func(version string) (int, string)) (benchRow, fleetResult, error) {
 	res := fleetResult{Sandboxes: n}
-	const name = "fleet"
-	body, _ := json.Marshal(map[string]any{"FunctionName": name, "Runtime": "provided.al2023", "MemorySize": 128,
-		"Code": map[string]any{"ZipFile": zipBytes}})
-	if err := c.post(host, "/2015-03-31/functions", body, true); err != nil {
-		return benchRow{}, res, err
-	}
 	b, err := c.do("POST", host, "/2015-03-31/functions/"+name+"/versions", []byte(`{}`), true, nil)
 	if err != nil {
 		return benchRow{}, res, err
@@ -90,10 +84,10 @@ func benchFleet(c *benchClient, host string, zipBytes []byte, n int, status func
 		return benchRow{}, res, fmt.Errorf("published version's ARN %q", published.FunctionArn)
 	}
 	version := arn[4] + "." + name + ":" + arn[7]
-	const pc = "/2019-09-30/functions/" + name + "/provisioned-concurrency?Qualifier=1"
+	pc := "/2019-09-30/functions/" + name + "/provisioned-concurrency?Qualifier=1"
 	settle(c) // the warm runs' connections closed, before measuring memory
 	before := takeMemSnapshot()
-	body, _ = json.Marshal(map[string]int{"ProvisionedConcurrentExecutions": n})
+	body, _ := json.Marshal(map[string]int{"ProvisionedConcurrentExecutions": n})
 	selfCPU, childCPU := cpuTime(syscall.RUSAGE_SELF), cpuTime(syscall.RUSAGE_CHILDREN)
 	start := time.Now()
 	if _, err := c.do("PUT", host, pc, body, true, nil); err != nil {
