@@ -224,11 +224,25 @@ func (q *Queue) publish(ctx context.Context, ev *event, msgID string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := q.js.Publish(ctx, subjectPrefix+ev.Account+"."+ev.Function, b, jetstream.WithMsgID(msgID)); err != nil {
-		return fmt.Errorf("async: storing event %s: %w", ev.RequestID, err)
+	// A publish that timed out may have been stored: publishing again with
+	// the same message id is deduplicated by the server, so it is tried
+	// again before the caller gives up (which, for a retry or an outcome,
+	// would run the function again).
+	for try := 1; ; try++ {
+		_, err = q.js.Publish(ctx, subjectPrefix+ev.Account+"."+ev.Function, b, jetstream.WithMsgID(msgID))
+		if err == nil {
+			return nil
+		}
+		if try == publishTries || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrTimeout) {
+			return fmt.Errorf("async: storing event %s: %w", ev.RequestID, err)
+		}
+		q.log.Warn("storing an event timed out; trying again", "request_id", ev.RequestID, "try", try)
 	}
-	return nil
 }
+
+// publishTries bounds the stores of one message that time out (each
+// waits for the JetStream API timeout, 5 s).
+const publishTries = 3
 
 func validToken(s string) bool {
 	if s == "" {
@@ -250,7 +264,7 @@ func (q *Queue) Run(ctx context.Context, inv Invoker) error {
 		Durable:       consumerName,
 		Description:   "Ember's asynchronous invocation pollers",
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       ackWait,
+		AckWait:       q.ackWait(),
 		MaxDeliver:    -1,
 		MaxAckPending: 100000,
 		FilterSubject: subjectPrefix + ">",
@@ -308,6 +322,13 @@ func (q *Queue) Run(ctx context.Context, inv Invoker) error {
 	return nil
 }
 
+// ackWait is how long a delivery stays ours without an ack or a sign of
+// progress: after a crash, the events in flight are redelivered that much
+// later. Scaled for tests (TimeScale below 1), but never below 10 s.
+func (q *Queue) ackWait() time.Duration {
+	return max(min(q.scaled(ackWait), ackWait), 10*time.Second)
+}
+
 // scaled applies the time scale.
 func (q *Queue) scaled(d time.Duration) time.Duration {
 	return time.Duration(float64(d) * q.cfg.TimeScale)
@@ -345,7 +366,7 @@ func (q *Queue) handle(ctx context.Context, inv Invoker, msg jetstream.Msg) {
 	stop := make(chan struct{})
 	defer close(stop)
 	go func() {
-		t := time.NewTicker(ackWait / 3)
+		t := time.NewTicker(q.ackWait() / 3)
 		defer t.Stop()
 		for {
 			select {
