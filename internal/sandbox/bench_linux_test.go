@@ -18,8 +18,13 @@ import (
 //
 //	go test -run '^$' -bench CreateToReady -benchtime 200x ./internal/sandbox/
 func BenchmarkCreateToReady(b *testing.B) {
+	b.Run("pool=0", func(b *testing.B) { benchCreateToReady(b, 0) })
+	b.Run("pool=2", func(b *testing.B) { benchCreateToReady(b, 2) })
+}
+
+func benchCreateToReady(b *testing.B, pool int) {
 	requireRoot(b)
-	m, err := NewManager(Config{CgroupParent: fmt.Sprintf("ember-bench-%d", testSeq.Add(1))})
+	m, err := NewManager(Config{CgroupParent: fmt.Sprintf("ember-bench-%d", testSeq.Add(1)), InitPool: pool})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -65,6 +70,8 @@ func BenchmarkCreateToReady(b *testing.B) {
 		}
 		b.ReportMetric(pct(d, 50), "ms-"+name)
 	}
+	step("take", func(t startTrace) time.Duration { return t.take })
+	step("send", func(t startTrace) time.Duration { return t.send })
 	step("cgroup", func(t startTrace) time.Duration { return t.ids + t.cgroup })
 	step("clone", func(t startTrace) time.Duration { return t.clone })
 	step("attach", func(t startTrace) time.Duration { return t.attach })

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -57,6 +58,9 @@ type cgroup interface {
 	stats() (oomKilled bool, peak int64)
 	// dirs lists the group's directories (one per hierarchy).
 	dirs() []string
+	// setLimits sets the group's limits (create sets them unless they are
+	// zero: a group of the init pool, limited when it is taken).
+	setLimits(lim limits) error
 }
 
 // v1Controllers are the cgroup v1 controllers a sandbox is limited by.
@@ -407,37 +411,86 @@ func (d *v1Driver) create(id string, lim limits) (cgroup, error) {
 		}
 		made = append(made, g.dirs_[c])
 	}
-	mem := func(f string) string { return filepath.Join(g.dirs_["memory"], f) }
+	if lim != (limits{}) {
+		if err := g.setLimits(lim); err != nil {
+			return fail(err)
+		}
+	}
+	return g, nil
+}
+
+func (g *v1Group) setLimits(lim limits) error {
+	g.mu.Lock()
+	dirs := g.dirs_
+	g.mu.Unlock()
+	mem := func(f string) string { return filepath.Join(dirs["memory"], f) }
 	v := strconv.FormatInt(lim.memoryBytes, 10)
 	if err := writeFile(mem("memory.limit_in_bytes"), v); err != nil {
-		return fail(err)
+		return err
 	}
 	// memsw (memory+swap) equal to the memory limit means no swap. Without
 	// swap accounting the file is missing; swappiness 0 is the fallback.
 	if _, err := os.Stat(mem("memory.memsw.limit_in_bytes")); err == nil {
 		if err := writeFile(mem("memory.memsw.limit_in_bytes"), v); err != nil {
-			return fail(err)
+			return err
 		}
 	} else if err := writeFile(mem("memory.swappiness"), "0"); err != nil {
-		return fail(err)
+		return err
 	}
-	if err := writeFile(filepath.Join(g.dirs_["pids"], "pids.max"), strconv.Itoa(lim.pidsMax)); err != nil {
-		return fail(err)
+	if err := writeFile(filepath.Join(dirs["pids"], "pids.max"), strconv.Itoa(lim.pidsMax)); err != nil {
+		return err
 	}
 	shares := max(2, lim.cpuWeight*1024/100)
-	if err := writeFile(filepath.Join(g.dirs_["cpu"], "cpu.shares"), strconv.Itoa(shares)); err != nil {
-		return fail(err)
+	if err := writeFile(filepath.Join(dirs["cpu"], "cpu.shares"), strconv.Itoa(shares)); err != nil {
+		return err
 	}
 	if lim.cpuMilli > 0 {
-		if err := writeFile(filepath.Join(g.dirs_["cpu"], "cpu.cfs_period_us"), strconv.Itoa(cpuPeriodUs)); err != nil {
-			return fail(err)
+		if err := writeFile(filepath.Join(dirs["cpu"], "cpu.cfs_period_us"), strconv.Itoa(cpuPeriodUs)); err != nil {
+			return err
 		}
 		quota := strconv.Itoa(lim.cpuMilli * cpuPeriodUs / 1000)
-		if err := writeFile(filepath.Join(g.dirs_["cpu"], "cpu.cfs_quota_us"), quota); err != nil {
-			return fail(err)
+		if err := writeFile(filepath.Join(dirs["cpu"], "cpu.cfs_quota_us"), quota); err != nil {
+			return err
 		}
 	}
-	return g, nil
+	return nil
+}
+
+// rename renames the group's directories (a group of the init pool
+// becomes a sandbox's): v1 allows renaming a group within its parent, and
+// its processes stay in it.
+func (g *v1Group) rename(id string) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	next := map[string]string{}
+	var done [][2]string
+	for _, c := range v1Controllers {
+		next[c] = filepath.Join(filepath.Dir(g.dirs_[c]), id)
+		if contains(done2(done), g.dirs_[c]) {
+			continue // co-mounted controllers share a directory
+		}
+		if err := unix.Rename(g.dirs_[c], next[c]); err != nil {
+			for _, d := range done {
+				unix.Rename(d[1], d[0])
+			}
+			if err == unix.EEXIST || err == unix.ENOTEMPTY {
+				return fmt.Errorf("%w: cgroup %s", ErrExists, next[c])
+			}
+			return fmt.Errorf("sandbox: rename cgroup %s: %w", g.dirs_[c], err)
+		}
+		done = append(done, [2]string{g.dirs_[c], next[c]})
+	}
+	g.dirs_ = next
+	g.rel = "/" + filepath.Base(filepath.Dir(next["memory"])) + "/" + id
+	return nil
+}
+
+func done2(pairs [][2]string) []string {
+	var out []string
+	for _, p := range pairs {
+		out = append(out, p[0])
+	}
+	return out
 }
 
 func (d *v1Driver) removeParent(ctx context.Context) error {
@@ -452,8 +505,16 @@ func (d *v1Driver) removeParent(ctx context.Context) error {
 
 // v1Group is a sandbox's group in each v1 hierarchy.
 type v1Group struct {
+	mu    sync.Mutex        // guards dirs_ and rel (rename)
 	dirs_ map[string]string // controller -> directory
 	rel   string            // "/<parent>/<id>", the suffix of its path in /proc/<pid>/cgroup
+}
+
+// paths returns the group's directories by controller and its rel.
+func (g *v1Group) paths() (map[string]string, string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.dirs_, g.rel
 }
 
 func (g *v1Group) cloneFD() int  { return -1 }
@@ -470,8 +531,9 @@ func (g *v1Group) attach(pid int) error {
 
 func (g *v1Group) kill() error {
 	var errs []error
+	_, rel := g.paths()
 	for _, d := range g.dirs() {
-		if err := killProcs(d, g.rel); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := killProcs(d, rel); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		}
 	}
@@ -492,7 +554,8 @@ func (g *v1Group) empty() (bool, error) {
 }
 
 func (g *v1Group) stats() (bool, int64) {
-	mem := g.dirs_["memory"]
+	dirs, _ := g.paths()
+	mem := dirs["memory"]
 	peak, _ := readInt(filepath.Join(mem, "memory.max_usage_in_bytes"))
 	if n, ok := readKeyed(filepath.Join(mem, "memory.oom_control"), "oom_kill"); ok {
 		return n > 0, peak
@@ -503,10 +566,11 @@ func (g *v1Group) stats() (bool, int64) {
 }
 
 func (g *v1Group) dirs() []string {
+	dirs, _ := g.paths()
 	var out []string
 	for _, c := range v1Controllers {
-		if !contains(out, g.dirs_[c]) {
-			out = append(out, g.dirs_[c])
+		if !contains(out, dirs[c]) {
+			out = append(out, dirs[c])
 		}
 	}
 	return out

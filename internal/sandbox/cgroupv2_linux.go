@@ -131,7 +131,7 @@ func enable(dir string, controllers []string) error {
 func (d *v2Driver) version() int { return 2 }
 
 func (d *v2Driver) create(id string, lim limits) (cgroup, error) {
-	g := &v2Group{dir: filepath.Join(d.parent, id), fd: -1}
+	g := &v2Group{dir: filepath.Join(d.parent, id), fd: -1, controllers: d.controllers}
 	g.rel = "/" + filepath.Base(d.parent) + "/" + id
 	if err := os.Mkdir(g.dir, 0o755); err != nil {
 		if errors.Is(err, os.ErrExist) {
@@ -144,28 +144,8 @@ func (d *v2Driver) create(id string, lim limits) (cgroup, error) {
 		unix.Rmdir(g.dir)
 		return nil, fmt.Errorf("sandbox: cgroup %s: %w", id, err)
 	}
-	type setting struct{ controller, file, value string }
-	settings := []setting{
-		{"memory", "memory.max", strconv.FormatInt(lim.memoryBytes, 10)},
-		{"memory", "memory.swap.max", "0"}, // absent without swap accounting
-		{"memory", "memory.oom.group", "1"},
-		{"pids", "pids.max", strconv.Itoa(lim.pidsMax)},
-		{"cpu", "cpu.weight", strconv.Itoa(lim.cpuWeight)},
-	}
-	if lim.cpuMilli > 0 {
-		settings = append(settings, setting{"cpu", "cpu.max", fmt.Sprintf("%d %d", lim.cpuMilli*cpuPeriodUs/1000, cpuPeriodUs)})
-	}
-	for _, s := range settings {
-		if !contains(d.controllers, s.controller) {
-			continue
-		}
-		f := filepath.Join(g.dir, s.file)
-		if s.file == "memory.swap.max" {
-			if _, err := os.Stat(f); err != nil {
-				continue
-			}
-		}
-		if err := writeFile(f, s.value); err != nil {
+	if lim != (limits{}) {
+		if err := g.setLimits(lim); err != nil {
 			return fail(err)
 		}
 	}
@@ -204,9 +184,10 @@ func (d *v2Driver) removeParent(ctx context.Context) error {
 
 // v2Group is a sandbox's leaf group.
 type v2Group struct {
-	dir string
-	rel string // "/<parent>/<id>", the suffix of its path in /proc/<pid>/cgroup
-	fd  int    // directory fd for CLONE_INTO_CGROUP, -1 once closed
+	controllers []string // those delegated to it
+	dir         string
+	rel         string // "/<parent>/<id>", the suffix of its path in /proc/<pid>/cgroup
+	fd          int    // directory fd for CLONE_INTO_CGROUP, -1 once closed
 }
 
 func (g *v2Group) cloneFD() int { return g.fd }
@@ -254,3 +235,32 @@ func (g *v2Group) stats() (bool, int64) {
 }
 
 func (g *v2Group) dirs() []string { return []string{g.dir} }
+
+func (g *v2Group) setLimits(lim limits) error {
+	type setting struct{ controller, file, value string }
+	settings := []setting{
+		{"memory", "memory.max", strconv.FormatInt(lim.memoryBytes, 10)},
+		{"memory", "memory.swap.max", "0"}, // absent without swap accounting
+		{"memory", "memory.oom.group", "1"},
+		{"pids", "pids.max", strconv.Itoa(lim.pidsMax)},
+		{"cpu", "cpu.weight", strconv.Itoa(lim.cpuWeight)},
+	}
+	if lim.cpuMilli > 0 {
+		settings = append(settings, setting{"cpu", "cpu.max", fmt.Sprintf("%d %d", lim.cpuMilli*cpuPeriodUs/1000, cpuPeriodUs)})
+	}
+	for _, s := range settings {
+		if !contains(g.controllers, s.controller) {
+			continue
+		}
+		f := filepath.Join(g.dir, s.file)
+		if s.file == "memory.swap.max" {
+			if _, err := os.Stat(f); err != nil {
+				continue
+			}
+		}
+		if err := writeFile(f, s.value); err != nil {
+			return err
+		}
+	}
+	return nil
+}

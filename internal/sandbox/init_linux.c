@@ -49,8 +49,11 @@
 
 const char *ember_init_arg0(void) { return EMBER_INIT_ARG0; }
 
-// File descriptors, as fdSync, fdErr, fdParent, fdMounts in init_linux.go.
-enum { FD_SYNC = 3, FD_ERR = 4, FD_PARENT = 5, FD_MOUNTS = 6 };
+// File descriptors, as fdSync, fdErr and fdParent in init_linux.go. Unlike
+// the Go init's, FD_SYNC is a unix socket: the C init may be started
+// before its sandbox is known (the init pool, initpool_linux.go), so its
+// stdout, stderr and mount trees come with the config (SCM_RIGHTS).
+enum { FD_SYNC = 3, FD_ERR = 4, FD_PARENT = 5 };
 
 #define GO_BYTE 'G'          // goByte
 #define MAX_CONFIG (16 << 20) // maxConfig
@@ -122,6 +125,7 @@ struct config {
 	char **seccomp;
 	uint32_t *seccomp_len;
 	uint32_t ntargets, nseccomp;
+	int *tree_fds; // the i-th target's detached mount tree
 };
 
 struct cursor {
@@ -169,9 +173,46 @@ static char **get_list(struct cursor *c, uint32_t *count, uint32_t **lens) {
 	return l;
 }
 
+// MAX_FDS bounds the descriptors sent with the config: stdout, stderr and
+// one mount tree per Spec.Mount.
+#define MAX_FDS 250
+
+// recv_header reads the config's 4-byte length and the descriptors sent
+// with it (SCM_RIGHTS, received close-on-exec), returning their count.
+static int recv_header(uint32_t *size, int *fds) {
+	union {
+		char buf[CMSG_SPACE(MAX_FDS * sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = {.iov_base = size, .iov_len = 4};
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
+	ssize_t n;
+	do
+		n = recvmsg(FD_SYNC, &msg, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		fail(errno, "read config");
+	if (n == 0)
+		fail(0, "read config: unexpected EOF");
+	if (msg.msg_flags & MSG_CTRUNC)
+		fail(0, "read config: too many descriptors");
+	int nfds = 0;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		int k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		memcpy(fds + nfds, CMSG_DATA(c), k * sizeof(int));
+		nfds += k;
+	}
+	if (n < 4)
+		read_full(FD_SYNC, (char *)size + n, 4 - n, "read config");
+	return nfds;
+}
+
 static void read_config(struct config *cfg) {
 	uint32_t size;
-	read_full(FD_SYNC, &size, 4, "read config");
+	int fds[MAX_FDS];
+	int nfds = recv_header(&size, fds);
 	if (size > MAX_CONFIG)
 		fail(0, "read config: config of %u bytes", size);
 	char *buf = malloc(size + 1);
@@ -195,6 +236,18 @@ static void read_config(struct config *cfg) {
 	cfg->seccomp = get_list(&c, &cfg->nseccomp, &cfg->seccomp_len);
 	if (c.p != c.end)
 		fail(0, "read config: malformed");
+	// stdout, stderr, then the mount trees.
+	if ((uint32_t)nfds != 2 + cfg->ntargets)
+		fail(0, "read config: %d descriptors for %u mounts", nfds, cfg->ntargets);
+	for (int i = 0; i < 2; i++) {
+		if (dup2(fds[i], 1 + i) < 0)
+			fail(errno, "%s", i == 0 ? "stdout" : "stderr");
+		close(fds[i]);
+	}
+	cfg->tree_fds = calloc(cfg->ntargets + 1, sizeof(int));
+	if (!cfg->tree_fds)
+		fail(ENOMEM, "read config");
+	memcpy(cfg->tree_fds, fds + 2, cfg->ntargets * sizeof(int));
 }
 
 // join writes a/b into out (PATH_MAX bytes) or fails.
@@ -355,7 +408,7 @@ static void setup_root(struct config *c) {
 	// The Mounts arrive as detached trees that the parent cloned, with
 	// their attributes set.
 	for (uint32_t i = 0; i < c->ntargets; i++) {
-		int fd = FD_MOUNTS + i;
+		int fd = c->tree_fds[i];
 		struct stat st;
 		if (fstat(fd, &st) != 0)
 			fail(errno, "mount %s", c->targets[i]);
@@ -479,8 +532,6 @@ static void run_init(void) {
 	struct config c;
 	memset(&c, 0, sizeof c);
 	read_config(&c);
-	for (uint32_t i = 0; i < c.ntargets; i++)
-		fcntl(FD_MOUNTS + i, F_SETFD, FD_CLOEXEC);
 	// The parent attaches this process to its cgroups and opens its
 	// listener meanwhile. Unlike the Go init this one runs as host root
 	// (in new PID, mount, network, IPC and UTS namespaces) until it

@@ -39,6 +39,25 @@ func TestGoInit(t *testing.T) {
 	}
 }
 
+// TestNoInitPool runs isolation and start tests with the C init started
+// by Start itself (no Config.InitPool; as on cgroup v2).
+func TestNoInitPool(t *testing.T) {
+	testInitPool = 0
+	defer func() { testInitPool = 2 }()
+	for _, tc := range []struct {
+		name string
+		f    func(*testing.T)
+	}{
+		{"Isolation", TestIsolation},
+		{"UserNamespaceAndCapabilities", TestUserNamespaceAndCapabilities},
+		{"SetupErrors", TestSetupErrors},
+		{"StartCancelled", TestStartCancelled},
+		{"DestroyLeavesNothing", TestDestroyLeavesNothing},
+	} {
+		t.Run(tc.name, tc.f)
+	}
+}
+
 // TestConfigEncoding: the init's config survives the round trip, and
 // damaged ones are refused.
 func TestConfigEncoding(t *testing.T) {

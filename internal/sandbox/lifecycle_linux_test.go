@@ -141,10 +141,19 @@ func TestParentDeath(t *testing.T) {
 		if err := unix.Rmdir(d); err != nil {
 			t.Errorf("rmdir %s: %v", d, err)
 		}
-		if err := unix.Rmdir(filepath.Dir(d)); err != nil && err != unix.ENOENT {
-			t.Errorf("rmdir %s: %v", filepath.Dir(d), err)
-		}
 	}
+	// The parent's init pool (its inits died with it too: their groups
+	// are empty) and the parent groups.
+	waitFor(t, 10*time.Second, "the parent's groups to empty", func() bool {
+		for _, d := range dirs {
+			if err := removeTree(filepath.Dir(d), time.Now().Add(time.Second)); err != nil && err.Error() == "it holds processes" {
+				return false
+			} else if err != nil {
+				t.Fatalf("remove %s: %v", filepath.Dir(d), err)
+			}
+		}
+		return true
+	})
 }
 
 // alive reports whether pid exists and is not a zombie.

@@ -40,6 +40,7 @@ type Manager struct {
 	// initArg0 is InitArg0; the tests set goInitArg0 to exercise the
 	// Go init where the C one would run.
 	initArg0 string
+	pool     initPool // C init on cgroup v1: inits started ahead
 
 	starting sync.WaitGroup // Starts in progress; Shutdown waits for them
 	mu       sync.Mutex     // guards the fields below
@@ -96,6 +97,10 @@ func NewManager(cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	m := newManager(cfg, cg, ids, filters)
+	if cInit && cg.version() == 1 && cfg.InitPool > 0 {
+		m.pool.size = cfg.InitPool
+		m.refill() // the init pool (initpool_linux.go)
+	}
 	m.log.Info("sandbox id map", "uid_start", cfg.IDMap.UIDStart, "gid_start", cfg.IDMap.GIDStart,
 		"ranges", cfg.IDMap.Count/IDRangeSize, "from", source)
 	return m, nil
@@ -173,6 +178,10 @@ func (m *Manager) start(ctx context.Context, spec *Spec) (_ *Sandbox, err error)
 	if spec.ListenAddrEnv != "" {
 		spec.Env = setEnv(spec.Env, spec.ListenAddrEnv, spec.ListenAddr)
 	}
+	if cInit && m.initArg0 == InitArg0 {
+		return m.startC(ctx, spec)
+	}
+	// The Go init (built without cgo, or goInitArg0 in the tests).
 	tr := startTrace{t0: time.Now()}
 	ids, err := m.ids.get()
 	if err != nil {
@@ -261,13 +270,6 @@ func (m *Manager) start(ctx context.Context, spec *Spec) (_ *Sandbox, err error)
 			Pdeathsig: syscall.SIGKILL,
 		},
 	}
-	// The C init makes its user namespace itself (see userNSByInit).
-	userNSByInit := cInit && m.initArg0 == InitArg0
-	if userNSByInit {
-		a := cmd.SysProcAttr
-		a.Cloneflags &^= syscall.CLONE_NEWUSER
-		a.UidMappings, a.GidMappings, a.GidMappingsEnableSetgroups, a.Credential = nil, nil, false, nil
-	}
 	if fd := cg.cloneFD(); fd >= 0 {
 		cmd.SysProcAttr.UseCgroupFD = true
 		cmd.SysProcAttr.CgroupFD = fd
@@ -321,12 +323,6 @@ func (m *Manager) start(ctx context.Context, spec *Spec) (_ *Sandbox, err error)
 		}
 	}
 	tr.mark(&tr.listen)
-	if userNSByInit {
-		if err := m.mapIDs(ctx, spec.ID, s.pid, ids, errR); err != nil {
-			return nil, err
-		}
-	}
-	tr.mark(&tr.userns)
 	if _, err := syncW.Write([]byte{goByte}); err != nil {
 		return nil, m.setupError(spec.ID, errR, fmt.Errorf("sandbox: send go: %w", ctxErr(ctx, err)))
 	}
@@ -358,6 +354,7 @@ func (m *Manager) start(ctx context.Context, spec *Spec) (_ *Sandbox, err error)
 type startTrace struct {
 	t0, last                                         time.Time
 	ids, cgroup, clone, attach, listen, userns, exec time.Duration
+	take, send                                       time.Duration // C init: take (or start) one, send its config
 }
 
 func (t *startTrace) mark(d *time.Duration) {
@@ -472,6 +469,9 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 	m.closed = true
 	m.mu.Unlock()
 	m.starting.Wait() // Starts end within their own ctx
+	if m.cg != nil {
+		m.drainPool()
+	}
 	m.mu.Lock()
 	var all []*Sandbox
 	for _, s := range m.live {
@@ -520,6 +520,9 @@ type Sandbox struct {
 
 	destroyMu sync.Mutex // serialises Destroy
 	destroyed bool
+
+	outMu    sync.Mutex // guards outputs_
+	outputs_ []output   // C init: pipes fed to non-file Stdout/Stderr
 
 	statsMu sync.Mutex // guards the stats below
 	final   bool       // set by reap: the stats below are final
@@ -582,6 +585,7 @@ func (s *Sandbox) stats() (bool, int64) {
 // exit makes the kernel kill the rest of the sandbox first.
 func (s *Sandbox) reap() {
 	err := s.cmd.Wait()
+	s.waitOutputs()
 	if pg, ok := s.cg.(*processGroup); ok {
 		pg.exited(s.cmd.ProcessState)
 	}

@@ -118,6 +118,8 @@ func (g *processGroup) closeCloneFD()        {}
 func (g *processGroup) attach(pid int) error { return nil }
 func (g *processGroup) dirs() []string       { return nil }
 
+func (g *processGroup) setLimits(limits) error { return nil }
+
 func (g *processGroup) kill() error {
 	if err := unix.Kill(-g.pgid, unix.SIGKILL); err != nil && err != unix.ESRCH {
 		return err

@@ -5,7 +5,8 @@
 // # Isolation
 //
 // Each sandbox gets its own user, PID, mount, network, IPC, UTS and cgroup
-// namespaces. Its user namespace maps root inside to the first id of a
+// namespaces (see "The init re-exec" for which user namespace owns
+// which). Its user namespace maps root inside to the first id of a
 // range of IDRangeSize host uids and gids that belongs to this sandbox
 // alone (see IDMap), so no two sandboxes, and no sandbox and the host,
 // share a uid, and uid 0 inside is an unprivileged uid outside. The
@@ -68,19 +69,41 @@
 // # The init re-exec
 //
 // Start re-executes the current binary (/proc/self/exe) with argv[0] set to
-// InitArg0. This package's init function recognises that argv[0], performs
-// the in-sandbox setup (mounts, pivot_root, hostname, credentials,
-// capabilities, seccomp last) and then execs the Spec's program; it never returns to the importing program's
-// main. Any binary that imports this package therefore works as its own
-// sandbox init, including `go test` binaries, with no extra wiring. Package
-// init functions of the binary that run before this package's (its
-// dependencies, and unrelated packages ordered earlier) still run in the
-// re-exec, so they must be cheap and free of side effects. If the init
-// itself crashes (say, the Go runtime cannot start a thread) Start cannot
-// tell that from an exec'd program exiting at once: the runtime's message
-// is on Stderr and Done closes with exit status 2. The binary is executed
-// as the sandbox's root, an unprivileged host uid: it must be executable
-// by others (mode o+x); its directory need not be reachable.
+// InitArg0 as the sandbox's init, which performs the in-sandbox setup
+// (mounts, pivot_root, hostname, credentials, capabilities, seccomp last)
+// and then execs the Spec's program; it never returns to the importing
+// program's main. Any binary that imports this package therefore works as
+// its own sandbox init, including `go test` binaries, with no extra
+// wiring. The parent computes the whole plan (childConfig: the program,
+// the mount targets, the host directories, devices and /proc paths, the
+// compiled seccomp programs) and sends it over a socket.
+//
+// Built with cgo (the default where a C compiler is found), the init is C
+// (init_linux.c): a constructor that runs before the Go runtime and any
+// package init of the binary, and does nothing in any process whose
+// argv[0] is not InitArg0. It is cloned by host root, without a user
+// namespace (so that the clone is a vfork: a plain fork of a big Go
+// process copies its page tables, 15-70 ms for the ember server), into
+// new PID, mount, network, IPC and UTS namespaces, sets the root up as
+// host root, then makes its user namespace, which the parent maps,
+// drops to the Spec's uid and execs. Those five namespaces thus belong
+// to the host's user namespace: the sandbox's root has no capability
+// over them. On cgroup v1 a few such inits are started ahead, already in
+// groups of their own (initpool_linux.go): moving a process into a v1
+// group waits for an RCU grace period, 5-15 ms on a loaded host.
+//
+// Built without cgo, the init is this package's Go init function, run
+// after the package inits of the binary that come before it (in the
+// ember binary about 13 ms: the AWS SDK's tables and others), which must
+// therefore be cheap and free of side effects; it is cloned straight into
+// all its namespaces, the user namespace included. Both inits take the
+// same steps in the same order (TestGoInit runs the isolation tests with
+// the Go one). If an init crashes (say, the Go runtime cannot start a
+// thread) Start cannot tell that from an exec'd program exiting at once:
+// the message is on Stderr and Done closes with exit status 2. The Go init
+// is executed as the sandbox's root, an unprivileged host uid: the binary
+// must be executable by others (mode o+x); its directory need not be
+// reachable.
 //
 // # cgroups
 //
@@ -88,7 +111,9 @@
 // /proc/self/cgroup): <own>/<Config.CgroupParent>/<Spec.ID>. On cgroup v1
 // (detected when /sys/fs/cgroup is not a cgroup2 file system) that is done
 // in each of the memory, pids and cpu hierarchies, and the init is moved
-// into its groups before it may proceed. On v2 the init is cloned straight
+// into its groups before it may proceed (with the C init: ahead of time,
+// in a group named _pool-<n> that Start renames to the Spec's ID and then
+// limits; such groups also lie under the parent). On v2 the init is cloned straight
 // into its group (CLONE_INTO_CGROUP); because of the "no internal
 // processes" rule the parent group holds no processes, and if <own> can
 // only delegate the controllers once this process has left it, this
@@ -247,6 +272,14 @@ type Config struct {
 	Logger *slog.Logger
 	// Backend is BackendNative (default) or BackendProcess.
 	Backend Backend
+	// InitPool is the number of sandbox inits a Manager keeps started
+	// ahead on cgroup v1 hosts (with the C init, that is built with cgo):
+	// moving a process into v1 groups waits for an RCU grace period,
+	// 5-15 ms on a loaded host, which a pooled init has done before its
+	// Start. Pooled inits are host-root processes blocked reading their
+	// config, each in a group _pool-<n> under the parent group (and so
+	// among its processes). 0, the default, keeps none.
+	InitPool int
 	// IDMap is the host id space of the sandboxes' user namespaces.
 	// Zero: the entries of user "ember" in /etc/subuid and /etc/subgid if
 	// both exist, else DefaultIDMapStart and DefaultIDMapCount.

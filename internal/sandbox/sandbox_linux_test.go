@@ -28,7 +28,7 @@ func newTestManager(t *testing.T) *Manager {
 	t.Helper()
 	requireRoot(t)
 	name := fmt.Sprintf("ember-test-%d-%d", os.Getpid(), testSeq.Add(1))
-	m, err := NewManager(Config{CgroupParent: name})
+	m, err := NewManager(Config{CgroupParent: name, InitPool: testInitPool})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,9 +37,24 @@ func newTestManager(t *testing.T) *Manager {
 	return m
 }
 
+// settle waits until m's init pool (initpool_linux.go) is full or no
+// longer refilled, so that counts of fds and goroutines are stable.
+func settle(t *testing.T, m *Manager) {
+	t.Helper()
+	waitFor(t, 10*time.Second, "the init pool", func() bool {
+		m.pool.mu.Lock()
+		defer m.pool.mu.Unlock()
+		return !m.pool.refilling
+	})
+}
+
 // testInitArg0 is the init newTestManager's Managers use: InitArg0 (the C
 // init when cgo is on), or goInitArg0 in TestGoInit.
 var testInitArg0 = InitArg0
+
+// testInitPool is newTestManager's Config.InitPool: 2, or 0 in
+// TestNoInitPool.
+var testInitPool = 2
 
 func shutdownAndCheck(t *testing.T, m *Manager) {
 	t.Helper()
@@ -293,7 +308,9 @@ func TestMemoryLimit(t *testing.T) {
 	if !s.OOMKilled() {
 		t.Error("OOMKilled false")
 	}
-	if peak := s.MaxMemoryBytes(); peak < 24<<20 || peak > 32<<20 {
+	// v1 may charge a page or so past the limit to a task being killed
+	// (seen in 3 runs of 10 before the init pool too).
+	if peak := s.MaxMemoryBytes(); peak < 24<<20 || peak > 32<<20+64<<10 {
 		t.Errorf("MaxMemoryBytes %d, want near the 32 MB limit", peak)
 	}
 	t.Logf("OOM peak %d bytes", s.MaxMemoryBytes())
@@ -415,6 +432,7 @@ func TestDestroyLeavesNothing(t *testing.T) {
 	// A first sandbox warms up lazily created runtime state (netpoller).
 	var warm syncBuffer
 	run(t, m, helperSpec("warm", &warm, "hello"))
+	settle(t, m)
 	goroutines, fds := runtime.NumGoroutine(), countFDs(t)
 
 	var out syncBuffer
@@ -433,6 +451,7 @@ func TestDestroyLeavesNothing(t *testing.T) {
 		t.Logf("note: a live sandbox holds %d goroutines and %d fds more", runtime.NumGoroutine()-goroutines, countFDs(t)-fds)
 	}
 	checkDestroyLeavesNothing(t, s)
+	settle(t, m)
 	waitFor(t, 10*time.Second, fmt.Sprintf("goroutines back to %d", goroutines), func() bool {
 		return runtime.NumGoroutine() <= goroutines
 	})
@@ -600,6 +619,7 @@ func TestStartLatency(t *testing.T) {
 // nothing behind.
 func TestStartCancelled(t *testing.T) {
 	m := newTestManager(t)
+	settle(t, m)
 	fds := countFDs(t)
 	failed := 0
 	for i := range 24 {
@@ -627,6 +647,7 @@ func TestStartCancelled(t *testing.T) {
 		}
 	}
 	t.Logf("%d of 24 Starts timed out", failed)
+	settle(t, m)
 	if n := countFDs(t); n != fds {
 		t.Errorf("fds: %d after, %d before", n, fds)
 	}
