@@ -152,6 +152,15 @@ func TestAsyncThousandEventsEndInOneOutcome(t *testing.T) {
 	}
 	okARN := createRecorder(t, c, "on-success")
 	failARN := createRecorder(t, c, "on-failure")
+	// The recorders need few sandboxes (the machine has 2 cores; throttled
+	// records wait in the queue and come again).
+	for _, f := range []string{"on-success", "on-failure"} {
+		if _, err := c.PutFunctionConcurrency(ctx, &lambda.PutFunctionConcurrencyInput{
+			FunctionName: aws.String(f), ReservedConcurrentExecutions: aws.Int32(8),
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	const retries = 2
 	putConfig(t, c, &lambda.PutFunctionEventInvokeConfigInput{
 		FunctionName:         aws.String("flaky"),
