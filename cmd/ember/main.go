@@ -5,6 +5,7 @@
 //	ember account create NAME [--endpoint URL] [--credentials FILE] [--profile P] [--write FILE]
 //	ember bench [--n N] [--cold N] [--json]
 //	ember deploy|invoke|logs|ls|rm ...
+//	ember queue create|ls|rm|read ...
 //	ember version
 package main
 
@@ -45,6 +46,7 @@ Use it (endpoint: --endpoint or EMBER_ENDPOINT; keys: the AWS chain, else DATA_D
   ember logs NAME [-f] [--since 1h]       print (and follow) the function's log
   ember ls                                list functions
   ember rm NAME...                        delete functions
+  ember queue create|ls|rm|read NAME      Ember queues: async destinations, dead-letter queues
   (each takes --json for scripts)
 
 Administer it:
@@ -78,6 +80,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runLs(ctx, args[1:], stdout, stderr)
 	case "rm":
 		return runRm(ctx, args[1:], stdout, stderr)
+	case "queue":
+		return runQueue(ctx, args[1:], stdout, stderr)
 	case "bench":
 		return runBench(ctx, args[1:], stdout, stderr)
 	case "version", "--version":

@@ -448,13 +448,15 @@ func serve(ctx context.Context, cfg serveConfig, stdout io.Writer) (err error) {
 	mux.Handle("/", control)
 	// --- Asynchronous invocations (internal/async, issue 7): the durable
 	// event queue takes Event invokes from the Front End, its pollers run
-	// them through the Front End, and the event-invoke-config API is
-	// mounted. Kept in one block; bg owns the pollers.
-	asyncQueue, err = async.Open(ctx, nc, async.Config{Region: cfg.Region, Logger: log, TimeScale: async.TimeScaleFromEnv()})
+	// them through the Front End, and the event-invoke-config API and the
+	// queue API (/ember/v1/queues) are mounted. Kept in one block; bg owns
+	// the pollers.
+	asyncQueue, err = async.Open(ctx, nc, async.Config{Region: cfg.Region, Logger: log, TimeScale: async.TimeScaleFromEnv(), Functions: st})
 	if err != nil {
 		return err
 	}
 	front.SetEventQueue(asyncQueue)
+	control.SetDeadLetterTargets(asyncQueue) // DeadLetterConfig names Ember queues
 	bg.Add(2)
 	go func() {
 		defer bg.Done()

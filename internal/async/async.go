@@ -1,12 +1,15 @@
 // Package async runs Lambda's asynchronous invocations: a durable event
 // queue (the JetStream stream EMBER_ASYNC, work-queue retention), pollers
 // that invoke queued events through the Front End, Lambda's retries, maximum
-// event age and destinations, and the event-invoke-config API.
+// event age and destinations, the event-invoke-config API, and Ember queues
+// (queues.go): durable named queues that are destinations and dead-letter
+// queues, read through Ember's own API and `ember queue read`.
 //
 // An event is acked only once its outcome is recorded: success (or its
-// OnSuccess destination event stored), a retry stored as a new message, or
-// its OnFailure destination event stored, or a drop by policy. A crash at
-// any moment leads to redelivery, never to loss; duplicates are possible
+// OnSuccess destination event or queue message stored), a retry stored as a
+// new message, or its OnFailure destination event or queue message stored,
+// or its dead-letter message stored, or a drop by policy. A crash at any
+// moment leads to redelivery, never to loss; duplicates are possible
 // (at-least-once, as in Lambda).
 package async
 
@@ -73,6 +76,9 @@ type Config struct {
 	// event age (default 1; tests use a small factor). See TimeScaleFromEnv.
 	TimeScale float64
 	Region    string // default us-east-1
+	// Functions, if set, is where the pollers find a function version's
+	// dead-letter queue (DeadLetterConfig); without it there is none.
+	Functions Functions
 	Logger    *slog.Logger
 	Now       func() time.Time
 }
@@ -90,23 +96,33 @@ func TimeScaleFromEnv() float64 {
 // Stats counts what the pollers did since the start of this process.
 type Stats struct {
 	Accepted, Invocations, Succeeded, FunctionErrors, Retries, Throttled uint64
-	// ToDestination: outcome records stored for a destination function.
-	ToDestination uint64
-	// Dropped: expired or exhausted events without OnFailure; Gone: events
-	// of functions deleted meanwhile; Malformed: undecodable messages.
+	// ToDestination: outcome records stored for a destination function;
+	// ToQueue: outcome records stored in a destination queue;
+	// DeadLettered: failed events stored in their dead-letter queue.
+	ToDestination, ToQueue, DeadLettered uint64
+	// Dropped: expired or exhausted events without OnFailure (or dead-letter
+	// queue), and records whose destination queue is gone; Gone: events of
+	// functions deleted meanwhile; Malformed: undecodable messages.
 	Dropped, Gone, Malformed uint64
+	// DestinationFailures: records (and dead-letter messages) dropped
+	// because their queue no longer exists (also counted in Dropped), as
+	// Lambda's DestinationDeliveryFailures.
+	DestinationFailures uint64
 }
 
 // Queue is the asynchronous event queue and its pollers.
 type Queue struct {
 	cfg    Config
 	log    *slog.Logger
+	nc     *nats.Conn
 	js     jetstream.JetStream
 	stream jetstream.Stream
 	kv     jetstream.KeyValue
+	queues jetstream.KeyValue // the registry of Ember queues (queues.go)
 
 	accepted, invocations, succeeded, functionErrors, retries, throttled atomic.Uint64
 	toDestination, dropped, gone, malformed                              atomic.Uint64
+	toQueue, deadLettered, destinationFailures                           atomic.Uint64
 }
 
 // event is one queued asynchronous invocation. A retry after a function
@@ -179,7 +195,19 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("async: bucket %s: %w", bucketConfig, err)
 	}
-	return &Queue{cfg: cfg, log: cfg.Logger.With("component", "async"), js: js, stream: st, kv: kv}, nil
+	queues, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      queueBucket,
+		Description: "Ember queues by account.name: the stream that holds each",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("async: bucket %s: %w", queueBucket, err)
+	}
+	q := &Queue{cfg: cfg, log: cfg.Logger.With("component", "async"), nc: nc, js: js, stream: st, kv: kv, queues: queues}
+	q.removeOrphanQueueStreams(ctx)
+	return q, nil
 }
 
 // Stats returns the counters.
@@ -187,7 +215,9 @@ func (q *Queue) Stats() Stats {
 	return Stats{
 		Accepted: q.accepted.Load(), Invocations: q.invocations.Load(), Succeeded: q.succeeded.Load(),
 		FunctionErrors: q.functionErrors.Load(), Retries: q.retries.Load(), Throttled: q.throttled.Load(),
-		ToDestination: q.toDestination.Load(), Dropped: q.dropped.Load(), Gone: q.gone.Load(), Malformed: q.malformed.Load(),
+		ToDestination: q.toDestination.Load(), ToQueue: q.toQueue.Load(), DeadLettered: q.deadLettered.Load(),
+		Dropped: q.dropped.Load(), Gone: q.gone.Load(), Malformed: q.malformed.Load(),
+		DestinationFailures: q.destinationFailures.Load(),
 	}
 }
 
@@ -358,7 +388,7 @@ func (q *Queue) handle(ctx context.Context, inv Invoker, msg jetstream.Msg) {
 	}
 	maxAge := q.scaled(time.Duration(cfg.maxAge) * time.Second)
 	if now.Sub(ev.Accepted) > maxAge {
-		q.finish(ctx, msg, &ev, cfg, conditionEventAgeExceeded, log)
+		q.finish(ctx, msg, &ev, cfg, conditionEventAgeExceeded, nil, log)
 		return
 	}
 
@@ -405,7 +435,7 @@ func (q *Queue) handle(ctx context.Context, inv Invoker, msg jetstream.Msg) {
 		d := throttleBackoffMin << min(n-1, 16)
 		d = q.scaled(min(d, throttleBackoffMax))
 		if now := q.cfg.Now(); now.Add(d).Sub(ev.Accepted) > maxAge {
-			q.finish(ctx, msg, &ev, cfg, conditionEventAgeExceeded, log)
+			q.finish(ctx, msg, &ev, cfg, conditionEventAgeExceeded, le, log)
 			return
 		}
 		retryLater(d)
@@ -415,12 +445,12 @@ func (q *Queue) handle(ctx context.Context, inv Invoker, msg jetstream.Msg) {
 	ev.Last = &response{ExecutedVersion: version, FunctionError: res.FunctionError, Payload: asJSON(res.Payload)}
 	if res.FunctionError == "" {
 		q.succeeded.Add(1)
-		q.finish(ctx, msg, &ev, cfg, conditionSuccess, log)
+		q.finish(ctx, msg, &ev, cfg, conditionSuccess, nil, log)
 		return
 	}
 	q.functionErrors.Add(1)
 	if ev.Attempts > cfg.retries {
-		q.finish(ctx, msg, &ev, cfg, conditionRetriesExhausted, log)
+		q.finish(ctx, msg, &ev, cfg, conditionRetriesExhausted, nil, log)
 		return
 	}
 	// Retry after about 1 min, then 2 min: a new message (so the attempt
@@ -481,15 +511,20 @@ type responseContext struct {
 	FunctionError   string `json:"functionError,omitempty"`
 }
 
-// finish records an event's outcome (a destination event, or a drop by
-// policy) and then acks it.
-func (q *Queue) finish(ctx context.Context, msg jetstream.Msg, ev *event, cfg effective, condition string, log *slog.Logger) {
+// finish records an event's outcome (a destination event or queue
+// message, a dead-letter message, or a drop by policy) and then acks it.
+// cause is the error of the last attempt that did not reach the function
+// (a throttle or platform error), if that is why the event expired.
+func (q *Queue) finish(ctx context.Context, msg jetstream.Msg, ev *event, cfg effective, condition string, cause *lambdaapi.Error, log *slog.Logger) {
 	dest := cfg.onFailure
 	if condition == conditionSuccess {
 		dest = cfg.onSuccess
 	}
 	if dest == nil {
 		if condition != conditionSuccess {
+			if q.deadLetter(ctx, msg, ev, cause, log) {
+				return
+			}
 			q.dropped.Add(1)
 			log.Warn("dropping an event", "condition", condition, "attempts", ev.Attempts)
 		}
@@ -526,6 +561,10 @@ func (q *Queue) finish(ctx context.Context, msg jetstream.Msg, ev *event, cfg ef
 		_ = msg.NakWithDelay(time.Second)
 		return
 	}
+	if dest.Queue {
+		q.toQueueDestination(ctx, msg, ev, dest, b, condition, log)
+		return
+	}
 	// The destination event's id is derived from the source's: a retried
 	// hand-over is stored once.
 	d := &event{RequestID: lambdaapi.NewRequestID(), Account: dest.Account, Function: dest.Name, Qualifier: dest.Qualifier,
@@ -546,9 +585,12 @@ type effective struct {
 	onSuccess, onFailure *destination
 }
 
+// destination is a function (Name, Qualifier) or, with Queue set, an
+// Ember queue (Name) of Account.
 type destination struct {
 	ARN                      string
 	Account, Name, Qualifier string
+	Queue                    bool
 }
 
 // effectiveConfig reads the event invoke config of a function and
@@ -578,6 +620,9 @@ func (q *Queue) effectiveConfig(ctx context.Context, account, name, qualifier st
 func parseDestination(d *Destination) *destination {
 	if d == nil || d.Destination == nil || *d.Destination == "" {
 		return nil
+	}
+	if _, account, name, ok := ParseQueueARN(*d.Destination); ok {
+		return &destination{ARN: *d.Destination, Account: account, Name: name, Queue: true}
 	}
 	ref, err := lambdaapi.ParseFunctionRef(*d.Destination)
 	if err != nil {

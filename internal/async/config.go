@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -120,7 +121,8 @@ type APIConfig struct {
 
 // API serves PutFunctionEventInvokeConfig, UpdateFunctionEventInvokeConfig,
 // GetFunctionEventInvokeConfig, DeleteFunctionEventInvokeConfig and
-// ListFunctionEventInvokeConfigs at Lambda's paths (Patterns).
+// ListFunctionEventInvokeConfigs at Lambda's paths, and Ember's queue API
+// under /ember/v1/queues (queues_api.go): Patterns.
 type API struct {
 	cfg APIConfig
 	log *slog.Logger
@@ -128,10 +130,10 @@ type API struct {
 }
 
 // Patterns are the ServeMux patterns the API serves.
-var Patterns = []string{
+var Patterns = append([]string{
 	"PUT " + configPath, "POST " + configPath, "GET " + configPath, "DELETE " + configPath,
 	"GET " + configPath + "/list",
-}
+}, queuePatterns...)
 
 const configPath = "/2019-09-25/functions/{fn}/event-invoke-config"
 
@@ -149,6 +151,7 @@ func NewAPI(cfg APIConfig) *API {
 	a.route("GET "+configPath, a.get)
 	a.route("DELETE "+configPath, a.delete)
 	a.route("GET "+configPath+"/list", a.list)
+	a.routeQueues()
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, lambdaapi.Errorf(lambdaapi.UnknownOperation, "Unknown operation %s %s", r.Method, r.URL.Path))
 	})
@@ -170,6 +173,11 @@ type request struct {
 const maxBody = 64 << 10
 
 func (a *API) route(pattern string, h func(w http.ResponseWriter, r *request) error) {
+	a.routeService(pattern, "lambda", h)
+}
+
+// routeService registers h behind body bounding and SigV4 for service.
+func (a *API) routeService(pattern, service string, h func(w http.ResponseWriter, r *request) error) {
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > maxBody {
 			a.writeError(w, r, lambdaapi.Errorf(lambdaapi.RequestTooLarge, "Request must be smaller than %d bytes for the operation", maxBody))
@@ -186,7 +194,7 @@ func (a *API) route(pattern string, h func(w http.ResponseWriter, r *request) er
 			a.writeError(w, r, err)
 			return
 		}
-		p, err := a.cfg.Auth.Verify(r.Context(), r, body, "lambda")
+		p, err := a.cfg.Auth.Verify(r.Context(), r, body, service)
 		if err != nil {
 			a.writeError(w, r, err)
 			return
@@ -247,6 +255,7 @@ type input struct {
 }
 
 func (a *API) decode(r *request) (input, error) {
+	ctx := r.Context()
 	var in input
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
@@ -276,7 +285,7 @@ func (a *API) decode(r *request) (input, error) {
 			what string
 			d    *Destination
 		}{{"OnSuccess", d.OnSuccess}, {"OnFailure", d.OnFailure}} {
-			if err := a.checkDestination(r.principal.AccountID, x.what, x.d); err != nil {
+			if err := a.checkDestination(ctx, r.principal.AccountID, x.what, x.d); err != nil {
 				return in, err
 			}
 		}
@@ -291,9 +300,9 @@ func bound(n, lo, hi int) string {
 	return "less than or equal to " + strconv.Itoa(hi)
 }
 
-// checkDestination accepts a function of the caller's account (by ARN).
-// Queues, topics, buses and buckets are not built yet.
-func (a *API) checkDestination(account, what string, d *Destination) error {
+// checkDestination accepts a function or an existing Ember queue of the
+// caller's account (by ARN). Topics, buses and buckets are not built.
+func (a *API) checkDestination(ctx context.Context, account, what string, d *Destination) error {
 	if d == nil || d.Destination == nil || *d.Destination == "" {
 		return nil
 	}
@@ -305,9 +314,12 @@ func (a *API) checkDestination(account, what string, d *Destination) error {
 	if !strings.HasPrefix(arn, "arn:") {
 		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue, "The destination ARN %s is invalid.", arn)
 	}
+	if strings.HasPrefix(arn, "arn:"+lambdaapi.Partition+":sqs:") {
+		return a.cfg.Queue.CheckQueueTarget(ctx, account, arn)
+	}
 	if !strings.HasPrefix(arn, "arn:"+lambdaapi.Partition+":lambda:") {
 		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
-			"The destination ARN %s is not supported: Ember's destinations are Lambda functions of the same account", arn)
+			"The destination ARN %s is not supported: Ember's destinations are Lambda functions and Ember queues (arn:aws:sqs:...) of the same account", arn)
 	}
 	ref, err := lambdaapi.ParseFunctionRef(arn)
 	if err != nil {
@@ -577,26 +589,115 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	_ = writeJSON(w, le.Status(), le)
 }
 
-// FunctionWatcher reports changes and deletes of functions (the store).
+// FunctionWatcher reports changes and deletes of functions, versions and
+// aliases (the store).
 type FunctionWatcher interface {
 	WatchFunctions(ctx context.Context, initial bool, fn func(account, name string, f *store.Function)) error
+	WatchVersions(ctx context.Context, fn func(account, name, version string, f *store.Function)) error
+	WatchAliases(ctx context.Context, fn func(account, function, alias string, a *store.Alias)) error
 }
 
-// ForgetDeleted removes the event invoke configs of every function deleted
-// while it runs (until ctx ends), so a new function of the same name starts
-// without them. Queued events of a deleted function are dropped when they
-// come up (the Front End no longer finds it).
+// ForgetDeleted removes the event invoke configs of every function,
+// version and alias deleted while it runs (until ctx ends), so a new one
+// of the same name starts without them; if w also looks functions up
+// (Functions), it first removes the configs of those deleted while Ember
+// was not running. Queued events of a deleted function are dropped when
+// they come up (the Front End no longer finds it).
 func (q *Queue) ForgetDeleted(ctx context.Context, w FunctionWatcher) error {
-	err := w.WatchFunctions(ctx, false, func(account, name string, f *store.Function) {
-		if f != nil {
-			return
+	forget := func(what, key string) {
+		if err := q.kv.Purge(ctx, key); err != nil && ctx.Err() == nil {
+			q.log.Warn("removing the event invoke config of a deleted "+what, "key", key, "err", err)
 		}
-		if err := q.DeleteConfigs(ctx, account, name); err != nil && ctx.Err() == nil {
-			q.log.Warn("removing the event invoke configs of a deleted function", "function", account+"."+name, "err", err)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		errs[0] = w.WatchFunctions(ctx, false, func(account, name string, f *store.Function) {
+			if f != nil {
+				return
+			}
+			if err := q.DeleteConfigs(ctx, account, name); err != nil && ctx.Err() == nil {
+				q.log.Warn("removing the event invoke configs of a deleted function", "function", account+"."+name, "err", err)
+			}
+		})
+	}()
+	go func() {
+		defer wg.Done()
+		errs[1] = w.WatchVersions(ctx, func(account, name, version string, f *store.Function) {
+			if f == nil {
+				forget("version", configKey(account, name, version))
+			}
+		})
+	}()
+	go func() {
+		defer wg.Done()
+		errs[2] = w.WatchAliases(ctx, func(account, function, alias string, a *store.Alias) {
+			if a == nil {
+				forget("alias", configKey(account, function, alias))
+			}
+		})
+	}()
+	if fns, ok := w.(Functions); ok {
+		if err := q.sweepConfigs(ctx, fns); err != nil && ctx.Err() == nil {
+			q.log.Warn("removing the event invoke configs of deleted functions", "err", err)
 		}
-	})
+	}
+	wg.Wait()
 	if ctx.Err() != nil {
 		return nil
 	}
-	return err
+	return errors.Join(errs...)
+}
+
+// sweepConfigs removes every config whose function, version or alias does
+// not exist.
+func (q *Queue) sweepConfigs(ctx context.Context, fns Functions) error {
+	l, err := q.kv.ListKeys(ctx)
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var keys []string
+	for k := range l.Keys() {
+		keys = append(keys, k)
+	}
+	_ = l.Stop()
+	for _, k := range keys {
+		account, rest, ok1 := strings.Cut(k, ".")
+		name, qualifier, ok2 := strings.Cut(rest, ".")
+		if !ok1 || !ok2 {
+			continue
+		}
+		e, err := q.kv.Get(ctx, k)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		_, err = fns.GetFunction(ctx, account, name)
+		switch {
+		case err != nil:
+		case qualifier == "=LATEST":
+		case lambdaapi.IsVersionNumber(qualifier):
+			_, err = fns.GetVersion(ctx, account, name, qualifier)
+		default:
+			_, err = fns.GetAlias(ctx, account, name, qualifier)
+		}
+		if errors.Is(err, store.ErrNotFound) {
+			q.log.Info("removing the event invoke config of a deleted function, version or alias", "key", k)
+			// Only the config seen: one written since is for a new
+			// function of that name.
+			if err := q.kv.Purge(ctx, k, jetstream.LastRevision(e.Revision())); err != nil && !isWrongSequence(err) {
+				return err
+			}
+		} else if err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
 }

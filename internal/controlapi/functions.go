@@ -154,6 +154,11 @@ func (s *Server) createFunction(w http.ResponseWriter, r *request) error {
 	if err := s.applyConfig(&f, &upd); err != nil {
 		return err
 	}
+	if in.DeadLetterConfig != nil {
+		if f.DeadLetterTarget, err = s.deadLetterTarget(r.Context(), f.AccountID, in.DeadLetterConfig); err != nil {
+			return err
+		}
+	}
 	if f.Runtime == "" {
 		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue, "Runtime is required for a Zip package")
 	}
@@ -362,6 +367,13 @@ func (s *Server) updateFunctionConfiguration(w http.ResponseWriter, r *request) 
 	if err := decode(r, &in); err != nil {
 		return err
 	}
+	deadLetter := ""
+	if in.DeadLetterConfig != nil {
+		var err error
+		if deadLetter, err = s.deadLetterTarget(r.Context(), r.principal.AccountID, in.DeadLetterConfig); err != nil {
+			return err
+		}
+	}
 	var layers []store.FunctionLayer
 	if in.Layers != nil {
 		// Under the code lock, as CreateFunction, so that no layer the
@@ -389,6 +401,9 @@ func (s *Server) updateFunctionConfiguration(w http.ResponseWriter, r *request) 
 		}
 		if in.Role != nil {
 			f.Role = *in.Role
+		}
+		if in.DeadLetterConfig != nil {
+			f.DeadLetterTarget = deadLetter
 		}
 		if in.Layers != nil {
 			f.Layers = slices.Clone(layers)
@@ -658,6 +673,10 @@ func (s *Server) configuration(f *store.Function, qualifier string) lambdaapi.Fu
 	}
 	for _, l := range f.Layers {
 		c.Layers = append(c.Layers, lambdaapi.Layer{Arn: l.ARN, CodeSize: l.CodeSize})
+	}
+	if f.DeadLetterTarget != "" {
+		target := f.DeadLetterTarget
+		c.DeadLetterConfig = &lambdaapi.DeadLetterConfig{TargetArn: &target}
 	}
 	if f.Version != "" {
 		c.LastUpdateStatus = "" // a published version is never updated

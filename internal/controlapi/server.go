@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -115,6 +116,8 @@ type Server struct {
 
 	limMu    sync.Mutex
 	limiters map[string]*rate.Limiter
+
+	deadLetters atomic.Pointer[deadLetterTargets] // SetDeadLetterTargets
 }
 
 // New makes the control API.

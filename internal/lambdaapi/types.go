@@ -37,6 +37,13 @@ type EphemeralStorage struct {
 	Size int `json:"Size"`
 }
 
+// DeadLetterConfig names the queue (or topic) where Lambda sends
+// asynchronous events that failed for good; an empty TargetArn in an
+// update removes it.
+type DeadLetterConfig struct {
+	TargetArn *string `json:"TargetArn,omitempty"`
+}
+
 // FunctionCode is the Code of CreateFunction.
 type FunctionCode struct {
 	ZipFile         []byte  `json:"ZipFile,omitempty"`
@@ -62,6 +69,7 @@ type CreateFunctionInput struct {
 	Architectures    []string          `json:"Architectures"`
 	EphemeralStorage *EphemeralStorage `json:"EphemeralStorage"`
 	Layers           []string          `json:"Layers"`
+	DeadLetterConfig *DeadLetterConfig `json:"DeadLetterConfig"`
 	Tags             map[string]string `json:"Tags"`
 	VpcConfig        *struct {
 		SubnetIds        []string `json:"SubnetIds"`
@@ -91,6 +99,7 @@ type UpdateFunctionConfigurationInput struct {
 	Environment      *Environment      `json:"Environment"`
 	Runtime          *string           `json:"Runtime"`
 	EphemeralStorage *EphemeralStorage `json:"EphemeralStorage"`
+	DeadLetterConfig *DeadLetterConfig `json:"DeadLetterConfig"`
 	RevisionId       string            `json:"RevisionId"`
 	// Layers nil: unchanged; empty (`[]`): no layers any more.
 	Layers []string `json:"Layers"`
@@ -131,6 +140,7 @@ type FunctionConfiguration struct {
 	EphemeralStorage EphemeralStorage     `json:"EphemeralStorage"`
 	LoggingConfig    LoggingConfig        `json:"LoggingConfig"`
 	Layers           []Layer              `json:"Layers,omitempty"`
+	DeadLetterConfig *DeadLetterConfig    `json:"DeadLetterConfig,omitempty"`
 }
 
 // FunctionCodeLocation is the Code of GetFunction.

@@ -37,6 +37,9 @@ type Function struct {
 	Layers       []FunctionLayer `json:"layers,omitempty"`
 	RevisionID   string          `json:"revisionId"`
 	LastModified time.Time       `json:"lastModified"`
+	// DeadLetterTarget is DeadLetterConfig.TargetArn: the queue that
+	// asynchronous events which failed for good go to ("" : none).
+	DeadLetterTarget string `json:"deadLetterTarget,omitempty"`
 	// ReservedConcurrency is the function's reserved concurrency (nil:
 	// none). It is not part of the code or configuration: changing it
 	// keeps RevisionID. Only $LATEST carries it; it applies to every
