@@ -57,6 +57,9 @@ type serveConfig struct {
 	KeepAlivePolicy string
 	// InitTimeout bounds a runtime's init (default 10 s).
 	InitTimeout time.Duration
+	// CPUCap caps each sandbox's CPU in proportion to its memory, as
+	// Lambda does (worker.Config.CPUCap).
+	CPUCap bool
 	// AccountConcurrency is the concurrency limit of accounts without
 	// their own (1,000).
 	AccountConcurrency int
@@ -96,6 +99,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.WorkerMemoryMB, "worker-memory", 0, "MB the local worker offers to sandboxes (default 3/4 of the host's memory)")
 	fs.DurationVar(&cfg.KeepAlive, "keep-alive", 10*time.Minute, "how long idle sandboxes stay warm (the hybrid policy's fallback)")
 	fs.StringVar(&cfg.Sandbox, "sandbox", "native", "sandbox backend: native, or process (no isolation; development without root)")
+	fs.BoolVar(&cfg.CPUCap, "cpu-cap", false, "cap each sandbox's CPU in proportion to its memory as Lambda does (1,769 MB = one CPU); without it the share is a weight")
 	fs.StringVar(&cfg.KeepAlivePolicy, "keep-alive-policy", "hybrid", "hybrid (learns each function's idle times, pre-warms) or fixed")
 	fs.IntVar(&cfg.AccountConcurrency, "account-concurrency", 1000, "concurrency limit of accounts without their own")
 	fs.IntVar(&cfg.ScaleBurst, "scale-burst", 1000, "new sandboxes per function per 10 s")
@@ -292,7 +296,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout io.Writer) (err error) {
 			return logWriter.Open(account, group, stream)
 		},
 		ID: "local", Code: st, Sandboxes: sandboxes, Dir: workerDir, RuntimeDir: runtimeDir, Region: cfg.Region,
-		InitTimeout: cfg.InitTimeout, Logger: log,
+		InitTimeout: cfg.InitTimeout, CPUCap: cfg.CPUCap, Logger: log,
 		OnSandboxExit: func(id string) { manager.SandboxExited(id) },
 	})
 	places := placement.New()

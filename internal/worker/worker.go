@@ -65,7 +65,20 @@ type Config struct {
 	// OpenLog, if set, opens the durable log stream of a new sandbox
 	// (logs.Writer.Open): every line of its log goes there too.
 	OpenLog func(account, group, stream string) LogStream
-	Logger  *slog.Logger
+	// CPUCap caps each sandbox's CPU time as Lambda does, in proportion
+	// to its memory (sandbox.CPUMilliForMemory: 1,769 MB is one CPU).
+	// Off by default: the CPU weight, also proportional to memory, shares
+	// a busy host in the same proportions without idling free CPU.
+	CPUCap bool
+	Logger *slog.Logger
+}
+
+// cpuCap is the CPU cap of a sandbox of memoryMB (0: none).
+func (w *Worker) cpuCap(memoryMB int) int {
+	if !w.cfg.CPUCap {
+		return 0
+	}
+	return sandbox.CPUMilliForMemory(memoryMB)
 }
 
 // Worker hosts sandboxes.
@@ -190,7 +203,7 @@ func (w *Worker) CreateSandbox(ctx context.Context, id string, fn *store.Functio
 		MemoryMB:   fn.MemorySize,
 		PidsMax:    1024,
 		CPUWeight:  max(1, fn.MemorySize*100/1769),
-		CPUMilli:   sandbox.CPUMilliForMemory(fn.MemorySize),
+		CPUMilli:   w.cpuCap(fn.MemorySize),
 		UID:        993,
 		GID:        990,
 		ListenAddr: runtimeAPIAddr,
