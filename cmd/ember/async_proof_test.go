@@ -346,6 +346,11 @@ func TestAsyncEventAgeExceededWhileThrottled(t *testing.T) {
 		if err := json.Unmarshal(r.RequestPayload, &got); err != nil || got != events[i] {
 			t.Errorf("event %d: request payload %s", i, r.RequestPayload)
 		}
+		// Not before its maximum age (3 s scaled, from its accept, which
+		// is after start): the last backoff is cut short, not given up.
+		if at, err := time.Parse("2006-01-02T15:04:05.000Z", r.Timestamp); err != nil || at.Before(start.Add(3*time.Second).Truncate(time.Millisecond)) {
+			t.Errorf("event %d expired at %s (%v), before its maximum age: %v after the first send", i, r.Timestamp, err, at.Sub(start))
+		}
 		if r.RequestContext.Condition != "EventAgeExceeded" || r.RequestContext.ApproximateInvokeCount != 0 ||
 			r.ResponseContext != nil || len(r.ResponsePayload) != 0 {
 			t.Errorf("event %d: record %+v %+v %s", i, r.RequestContext, r.ResponseContext, r.ResponsePayload)

@@ -11,9 +11,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -279,7 +281,8 @@ func serve(ctx context.Context, cfg serveConfig, stdout io.Writer) (err error) {
 	if err != nil {
 		return fmt.Errorf("sandboxes: %w (the native sandbox needs root; --sandbox=process runs without isolation for development)", err)
 	}
-	workerDir, err := os.MkdirTemp(cfg.DataDir, "worker-")
+	removeStaleWorkerDirs(cfg.DataDir, log)
+	workerDir, err := os.MkdirTemp(cfg.DataDir, "worker-"+strconv.Itoa(os.Getpid())+"-")
 	if err != nil {
 		return err
 	}
@@ -546,4 +549,27 @@ func workerMemory(mb int) int {
 		return 4096
 	}
 	return total * 3 / 4
+}
+
+// removeStaleWorkerDirs removes the worker directories (runtimes, unpacked
+// code) that Embers which did not stop cleanly left in dataDir: those
+// named worker-PID-* whose process is gone, and those of the older
+// worker-* form (no pid). A live Ember's directory is left alone.
+func removeStaleWorkerDirs(dataDir string, log *slog.Logger) {
+	dirs, _ := filepath.Glob(filepath.Join(dataDir, "worker-*"))
+	for _, d := range dirs {
+		rest := strings.TrimPrefix(filepath.Base(d), "worker-")
+		if pid, _, ok := strings.Cut(rest, "-"); ok {
+			if n, err := strconv.Atoi(pid); err == nil && n > 0 {
+				if n == os.Getpid() || syscall.Kill(n, 0) == nil {
+					continue // a live Ember's (or this one's)
+				}
+			}
+		}
+		if err := os.RemoveAll(d); err != nil {
+			log.Warn("stale worker directory", "dir", d, "err", err)
+			continue
+		}
+		log.Info("removed the worker directory of an Ember that did not stop", "dir", d)
+	}
 }

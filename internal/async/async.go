@@ -427,14 +427,32 @@ func (q *Queue) handle(ctx context.Context, inv Invoker, msg jetstream.Msg) {
 			log.Warn("platform error invoking an event; backing off", "err", err)
 		}
 		// Exponential backoff from 1 s to 5 min, by deliveries of this
-		// message, until the maximum age.
+		// message, until the maximum age: a backoff that would pass it is
+		// cut short so that the last attempt comes just before it (half
+		// the shortest backoff before). When no such attempt is left, the
+		// event expires at its maximum age, not before: the poller holds
+		// it that last short while (at most half the shortest backoff).
 		n := uint64(1)
 		if md, err := msg.Metadata(); err == nil && md.NumDelivered > 0 {
 			n = md.NumDelivered
 		}
 		d := throttleBackoffMin << min(n-1, 16)
 		d = q.scaled(min(d, throttleBackoffMax))
-		if now := q.cfg.Now(); now.Add(d).Sub(ev.Accepted) > maxAge {
+		remaining := ev.Accepted.Add(maxAge).Sub(q.cfg.Now())
+		if d >= remaining {
+			d = remaining - q.scaled(throttleBackoffMin)/2
+		}
+		if d <= 0 {
+			if remaining > 0 {
+				t := time.NewTimer(remaining)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					t.Stop()
+					_ = msg.Nak() // shutting down: the next start decides
+					return
+				}
+			}
 			q.finish(ctx, msg, &ev, cfg, conditionEventAgeExceeded, le, log)
 			return
 		}
