@@ -61,6 +61,8 @@ type cgroup interface {
 	// setLimits sets the group's limits (create sets them unless they are
 	// zero: a group of the init pool, limited when it is taken).
 	setLimits(lim limits) error
+	// setCPUMilli sets the CPU cap (0: none).
+	setCPUMilli(milli int) error
 }
 
 // v1Controllers are the cgroup v1 controllers a sandbox is limited by.
@@ -445,15 +447,21 @@ func (g *v1Group) setLimits(lim limits) error {
 		return err
 	}
 	if lim.cpuMilli > 0 {
+		return g.setCPUMilli(lim.cpuMilli)
+	}
+	return nil
+}
+
+func (g *v1Group) setCPUMilli(milli int) error {
+	dirs, _ := g.paths()
+	quota := "-1"
+	if milli > 0 {
 		if err := writeFile(filepath.Join(dirs["cpu"], "cpu.cfs_period_us"), strconv.Itoa(cpuPeriodUs)); err != nil {
 			return err
 		}
-		quota := strconv.Itoa(lim.cpuMilli * cpuPeriodUs / 1000)
-		if err := writeFile(filepath.Join(dirs["cpu"], "cpu.cfs_quota_us"), quota); err != nil {
-			return err
-		}
+		quota = strconv.Itoa(milli * cpuPeriodUs / 1000)
 	}
-	return nil
+	return writeFile(filepath.Join(dirs["cpu"], "cpu.cfs_quota_us"), quota)
 }
 
 // rename renames the group's directories (a group of the init pool

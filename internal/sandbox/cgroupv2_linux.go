@@ -236,6 +236,17 @@ func (g *v2Group) stats() (bool, int64) {
 
 func (g *v2Group) dirs() []string { return []string{g.dir} }
 
+func (g *v2Group) setCPUMilli(milli int) error {
+	if !contains(g.controllers, "cpu") {
+		return nil
+	}
+	v := "max " + strconv.Itoa(cpuPeriodUs)
+	if milli > 0 {
+		v = fmt.Sprintf("%d %d", milli*cpuPeriodUs/1000, cpuPeriodUs)
+	}
+	return writeFile(filepath.Join(g.dir, "cpu.max"), v)
+}
+
 func (g *v2Group) setLimits(lim limits) error {
 	type setting struct{ controller, file, value string }
 	settings := []setting{

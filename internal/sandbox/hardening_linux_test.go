@@ -492,13 +492,26 @@ func TestCPUShareOfMemory(t *testing.T) {
 	}
 	m := newTestManager(t)
 	var out syncBuffer
+	// Started uncapped and capped at once, as the worker caps a sandbox
+	// once its runtime initialised (SetCPUMilli).
 	spec := helperSpec("cpu-share", &out, "spin:1s")
 	spec.MemoryMB = 885
-	spec.CPUMilli = CPUMilliForMemory(spec.MemoryMB)
 	spec.Env = []string{"GOMAXPROCS=2"}
-	_, o := run(t, m, spec)
+	s, err := m.Start(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetCPUMilli(CPUMilliForMemory(spec.MemoryMB)); err != nil {
+		t.Fatal(err)
+	}
+	waitDone(t, s)
+	destroy(t, s)
+	if err := s.SetCPUMilli(100); err == nil {
+		t.Error("SetCPUMilli after Destroy: no error")
+	}
+	o := out.String()
 	ms, _ := strconv.Atoi(strings.Fields(line(t, o, "spin"))[0])
-	t.Logf("CPU time of a 1 s burner of 885 MB (cap %d millicpu): %d ms", spec.CPUMilli, ms)
+	t.Logf("CPU time of a 1 s burner of 885 MB (cap %d millicpu): %d ms", CPUMilliForMemory(spec.MemoryMB), ms)
 	// Its share is 500 ms; the cap is enforced per 100 ms period, so at
 	// most one period's quota more. Less on a loaded machine.
 	if ms > 600 || ms < 150 {

@@ -120,6 +120,8 @@ func (g *processGroup) dirs() []string       { return nil }
 
 func (g *processGroup) setLimits(limits) error { return nil }
 
+func (g *processGroup) setCPUMilli(int) error { return nil }
+
 func (g *processGroup) kill() error {
 	if err := unix.Kill(-g.pgid, unix.SIGKILL); err != nil && err != unix.ESRCH {
 		return err
