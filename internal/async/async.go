@@ -119,6 +119,9 @@ type Queue struct {
 	stream jetstream.Stream
 	kv     jetstream.KeyValue
 	queues jetstream.KeyValue // the registry of Ember queues (queues.go)
+	inbox  jetstream.Stream   // groups of accepted events (accept.go)
+
+	acceptor acceptor
 
 	accepted, invocations, succeeded, functionErrors, retries, throttled atomic.Uint64
 	toDestination, dropped, gone, malformed                              atomic.Uint64
@@ -205,7 +208,11 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("async: bucket %s: %w", queueBucket, err)
 	}
-	q := &Queue{cfg: cfg, log: cfg.Logger.With("component", "async"), nc: nc, js: js, stream: st, kv: kv, queues: queues}
+	inbox, err := openInbox(ctx, js, cfg.Replicas)
+	if err != nil {
+		return nil, err
+	}
+	q := &Queue{cfg: cfg, log: cfg.Logger.With("component", "async"), nc: nc, js: js, stream: st, kv: kv, queues: queues, inbox: inbox}
 	q.removeOrphanQueueStreams(ctx)
 	return q, nil
 }
@@ -222,24 +229,44 @@ func (q *Queue) Stats() Stats {
 }
 
 // Depth is the number of events queued or in flight, and when the oldest
-// stored one was stored.
+// stored one was stored. A group of accepted events not split yet counts
+// as one (accept.go).
 func (q *Queue) Depth(ctx context.Context) (n uint64, oldest time.Time, err error) {
 	info, err := q.stream.Info(ctx)
 	if err != nil {
 		return 0, time.Time{}, err
 	}
-	return info.State.Msgs, info.State.FirstTime, nil
+	in, err := q.inbox.Info(ctx)
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	n, oldest = info.State.Msgs, info.State.FirstTime
+	if in.State.Msgs > 0 {
+		n += in.State.Msgs
+		if n == in.State.Msgs || in.State.FirstTime.Before(oldest) {
+			oldest = in.State.FirstTime
+		}
+	}
+	return n, oldest, nil
 }
 
 // Enqueue stores an event; it returns only once the server acknowledged
-// it. The request id deduplicates a retried publish.
+// it (alone, or with others accepted at the same time: accept.go). The
+// request id deduplicates a retried publish.
 func (q *Queue) Enqueue(ctx context.Context, account, name, qualifier string, payload []byte, requestID string) error {
 	if len(payload) > MaxPayload {
 		return lambdaapi.Errorf(lambdaapi.RequestTooLarge, "Request must be smaller than %d bytes for the Event invocation type", MaxPayload)
 	}
 	ev := &event{RequestID: requestID, Account: account, Function: name, Qualifier: qualifier,
 		Payload: payload, Accepted: q.cfg.Now().UTC()}
-	if err := q.publish(ctx, ev, requestID); err != nil {
+	if !validToken(ev.Account) || !lambdaapi.ValidName(ev.Function) {
+		return fmt.Errorf("async: bad account or function %q %q", ev.Account, ev.Function)
+	}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	if err := q.store(ctx, ev, b); err != nil {
 		return err
 	}
 	q.accepted.Add(1)
@@ -254,6 +281,12 @@ func (q *Queue) publish(ctx context.Context, ev *event, msgID string) error {
 	if err != nil {
 		return err
 	}
+	return q.publishData(ctx, ev, b, msgID)
+}
+
+// publishData stores an event already encoded as b.
+func (q *Queue) publishData(ctx context.Context, ev *event, b []byte, msgID string) error {
+	var err error
 	// A publish that timed out may have been stored: publishing again with
 	// the same message id is deduplicated by the server, so it is tried
 	// again before the caller gives up (which, for a retry or an outcome,
@@ -305,6 +338,15 @@ func (q *Queue) Run(ctx context.Context, inv Invoker) error {
 	slots := make(chan struct{}, q.cfg.Concurrency)
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	split, err := q.splitter(ctx)
+	if err != nil {
+		return err
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		q.split(ctx, split)
+	}()
 	for ctx.Err() == nil {
 		// Take one free slot (waiting for it), then every other free one:
 		// the pollers fetch as many events as are queued, up to the cap,

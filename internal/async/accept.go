@@ -1,0 +1,305 @@
+package async
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Group commit of accepted events.
+//
+// Every write of the embedded server is synced to disk, one after the
+// other: a disk that syncs 400 times a second accepts at most 400 events a
+// second if each event is its own write. Event invokes that arrive while
+// one is being stored are therefore stored together, as one message of the
+// inbox stream (one synced write), and each of their callers gets its 202
+// once that message is acknowledged. A splitter (part of Run) moves each
+// inbox message's events into the event stream, one message per event
+// with the event's request id as message id, and acks the inbox message
+// only after all of them are stored: a crash in between stores them again,
+// deduplicated by the server within the duplicate window. A lone event
+// (no other waiting) is stored in the event stream directly, as before.
+//
+// No goroutine waits for work: the first caller that finds no commit
+// running commits (its own event and whatever else is waiting); while
+// events keep coming it hands the next commit to a goroutine of its own,
+// which ends when nothing is left.
+
+// Names that are part of the on-disk format: do not rename.
+const (
+	inboxStream   = "EMBER_ASYNC_INBOX"
+	inboxSubject  = "async.inbox"
+	inboxConsumer = "ember-async-splitter"
+)
+
+// Bounds of one group commit.
+const (
+	maxGroupEvents = 512
+	maxGroupBytes  = 4 << 20 // the server's message limit is maxMsgSize
+)
+
+// accepting is one caller's event waiting to be stored.
+type accepting struct {
+	ev   *event
+	data []byte // ev as JSON
+	done chan error
+}
+
+// acceptor holds the events waiting for a group commit.
+type acceptor struct {
+	mu       sync.Mutex
+	waiting  []*accepting
+	size     int
+	running  bool // a commit loop is running
+	groups   uint64
+	grouped  uint64
+	splitted uint64
+}
+
+// store stores ev (as data) with the others waiting, and returns once it
+// is stored or failed.
+func (q *Queue) store(ctx context.Context, ev *event, data []byte) error {
+	a := &accepting{ev: ev, data: data, done: make(chan error, 1)}
+	acc := &q.acceptor
+	acc.mu.Lock()
+	acc.waiting = append(acc.waiting, a)
+	acc.size += len(data)
+	lead := !acc.running
+	acc.running = true
+	acc.mu.Unlock()
+	if lead {
+		q.commitLoop(a)
+	}
+	select {
+	case err := <-a.done:
+		return err
+	case <-ctx.Done():
+		// The caller is gone; the commit goes on and may store the event
+		// (as a publish whose ack was lost would).
+		return ctx.Err()
+	}
+}
+
+// commitLoop commits what is waiting until own is done; if more is
+// waiting then, a goroutine of its own carries on.
+func (q *Queue) commitLoop(own *accepting) {
+	for {
+		group := q.takeGroup()
+		if group == nil {
+			return
+		}
+		q.commit(group)
+		if own != nil && len(own.done) == 1 {
+			// Our caller's event is stored: hand over if more came.
+			acc := &q.acceptor
+			acc.mu.Lock()
+			more := len(acc.waiting) > 0
+			if !more {
+				acc.running = false
+			}
+			acc.mu.Unlock()
+			if more {
+				go q.commitLoop(nil)
+			}
+			return
+		}
+	}
+}
+
+// takeGroup takes the waiting events, up to the bounds of one commit; nil
+// (and the loop ends) when none wait.
+func (q *Queue) takeGroup() []*accepting {
+	acc := &q.acceptor
+	acc.mu.Lock()
+	defer acc.mu.Unlock()
+	if len(acc.waiting) == 0 {
+		acc.running = false
+		return nil
+	}
+	n, size := 0, 0
+	for n < len(acc.waiting) && n < maxGroupEvents && (n == 0 || size+len(acc.waiting[n].data) <= maxGroupBytes) {
+		size += len(acc.waiting[n].data)
+		n++
+	}
+	group := acc.waiting[:n:n]
+	acc.waiting = acc.waiting[n:]
+	acc.size -= size
+	if len(acc.waiting) == 0 {
+		acc.waiting = nil
+	}
+	return group
+}
+
+// commit stores one group and tells its callers.
+func (q *Queue) commit(group []*accepting) {
+	ctx, cancel := context.WithTimeout(context.Background(), publishTries*10*time.Second)
+	defer cancel()
+	var err error
+	if len(group) == 1 {
+		err = q.publishData(ctx, group[0].ev, group[0].data, group[0].ev.RequestID)
+	} else {
+		err = q.publishGroup(ctx, group)
+	}
+	for _, a := range group {
+		a.done <- err
+	}
+}
+
+// publishGroup stores the group as one inbox message: a JSON array of the
+// events.
+func (q *Queue) publishGroup(ctx context.Context, group []*accepting) error {
+	size := 2
+	for _, a := range group {
+		size += len(a.data) + 1
+	}
+	b := make([]byte, 0, size)
+	b = append(b, '[')
+	for i, a := range group {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, a.data...)
+	}
+	b = append(b, ']')
+	id := group[0].ev.RequestID + "/group"
+	for try := 1; ; try++ {
+		_, err := q.js.Publish(ctx, inboxSubject, b, jetstream.WithMsgID(id))
+		if err == nil {
+			acc := &q.acceptor
+			acc.mu.Lock()
+			acc.groups++
+			acc.grouped += uint64(len(group))
+			acc.mu.Unlock()
+			return nil
+		}
+		if try == publishTries || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrTimeout) {
+			return fmt.Errorf("async: storing %d events: %w", len(group), err)
+		}
+		q.log.Warn("storing events timed out; trying again", "events", len(group), "try", try)
+	}
+}
+
+// GroupStats says how the accepted events were stored: Groups inbox
+// messages holding Grouped events (the rest were stored alone), and Split
+// events moved from the inbox to the event stream.
+type GroupStats struct{ Groups, Grouped, Split uint64 }
+
+// GroupStats returns the group commit counters.
+func (q *Queue) GroupStats() GroupStats {
+	acc := &q.acceptor
+	acc.mu.Lock()
+	defer acc.mu.Unlock()
+	return GroupStats{Groups: acc.groups, Grouped: acc.grouped, Split: acc.splitted}
+}
+
+// openInbox creates or updates the inbox stream.
+func openInbox(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.Stream, error) {
+	st, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        inboxStream,
+		Description: "Ember asynchronous invocations accepted together, before they are split into " + StreamName,
+		Subjects:    []string{inboxSubject},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+		MaxMsgSize:  maxMsgSize,
+		Duplicates:  duplicateWindow,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("async: stream %s: %w", inboxStream, err)
+	}
+	return st, nil
+}
+
+// splitter makes the consumer that split reads.
+func (q *Queue) splitter(ctx context.Context) (jetstream.Consumer, error) {
+	cons, err := q.inbox.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:       inboxConsumer,
+		Description:   "Ember: splits groups of accepted events into " + StreamName,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       q.ackWait(),
+		MaxDeliver:    -1,
+		MaxAckPending: 64,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("async: splitter consumer: %w", err)
+	}
+	return cons, nil
+}
+
+// split moves the inbox's events into the event stream until ctx ends.
+func (q *Queue) split(ctx context.Context, cons jetstream.Consumer) {
+	for ctx.Err() == nil {
+		batch, err := cons.Fetch(8, jetstream.FetchMaxWait(time.Second))
+		if err == nil {
+			for msg := range batch.Messages() {
+				q.splitOne(ctx, msg)
+			}
+			err = batch.Error()
+		}
+		if err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) && ctx.Err() == nil {
+			q.log.Warn("fetching accepted groups", "err", err)
+			select {
+			case <-time.After(time.Second):
+			case <-ctx.Done():
+			}
+		}
+	}
+}
+
+// splitOne stores each event of one inbox message in the event stream
+// (all published before any ack is awaited), then acks the message.
+func (q *Queue) splitOne(ctx context.Context, msg jetstream.Msg) {
+	var raws []json.RawMessage
+	if err := json.Unmarshal(msg.Data(), &raws); err != nil {
+		q.malformed.Add(1)
+		q.log.Error("dropping a malformed group of events", "err", err)
+		_ = msg.Term()
+		return
+	}
+	futs := make([]jetstream.PubAckFuture, 0, len(raws))
+	var failed error
+	for _, raw := range raws {
+		var ev event
+		if err := json.Unmarshal(raw, &ev); err != nil || !validToken(ev.Account) || ev.Function == "" {
+			q.malformed.Add(1)
+			q.log.Error("dropping a malformed event of a group", "err", err)
+			continue
+		}
+		f, err := q.js.PublishAsync(subjectPrefix+ev.Account+"."+ev.Function, raw, jetstream.WithMsgID(ev.RequestID))
+		if err != nil {
+			failed = err
+			break
+		}
+		futs = append(futs, f)
+	}
+	for _, f := range futs {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			failed = err
+		case <-ctx.Done():
+			failed = ctx.Err()
+		}
+	}
+	if failed != nil {
+		if ctx.Err() == nil {
+			q.log.Warn("splitting a group of events; trying again", "err", failed)
+		}
+		_ = msg.NakWithDelay(time.Second)
+		return
+	}
+	if err := msg.DoubleAck(ctx); err != nil && ctx.Err() == nil {
+		// Redelivered later and split again: deduplicated.
+		q.log.Warn("acking a split group", "err", err)
+	}
+	acc := &q.acceptor
+	acc.mu.Lock()
+	acc.splitted += uint64(len(futs))
+	acc.mu.Unlock()
+}
