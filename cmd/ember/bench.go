@@ -118,6 +118,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	go func() {
 		done <- serve(sctx, serveConfig{Listen: "127.0.0.1:0", DataDir: filepath.Join(dir, "data"), Region: "us-east-1",
 			ControlRate: 1e6, ControlBurst: 1e6, WorkerMemoryMB: workerMB, AccountConcurrency: max(1000, *fleetN+100),
+			SandboxPool: 2, // as ember serve's default
 			onDataPlane: func(m *workermanager.Manager, _ *worker.Worker) { manager = m },
 			Ready:       func(a string) { addr <- a }}, io.Discard)
 	}()

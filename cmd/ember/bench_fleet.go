@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -251,11 +252,19 @@ func takeMemSnapshot() memSnapshot {
 		} else if _, err := fmt.Sscanf(string(b[i+1:]), " %s %d", &state, &ppid); err != nil {
 			continue
 		}
-		if ppid == self {
+		if ppid == self && !pooledInit(pid) {
 			s.children[pid] = true
 		}
 	}
 	return s
+}
+
+// pooledInit says whether pid is a sandbox init the sandbox manager keeps
+// started ahead (sandbox.Config.InitPool): not a sandbox yet, and
+// replaced as soon as one is taken.
+func pooledInit(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
+	return err == nil && bytes.Contains(b, []byte("/_pool-"))
 }
 
 // procField is the number after key in a /proc file of "key: value" lines.

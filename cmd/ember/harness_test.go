@@ -77,7 +77,8 @@ func startEmber(t *testing.T, dataDir string, edit ...func(*serveConfig)) *ember
 	cfg := serveConfig{
 		Listen: "127.0.0.1:0", DataDir: dataDir, Region: "us-east-1",
 		ControlRate: 1000, ControlBurst: 1000,
-		Ready: func(a string) { addr <- a },
+		SandboxPool: 2, // as ember serve's default
+		Ready:       func(a string) { addr <- a },
 	}
 	for _, e := range edit {
 		e(&cfg)

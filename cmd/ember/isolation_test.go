@@ -128,7 +128,7 @@ func sandboxProcs() []int {
 			continue
 		}
 		b, err := os.ReadFile("/proc/" + e.Name() + "/cgroup")
-		if err == nil && bytes.Contains(b, []byte(marker)) {
+		if err == nil && bytes.Contains(b, []byte(marker)) && !pooledInit(pid) {
 			out = append(out, pid)
 		}
 	}

@@ -66,7 +66,8 @@ type Config struct {
 	// (logs.Writer.Open): every line of its log goes there too.
 	OpenLog func(account, group, stream string) LogStream
 	// CPUCap caps each sandbox's CPU time as Lambda does, in proportion
-	// to its memory (sandbox.CPUMilliForMemory: 1,769 MB is one CPU).
+	// to its memory (sandbox.CPUMilliForMemory: 1,769 MB is one CPU),
+	// from the end of its runtime's init.
 	// Off by default: the CPU weight, also proportional to memory, shares
 	// a busy host in the same proportions without idling free CPU.
 	CPUCap bool
@@ -203,7 +204,6 @@ func (w *Worker) CreateSandbox(ctx context.Context, id string, fn *store.Functio
 		MemoryMB:   fn.MemorySize,
 		PidsMax:    1024,
 		CPUWeight:  max(1, fn.MemorySize*100/1769),
-		CPUMilli:   w.cpuCap(fn.MemorySize),
 		UID:        993,
 		GID:        990,
 		ListenAddr: runtimeAPIAddr,
@@ -254,6 +254,15 @@ func (w *Worker) CreateSandbox(ctx context.Context, id string, fn *store.Functio
 		ie := w.initError(b, err, initErr, initDur)
 		_ = w.teardown(b)
 		return 0, ie
+	}
+	// The CPU cap applies once the runtime has initialised (Lambda too
+	// lets the init phase burst): a cap of a few percent of a CPU would
+	// stretch a runtime's start to the next quota period.
+	if c := w.cpuCap(fn.MemorySize); c > 0 {
+		if err := b.sb.SetCPUMilli(c); err != nil {
+			_ = w.teardown(b)
+			return 0, fmt.Errorf("worker: capping the sandbox's CPU: %w", err)
+		}
 	}
 	w.mu.Lock()
 	w.boxes[id] = b
