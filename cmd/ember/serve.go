@@ -114,6 +114,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.LogInvocationBytes, "log-invocation-bytes", 1<<20, "output of one invocation kept in the function log")
 	metricsTokenFile := fs.String("metrics-token-file", "", "file holding the bearer token GET /metrics requires (default: /metrics for loopback clients only)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
+	logLevel := fs.String("log-level", "info", "log level: debug (with each cold start's steps timed), info, warn or error")
 	pprofAddr := fs.String("pprof", "", "serve Go's profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060 (default: off)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -127,9 +128,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return fmt.Errorf("metrics token: %s is empty", *metricsTokenFile)
 		}
 	}
-	var h slog.Handler = slog.NewTextHandler(stderr, nil)
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	var h slog.Handler = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})
 	if *logFormat == "json" {
-		h = slog.NewJSONHandler(stderr, nil)
+		h = slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level})
 	}
 	cfg.Log = slog.New(ctxHandler{h})
 	if *pprofAddr != "" {

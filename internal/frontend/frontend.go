@@ -432,6 +432,10 @@ func headerValue(h http.Header, key string) string {
 }
 
 func (s *Server) invoke(w http.ResponseWriter, r *http.Request, requestID string) error {
+	var tr *invokeTrace
+	if s.log.Enabled(r.Context(), slog.LevelDebug) {
+		tr = &invokeTrace{t0: time.Now()}
+	}
 	body, err := readBody(w, r)
 	if err != nil {
 		return err
@@ -440,6 +444,7 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request, requestID string
 	if err != nil {
 		return err
 	}
+	tr.mark(stepAuth)
 	ref, err := parseFunctionRef(r.PathValue("fn"))
 	if err != nil {
 		return err
@@ -490,6 +495,7 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request, requestID string
 	if err != nil {
 		return err
 	}
+	tr.mark(stepLookup)
 	fn := t.fn
 	switch invType {
 	case "DryRun":
@@ -508,11 +514,53 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request, requestID string
 		RequestID: requestID, Payload: body, ClientContext: clientContext,
 		TraceID: headerValue(r.Header, "X-Amzn-Trace-Id"), Version: fn.VersionName(), InvokedFunctionARN: t.invokedARN,
 	}
-	res, err := s.execute(r.Context(), p.AccountID, fn, req)
+	res, err := s.execute(r.Context(), p.AccountID, fn, req, tr)
 	if err != nil {
 		return err
 	}
-	return s.writeResult(w, logType, fn.VersionName(), res)
+	err = s.writeResult(w, logType, fn.VersionName(), res)
+	if tr != nil && tr.cold {
+		tr.mark(stepWrite)
+		s.log.DebugContext(r.Context(), "cold invoke", "total", time.Since(tr.t0), "auth", tr.steps[stepAuth],
+			"lookup", tr.steps[stepLookup], "slot", tr.steps[stepSlot], "sandbox", tr.steps[stepSandbox],
+			"invoke", tr.steps[stepInvoke], "write", tr.steps[stepWrite])
+	}
+	return err
+}
+
+// invokeTrace is how long each step of one invoke took, for the debug
+// line of a cold start: reading and verifying the request, resolving the
+// function, the concurrency slot, getting a sandbox (the Worker Manager:
+// the cold start itself), the invocation in it, and writing the response.
+// Its methods do nothing on a nil trace (debug logging off).
+type invokeTrace struct {
+	t0, last time.Time
+	cold     bool
+	steps    [numSteps]time.Duration
+}
+
+// The steps of an invokeTrace.
+const (
+	stepAuth = iota
+	stepLookup
+	stepSlot
+	stepSandbox
+	stepInvoke
+	stepWrite
+	numSteps
+)
+
+// mark ends step i now.
+func (t *invokeTrace) mark(i int) {
+	if t == nil {
+		return
+	}
+	now := time.Now()
+	if t.last.IsZero() {
+		t.last = t.t0
+	}
+	t.steps[i] = now.Sub(t.last)
+	t.last = now
 }
 
 // InvokeAsync runs one queued asynchronous event like a synchronous invoke
@@ -529,7 +577,7 @@ func (s *Server) InvokeAsync(ctx context.Context, account, name, qualifier strin
 		RequestID: requestID, Payload: payload,
 		Version: t.fn.VersionName(), InvokedFunctionARN: t.invokedARN,
 	}
-	res, err := s.execute(ctx, account, t.fn, req)
+	res, err := s.execute(ctx, account, t.fn, req, nil)
 	if err != nil {
 		return nil, "", err
 	}
@@ -537,7 +585,7 @@ func (s *Server) InvokeAsync(ctx context.Context, account, name, qualifier strin
 }
 
 // execute takes a concurrency slot and runs req in a sandbox.
-func (s *Server) execute(ctx context.Context, account string, fn *store.Function, req *invoke.Request) (*invoke.Result, error) {
+func (s *Server) execute(ctx context.Context, account string, fn *store.Function, req *invoke.Request, tr *invokeTrace) (*invoke.Result, error) {
 	// Every line Ember logs for this invoke carries its request id and
 	// function (and, once known, its sandbox).
 	ctx = invoke.WithLogAttrs(ctx, slog.String("request_id", req.RequestID), slog.String("function", fn.VersionKey()))
@@ -547,13 +595,14 @@ func (s *Server) execute(ctx context.Context, account string, fn *store.Function
 		return nil, err
 	}
 	defer release() // on every path, panics included
+	tr.mark(stepSlot)
 	s.cfg.Metrics.InvokeStarted(account, fn.Name)
 	outcome, ran := "platform_error", time.Duration(0)
 	defer func() { s.cfg.Metrics.InvokeDone(account, fn.Name, outcome, ran) }()
 	// A sandbox that died before the invocation reached its runtime did
 	// not run it: try another, a few times.
 	for attempt := 0; ; attempt++ {
-		res, err := s.run(ctx, fn, req, req.RequestID)
+		res, err := s.run(ctx, fn, req, req.RequestID, tr)
 		if errors.Is(err, invoke.ErrSandboxGone) && attempt < 3 {
 			continue
 		}
@@ -569,8 +618,12 @@ func (s *Server) execute(ctx context.Context, account string, fn *store.Function
 }
 
 // run gets a sandbox and runs the invocation in it.
-func (s *Server) run(ctx context.Context, fn *store.Function, req *invoke.Request, requestID string) (*invoke.Result, error) {
+func (s *Server) run(ctx context.Context, fn *store.Function, req *invoke.Request, requestID string, tr *invokeTrace) (*invoke.Result, error) {
 	a, err := s.cfg.Pool.Acquire(ctx, fn)
+	tr.mark(stepSandbox)
+	if tr != nil {
+		tr.cold = a.Cold
+	}
 	var ie *invoke.InitError
 	if errors.As(err, &ie) {
 		s.cfg.Metrics.ColdStart(fn.AccountID, fn.Name, 0)
@@ -593,6 +646,7 @@ func (s *Server) run(ctx context.Context, fn *store.Function, req *invoke.Reques
 		s.cfg.Metrics.ColdStart(fn.AccountID, fn.Name, a.InitDuration)
 	}
 	res, err := a.Worker.Invoke(ctx, a.SandboxID, req)
+	tr.mark(stepInvoke)
 	if err != nil {
 		s.log.WarnContext(ctx, "invoke failed in its sandbox", "err", err)
 		return nil, err

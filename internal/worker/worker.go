@@ -152,10 +152,12 @@ func New(cfg Config) *Worker {
 // /next. Init failures are *invoke.InitError and leave nothing behind.
 func (w *Worker) CreateSandbox(ctx context.Context, id string, fn *store.Function) (time.Duration, error) {
 	start := time.Now()
+	tr := coldTrace{t0: start}
 	codeDir, err := w.code.path(ctx, fn.AccountID, fn.CodeSHA256)
 	if err != nil {
 		return 0, err
 	}
+	tr.mark(&tr.code)
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return 0, err
@@ -168,6 +170,7 @@ func (w *Worker) CreateSandbox(ctx context.Context, id string, fn *store.Functio
 	}
 	b.logs = newLogPipe(pr, w.log.With("function", fn.Key(), "sandbox", id, "log_stream", stream), sink)
 	go b.logs.run()
+	tr.mark(&tr.logs)
 	rt, ok := runtimes.Lookup(fn.Runtime)
 	if !ok {
 		pr.Close()
@@ -193,6 +196,7 @@ func (w *Worker) CreateSandbox(ctx context.Context, id string, fn *store.Functio
 	if !rt.NeedsBootstrap {
 		mounts = append(mounts, sandbox.Mount{Source: w.cfg.RuntimeDir, Target: runtimes.SandboxRuntimeDir, ReadOnly: true})
 	}
+	tr.mark(&tr.spec)
 	spec := sandbox.Spec{
 		ID:         id,
 		Path:       prog,
@@ -213,7 +217,15 @@ func (w *Worker) CreateSandbox(ctx context.Context, id string, fn *store.Functio
 		Stdout:        pw,
 		Stderr:        pw,
 	}
+	// The Runtime API server is made while the sandbox starts (Start
+	// mostly waits for the sandbox's init): it needs only the listener.
+	apiMade := make(chan struct{})
+	go func() {
+		defer close(apiMade)
+		b.api = runtimeapi.New(runtimeapi.Config{FunctionARN: b.arn, Logger: w.log.With("sandbox", id)})
+	}()
 	sb, err := w.cfg.Sandboxes.Start(ctx, spec)
+	<-apiMade
 	pw.Close() // the sandbox has its own copy
 	if err != nil {
 		pr.Close()
@@ -221,7 +233,7 @@ func (w *Worker) CreateSandbox(ctx context.Context, id string, fn *store.Functio
 		return 0, fmt.Errorf("worker: start sandbox: %w", err)
 	}
 	b.sb = sb
-	b.api = runtimeapi.New(runtimeapi.Config{FunctionARN: b.arn, Logger: w.log.With("sandbox", id)})
+	tr.mark(&tr.start)
 	go func() {
 		defer close(b.served)
 		_ = b.api.Serve(sb.Listener())
@@ -243,9 +255,11 @@ func (w *Worker) CreateSandbox(ctx context.Context, id string, fn *store.Functio
 		}
 	}()
 
+	tr.mark(&tr.serve)
 	ictx, cancel := context.WithTimeout(ctx, w.cfg.InitTimeout)
 	stop := context.AfterFunc(b.dead, cancel)
 	err = b.api.WaitInit(ictx)
+	tr.mark(&tr.init)
 	initErr := ictx.Err()
 	stop()
 	cancel()
@@ -267,7 +281,31 @@ func (w *Worker) CreateSandbox(ctx context.Context, id string, fn *store.Functio
 	w.mu.Lock()
 	w.boxes[id] = b
 	w.mu.Unlock()
+	if w.log.Enabled(ctx, slog.LevelDebug) {
+		tr.mark(&tr.rest)
+		w.log.DebugContext(ctx, "sandbox initialised", "sandbox", id, "total", time.Since(start),
+			"code", tr.code, "log_open", tr.logs, "spec", tr.spec, "sandbox_start", tr.start,
+			"api_serve", tr.serve, "runtime_init", tr.init, "rest", tr.rest)
+	}
 	return initDur, nil
+}
+
+// coldTrace is how long each step of CreateSandbox took: finding (or
+// unpacking) the code, opening the log pipe and stream, building the
+// sandbox's spec and mounts, starting the sandbox, starting the Runtime
+// API server, and the runtime's own start to its first /next.
+type coldTrace struct {
+	t0, last                                   time.Time
+	code, logs, spec, start, serve, init, rest time.Duration
+}
+
+func (t *coldTrace) mark(d *time.Duration) {
+	now := time.Now()
+	if t.last.IsZero() {
+		t.last = t.t0
+	}
+	*d = now.Sub(t.last)
+	t.last = now
 }
 
 // initError describes why a runtime did not initialise.

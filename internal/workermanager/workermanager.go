@@ -164,6 +164,7 @@ func (m *Manager) Acquire(ctx context.Context, fn *store.Function) (invoke.Assig
 // provisioned one is not subject to the scaling rate and is initialised
 // as Lambda initialises provisioned concurrency.
 func (m *Manager) create(ctx context.Context, fn *store.Function, provisioned bool) (invoke.Assignment, error) {
+	t0 := time.Now()
 	if m.cfg.Scaler != nil && !provisioned {
 		if err := m.cfg.Scaler.AllowNewSandbox(fn.AccountID, fn.Name); err != nil {
 			return invoke.Assignment{}, err
@@ -210,7 +211,9 @@ func (m *Manager) create(ctx context.Context, fn *store.Function, provisioned bo
 		c.InitializationType = store.InitProvisioned
 		made = &c
 	}
+	t1 := time.Now()
 	initDur, err := w.CreateSandbox(context.WithoutCancel(ctx), sb.id, made)
+	t2 := time.Now()
 	m.mu.Lock()
 	if err != nil {
 		sb.transition(Dead)
@@ -221,7 +224,8 @@ func (m *Manager) create(ctx context.Context, fn *store.Function, provisioned bo
 	}
 	sb.transition(Busy)
 	m.mu.Unlock()
-	m.log.DebugContext(ctx, "sandbox created", "sandbox", sb.id, "worker", workerID, "init", initDur)
+	m.log.DebugContext(ctx, "sandbox created", "sandbox", sb.id, "worker", workerID, "init", initDur,
+		"place", t1.Sub(t0), "create", t2.Sub(t1), "after", time.Since(t2))
 	return invoke.Assignment{SandboxID: sb.id, WorkerID: workerID, Worker: w, Cold: true, InitDuration: initDur}, nil
 }
 
