@@ -122,6 +122,9 @@ type Queue struct {
 	inbox  jetstream.Stream   // groups of accepted events (accept.go)
 
 	acceptor acceptor
+	// backingOff holds, by request id, why an event backing off did not
+	// run (*lambdaapi.Error), until its next delivery here (handle).
+	backingOff sync.Map
 
 	accepted, invocations, succeeded, functionErrors, retries, throttled atomic.Uint64
 	toDestination, dropped, gone, malformed                              atomic.Uint64
@@ -417,6 +420,13 @@ func (q *Queue) handle(ctx context.Context, inv Invoker, msg jetstream.Msg) {
 	}
 	log := q.log.With("function", ev.Account+"."+ev.Function, "request_id", ev.RequestID)
 	retryLater := func(d time.Duration) { _ = msg.NakWithDelay(d) }
+	// Why the last delivery of this event on this node did not run (a
+	// throttle or platform error), if it did not: the cause should it
+	// expire now.
+	var lastCause *lambdaapi.Error
+	if c, ok := q.backingOff.LoadAndDelete(ev.RequestID); ok {
+		lastCause = c.(*lambdaapi.Error)
+	}
 	cfg, err := q.effectiveConfig(ctx, ev.Account, ev.Function, ev.Qualifier)
 	if err != nil {
 		log.Warn("reading the event invoke config", "err", err)
@@ -430,7 +440,7 @@ func (q *Queue) handle(ctx context.Context, inv Invoker, msg jetstream.Msg) {
 	}
 	maxAge := q.scaled(time.Duration(cfg.maxAge) * time.Second)
 	if now.Sub(ev.Accepted) > maxAge {
-		q.finish(ctx, msg, &ev, cfg, conditionEventAgeExceeded, nil, log)
+		q.finish(ctx, msg, &ev, cfg, conditionEventAgeExceeded, lastCause, log)
 		return
 	}
 
@@ -498,6 +508,7 @@ func (q *Queue) handle(ctx context.Context, inv Invoker, msg jetstream.Msg) {
 			q.finish(ctx, msg, &ev, cfg, conditionEventAgeExceeded, le, log)
 			return
 		}
+		q.backingOff.Store(ev.RequestID, le)
 		retryLater(d)
 		return
 	}
