@@ -436,7 +436,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout io.Writer) (err error) {
 	}
 	control := controlapi.New(controlapi.Config{
 		Runtimes: available,
-		Store:    st, Auth: verifier, Signer: sealer, Accounts: accounts, Region: cfg.Region,
+		Store:    writeThrough{st, front}, Auth: verifier, Signer: sealer, Accounts: accounts, Region: cfg.Region,
 		RatePerSecond: cfg.ControlRate, Burst: cfg.ControlBurst, Logger: log,
 		AccountConcurrency: cfg.AccountConcurrency, OnReservation: counter.SetReserved,
 		Provisioner: manager, // provisioned concurrency: the manager keeps the sandboxes
@@ -581,4 +581,44 @@ func removeStaleWorkerDirs(dataDir string, log *slog.Logger) {
 		}
 		log.Info("removed the worker directory of an Ember that did not stop", "dir", d)
 	}
+}
+
+// writeThrough is the store as the control API uses it: a write of a
+// function or alias is told to the Front End as soon as it is stored
+// (read-your-writes within this Ember), before the watch says so.
+type writeThrough struct {
+	*store.Store
+	front *frontend.Server
+}
+
+func (w writeThrough) UpdateFunction(ctx context.Context, f store.Function, rev uint64) (uint64, error) {
+	r, err := w.Store.UpdateFunction(ctx, f, rev)
+	if err == nil {
+		w.front.FunctionWritten(f.AccountID, f.Name, &f)
+	}
+	return r, err
+}
+
+func (w writeThrough) DeleteFunction(ctx context.Context, account, name string, rev uint64) error {
+	err := w.Store.DeleteFunction(ctx, account, name, rev)
+	if err == nil {
+		w.front.FunctionWritten(account, name, nil)
+	}
+	return err
+}
+
+func (w writeThrough) UpdateAlias(ctx context.Context, a store.Alias, rev uint64) (uint64, error) {
+	r, err := w.Store.UpdateAlias(ctx, a, rev)
+	if err == nil {
+		w.front.AliasWritten(a.AccountID, a.Function, a.Name, &a)
+	}
+	return r, err
+}
+
+func (w writeThrough) DeleteAlias(ctx context.Context, account, function, alias string, rev uint64) error {
+	err := w.Store.DeleteAlias(ctx, account, function, alias, rev)
+	if err == nil {
+		w.front.AliasWritten(account, function, alias, nil)
+	}
+	return err
 }

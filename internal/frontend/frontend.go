@@ -113,6 +113,10 @@ type Server struct {
 	mu    sync.RWMutex
 	gen   uint64              // counts invalidations
 	cache map[string]*fnCache // by account.name
+	// retired is, by account.name, the $LATEST revision whose
+	// predecessors' sandboxes were retired: a change told twice (by this
+	// process's write, then by the watch) retires them once.
+	retired map[string]string
 }
 
 // fnCache is what the Front End knows of one function.
@@ -190,10 +194,21 @@ func (s *Server) functionChanged(account, name string, f *store.Function) {
 			delete(s.cache, key)
 		}
 	}
+	seen := f != nil && s.retired[key] == f.RevisionID
+	if f == nil {
+		delete(s.retired, key)
+	} else {
+		if s.retired == nil {
+			s.retired = map[string]string{}
+		}
+		s.retired[key] = f.RevisionID
+	}
 	s.mu.Unlock()
 	switch {
 	case f == nil:
 		s.cfg.Pool.Retire(key) // every version's sandboxes
+	case seen:
+		// Told already (FunctionWritten, then the watch).
 	case old == nil || old.RevisionID != f.RevisionID:
 		// Only a new revision of code or configuration retires $LATEST's
 		// sandboxes; a change of reserved concurrency does not.
