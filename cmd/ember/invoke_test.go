@@ -388,13 +388,7 @@ func TestSixteenConcurrentInvokes(t *testing.T) {
 // waitFor polls cond until it holds or a deadline passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	pollUntil(t, what, 30*time.Second, 10*time.Millisecond, cond)
 }
 
 func TestInvokeRequestErrors(t *testing.T) {

@@ -53,13 +53,12 @@ type accepting struct {
 
 // acceptor holds the events waiting for a group commit.
 type acceptor struct {
-	mu       sync.Mutex
-	waiting  []*accepting
-	size     int
-	running  bool // a commit loop is running
-	groups   uint64
-	grouped  uint64
-	splitted uint64
+	mu      sync.Mutex
+	waiting []*accepting
+	running bool // a commit loop is running
+	groups  uint64
+	grouped uint64
+	split   uint64
 }
 
 // store stores ev (as data) with the others waiting, and returns once it
@@ -69,7 +68,6 @@ func (q *Queue) store(ctx context.Context, ev *event, data []byte) error {
 	acc := &q.acceptor
 	acc.mu.Lock()
 	acc.waiting = append(acc.waiting, a)
-	acc.size += len(data)
 	lead := !acc.running
 	acc.running = true
 	acc.mu.Unlock()
@@ -129,7 +127,6 @@ func (q *Queue) takeGroup() []*accepting {
 	}
 	group := acc.waiting[:n:n]
 	acc.waiting = acc.waiting[n:]
-	acc.size -= size
 	if len(acc.waiting) == 0 {
 		acc.waiting = nil
 	}
@@ -167,22 +164,17 @@ func (q *Queue) publishGroup(ctx context.Context, group []*accepting) error {
 		b = append(b, a.data...)
 	}
 	b = append(b, ']')
-	id := group[0].ev.RequestID + "/group"
-	for try := 1; ; try++ {
-		_, err := q.js.Publish(ctx, inboxSubject, b, jetstream.WithMsgID(id))
-		if err == nil {
-			acc := &q.acceptor
-			acc.mu.Lock()
-			acc.groups++
-			acc.grouped += uint64(len(group))
-			acc.mu.Unlock()
-			return nil
-		}
-		if try == publishTries || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrTimeout) {
-			return fmt.Errorf("async: storing %d events: %w", len(group), err)
-		}
-		q.log.Warn("storing events timed out; trying again", "events", len(group), "try", try)
+	msg := nats.NewMsg(inboxSubject)
+	msg.Data = b
+	if err := q.publishRetry(ctx, msg, jetstream.WithMsgID(group[0].ev.RequestID+"/group")); err != nil {
+		return fmt.Errorf("async: storing %d events: %w", len(group), err)
 	}
+	acc := &q.acceptor
+	acc.mu.Lock()
+	acc.groups++
+	acc.grouped += uint64(len(group))
+	acc.mu.Unlock()
+	return nil
 }
 
 // GroupStats says how the accepted events were stored: Groups inbox
@@ -195,7 +187,7 @@ func (q *Queue) GroupStats() GroupStats {
 	acc := &q.acceptor
 	acc.mu.Lock()
 	defer acc.mu.Unlock()
-	return GroupStats{Groups: acc.groups, Grouped: acc.grouped, Split: acc.splitted}
+	return GroupStats{Groups: acc.groups, Grouped: acc.grouped, Split: acc.split}
 }
 
 // openInbox creates or updates the inbox stream.
@@ -300,6 +292,6 @@ func (q *Queue) splitOne(ctx context.Context, msg jetstream.Msg) {
 	}
 	acc := &q.acceptor
 	acc.mu.Lock()
-	acc.splitted += uint64(len(futs))
+	acc.split += uint64(len(futs))
 	acc.mu.Unlock()
 }

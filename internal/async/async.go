@@ -243,14 +243,11 @@ func (q *Queue) Depth(ctx context.Context) (n uint64, oldest time.Time, err erro
 	if err != nil {
 		return 0, time.Time{}, err
 	}
-	n, oldest = info.State.Msgs, info.State.FirstTime
-	if in.State.Msgs > 0 {
-		n += in.State.Msgs
-		if n == in.State.Msgs || in.State.FirstTime.Before(oldest) {
-			oldest = in.State.FirstTime
-		}
+	oldest = info.State.FirstTime
+	if in.State.Msgs > 0 && (info.State.Msgs == 0 || in.State.FirstTime.Before(oldest)) {
+		oldest = in.State.FirstTime
 	}
-	return n, oldest, nil
+	return info.State.Msgs + in.State.Msgs, oldest, nil
 }
 
 // Enqueue stores an event; it returns only once the server acknowledged
@@ -289,20 +286,29 @@ func (q *Queue) publish(ctx context.Context, ev *event, msgID string) error {
 
 // publishData stores an event already encoded as b.
 func (q *Queue) publishData(ctx context.Context, ev *event, b []byte, msgID string) error {
-	var err error
-	// A publish that timed out may have been stored: publishing again with
-	// the same message id is deduplicated by the server, so it is tried
-	// again before the caller gives up (which, for a retry or an outcome,
-	// would run the function again).
+	msg := nats.NewMsg(subjectPrefix + ev.Account + "." + ev.Function)
+	msg.Data = b
+	if err := q.publishRetry(ctx, msg, jetstream.WithMsgID(msgID)); err != nil {
+		return fmt.Errorf("async: storing event %s: %w", ev.RequestID, err)
+	}
+	return nil
+}
+
+// publishRetry stores msg, whose options name a message id. A publish
+// that timed out may have been stored: publishing again with the same
+// message id is deduplicated by the server, so it is tried again (up to
+// publishTries) before the caller gives up (which, for a retry or an
+// outcome, would run the function again).
+func (q *Queue) publishRetry(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) error {
 	for try := 1; ; try++ {
-		_, err = q.js.Publish(ctx, subjectPrefix+ev.Account+"."+ev.Function, b, jetstream.WithMsgID(msgID))
+		_, err := q.js.PublishMsg(ctx, msg, opts...)
 		if err == nil {
 			return nil
 		}
 		if try == publishTries || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrTimeout) {
-			return fmt.Errorf("async: storing event %s: %w", ev.RequestID, err)
+			return err
 		}
-		q.log.Warn("storing an event timed out; trying again", "request_id", ev.RequestID, "try", try)
+		q.log.Warn("storing a message timed out; trying again", "subject", msg.Subject, "try", try)
 	}
 }
 

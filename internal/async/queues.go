@@ -368,19 +368,10 @@ func (q *Queue) send(ctx context.Context, m queueMeta, body []byte, attrs map[st
 		}
 		msg.Header.Set(headerAttributes, string(b))
 	}
-	// As publish: a store that timed out is tried again (deduplicated by
-	// its message id) before the caller gives up, which would run the
-	// function again.
-	for try := 1; ; try++ {
-		_, err := q.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(m.stream()))
-		if err == nil {
-			return nil
-		}
-		if try == publishTries || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrTimeout) {
-			return fmt.Errorf("async: storing a message in queue %s: %w", m.Name, err)
-		}
-		q.log.Warn("storing a queue message timed out; trying again", "queue", m.Name, "msg_id", msgID, "try", try)
+	if err := q.publishRetry(ctx, msg, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(m.stream())); err != nil {
+		return fmt.Errorf("async: storing a message in queue %s: %w", m.Name, err)
 	}
+	return nil
 }
 
 // Message is a queue message as the API answers it.
