@@ -46,8 +46,21 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	eventConc := fs.Int("event-concurrency", 32, "connections sending the asynchronous invokes")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run (the bench's client and Ember, in this process) to this file")
 	quick := fs.Bool("quick", false, "a short run that checks the benchmark works (CI's smoke test), not for figures")
+	only := fs.String("only", "", "measure only these parts, comma-separated, of: floor, rie, cold, runtimes, warm, fleet, async (the floor is always measured: it is the yardstick)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	want := map[string]bool{}
+	for _, part := range []string{"floor", "rie", "cold", "runtimes", "warm", "fleet", "async"} {
+		want[part] = *only == ""
+	}
+	if *only != "" {
+		for _, part := range strings.Split(*only, ",") {
+			if _, ok := want[part]; !ok {
+				return fmt.Errorf("bench: --only: unknown part %q", part)
+			}
+			want[part] = true
+		}
 	}
 	if *quick {
 		set := map[string]bool{}
@@ -98,10 +111,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	// The official Runtime Interface Emulator running the same function:
 	// one invoke at a time, no isolation.
-	progress("the Runtime Interface Emulator")
-	rieRows, err := benchRIE(ctx, dir, zipBytes, *n, *colds)
-	if err != nil {
-		fmt.Fprintf(stderr, "ember bench: the Runtime Interface Emulator was not measured: %v\n", err)
+	var rieRows []benchRow
+	if want["rie"] {
+		progress("the Runtime Interface Emulator")
+		rieRows, err = benchRIE(ctx, dir, zipBytes, *n, *colds)
+		if err != nil {
+			fmt.Fprintf(stderr, "ember bench: the Runtime Interface Emulator was not measured: %v\n", err)
+		}
 	}
 
 	// Ember, all in one, in this process.
@@ -156,86 +172,102 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			"Code": map[string]any{"ZipFile": zipBytes}})
 		return c.post(url[len("http://"):], "/2015-03-31/functions", body, true)
 	}
-	progress("Ember cold invokes")
-	// Cold: a new function each time, so each invoke makes a sandbox.
-	var cold []time.Duration
-	coldStart := time.Now()
-	for i := 0; i < *colds; i++ {
-		name := fmt.Sprintf("cold-%d", i)
-		if err := create(name); err != nil {
-			return err
-		}
-		t := time.Now()
-		if err := c.post(url[len("http://"):], "/2015-03-31/functions/"+name+"/invocations", payload, true); err != nil {
-			return err
-		}
-		cold = append(cold, time.Since(t))
-	}
-	add("Ember cold invoke (new sandbox, to response)", 1, cold, time.Since(coldStart))
-	// The managed runtimes' cold starts, where the host has them.
-	for _, rt := range []struct{ runtime, file, handler, code string }{
-		{"python3.11", "app.py", "app.handler", "def handler(event, context):\n    return event\n"},
-		{"nodejs20.x", "index.mjs", "index.handler", "export const handler = async (event) => event;\n"},
-	} {
-		if _, ok := runtimes.Lookup(rt.runtime); !ok {
-			continue
-		}
-		z, err := zipOne(rt.file, rt.code)
-		if err != nil {
-			return err
-		}
-		var lat []time.Duration
-		t0 := time.Now()
-		for i := 0; i < max(*colds/3, 3); i++ {
-			name := fmt.Sprintf("cold-%s-%d", strings.ReplaceAll(rt.runtime, ".", "-"), i)
-			body, _ := json.Marshal(map[string]any{"FunctionName": name, "Runtime": rt.runtime, "Handler": rt.handler,
-				"Code": map[string]any{"ZipFile": z}})
-			if err := c.post(url[len("http://"):], "/2015-03-31/functions", body, true); err != nil {
+	if want["cold"] {
+		progress("Ember cold invokes")
+		// Cold: a new function each time, so each invoke makes a sandbox.
+		var cold []time.Duration
+		coldStart := time.Now()
+		for i := 0; i < *colds; i++ {
+			name := fmt.Sprintf("cold-%d", i)
+			if err := create(name); err != nil {
 				return err
 			}
 			t := time.Now()
 			if err := c.post(url[len("http://"):], "/2015-03-31/functions/"+name+"/invocations", payload, true); err != nil {
 				return err
 			}
-			lat = append(lat, time.Since(t))
+			cold = append(cold, time.Since(t))
 		}
-		add("Ember cold invoke, "+rt.runtime+" hello", 1, lat, time.Since(t0))
+		add("Ember cold invoke (new sandbox, to response)", 1, cold, time.Since(coldStart))
 	}
-	progress("Ember warm invokes")
-	if err := create("warm"); err != nil {
-		return err
+	if want["runtimes"] {
+		// The managed runtimes' cold starts, where the host has them.
+		for _, rt := range []struct{ runtime, file, handler, code string }{
+			{"python3.11", "app.py", "app.handler", "def handler(event, context):\n    return event\n"},
+			{"nodejs20.x", "index.mjs", "index.handler", "export const handler = async (event) => event;\n"},
+		} {
+			if _, ok := runtimes.Lookup(rt.runtime); !ok {
+				continue
+			}
+			z, err := zipOne(rt.file, rt.code)
+			if err != nil {
+				return err
+			}
+			var lat []time.Duration
+			t0 := time.Now()
+			for i := 0; i < max(*colds/3, 3); i++ {
+				name := fmt.Sprintf("cold-%s-%d", strings.ReplaceAll(rt.runtime, ".", "-"), i)
+				body, _ := json.Marshal(map[string]any{"FunctionName": name, "Runtime": rt.runtime, "Handler": rt.handler,
+					"Code": map[string]any{"ZipFile": z}})
+				if err := c.post(url[len("http://"):], "/2015-03-31/functions", body, true); err != nil {
+					return err
+				}
+				t := time.Now()
+				if err := c.post(url[len("http://"):], "/2015-03-31/functions/"+name+"/invocations", payload, true); err != nil {
+					return err
+				}
+				lat = append(lat, time.Since(t))
+			}
+			add("Ember cold invoke, "+rt.runtime+" hello", 1, lat, time.Since(t0))
+		}
 	}
-	for _, conc := range []int{1, 8, 32} {
-		lat, wall, err := measure(*n, conc, func() error {
-			return c.post(url[len("http://"):], "/2015-03-31/functions/warm/invocations", payload, true)
-		})
-		if err != nil {
+	if want["warm"] {
+		progress("Ember warm invokes")
+		if err := create("warm"); err != nil {
 			return err
 		}
-		add("Ember warm invoke", conc, lat, wall)
+		for _, conc := range []int{1, 8, 32} {
+			lat, wall, err := measure(*n, conc, func() error {
+				return c.post(url[len("http://"):], "/2015-03-31/functions/warm/invocations", payload, true)
+			})
+			if err != nil {
+				return err
+			}
+			add("Ember warm invoke", conc, lat, wall)
+		}
 	}
-	progress(fmt.Sprintf("%d sandboxes at once", *fleetN))
-	// One function for the sandbox fleet (its version 1) and the
-	// asynchronous invokes ($LATEST), 128 MB. A timeout of 30 s, not 3: a
-	// sandbox with 128 MB's CPU share can be starved that long on a loaded
-	// 2-core machine (the CI smoke run).
-	body, _ := json.Marshal(map[string]any{"FunctionName": "many", "Runtime": "provided.al2023", "MemorySize": 128, "Timeout": 30,
-		"Code": map[string]any{"ZipFile": zipBytes}})
-	if err := c.post(url[len("http://"):], "/2015-03-31/functions", body, true); err != nil {
-		return err
+	var fleet fleetResult
+	var async asyncResult
+	if want["fleet"] || want["async"] {
+		// One function for the sandbox fleet (its version 1) and the
+		// asynchronous invokes ($LATEST), 128 MB. A timeout of 30 s, not
+		// 3: a sandbox with 128 MB's CPU share can be starved that long
+		// on a loaded 2-core machine (the CI smoke run).
+		body, _ := json.Marshal(map[string]any{"FunctionName": "many", "Runtime": "provided.al2023", "MemorySize": 128, "Timeout": 30,
+			"Code": map[string]any{"ZipFile": zipBytes}})
+		if err := c.post(url[len("http://"):], "/2015-03-31/functions", body, true); err != nil {
+			return err
+		}
 	}
-	// Many sandboxes at once, then idle: creation rate and memory.
-	fleetRow, fleet, err := benchFleet(c, url[len("http://"):], "many", *fleetN, manager.ProvisionedStatus)
-	if err != nil {
-		return fmt.Errorf("sandbox fleet: %w", err)
+	if want["fleet"] {
+		progress(fmt.Sprintf("%d sandboxes at once", *fleetN))
+		// Many sandboxes at once, then idle: creation rate and memory.
+		var fleetRow benchRow
+		fleetRow, fleet, err = benchFleet(c, url[len("http://"):], "many", *fleetN, manager.ProvisionedStatus)
+		if err != nil {
+			return fmt.Errorf("sandbox fleet: %w", err)
+		}
+		rows = append(rows, fleetRow)
 	}
-	rows = append(rows, fleetRow)
-	progress(fmt.Sprintf("%d asynchronous invokes", *events))
-	eventRows, async, err := benchEvents(c, url[len("http://"):], "many", *events, *eventConc)
-	if err != nil {
-		return fmt.Errorf("async invokes: %w", err)
+	if want["async"] {
+		progress(fmt.Sprintf("%d asynchronous invokes", *events))
+		var eventRows []benchRow
+		eventRows, async, err = benchEvents(c, url[len("http://"):], "many", *events, *eventConc)
+		if err != nil {
+			return fmt.Errorf("async invokes: %w", err)
+		}
+		rows = append(rows, eventRows...)
 	}
-	rows = append(rows, eventRows...)
 	progress("done")
 	if *asJSON {
 		return json.NewEncoder(stdout).Encode(map[string]any{"cpus": runtime.NumCPU(), "rows": rows, "idle_sandboxes": fleet, "async": async})
@@ -249,7 +281,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		fmt.Fprintf(stdout, "%-62s %5d %9s %9s %9s %10.0f %8.1fx\n", r.Name, r.Concurrency, us(r.P50), us(r.P90), us(r.P99), r.PerSecond, float64(r.P50)/float64(floor))
 	}
-	printFleet(stdout, fleet)
+	if want["fleet"] {
+		printFleet(stdout, fleet)
+	}
+	if !want["async"] {
+		return nil
+	}
 	fmt.Fprintf(stdout, "\nasync: %d events sent (%d measured in %.2f s, %.0f accepted/s, Ember and the client using %.0f%% of a CPU); all run %.2f s after the first (%.0f/s), %.2f s after the last 202\n",
 		async.Events, *events, async.AcceptSeconds, async.AcceptedPerSecond, async.AcceptCPUPercent, async.ProcessedSeconds, async.ProcessedPerSecond, async.DrainSeconds)
 	return nil

@@ -170,3 +170,26 @@ func readReply(br *bufio.Reader, id []byte) ([]byte, int, bool) {
 		}
 	}
 }
+
+// BenchmarkLambdaGoRoundTrip measures one Invoke of testdata/echofn, a
+// function built with aws-lambda-go running as its own process: the round
+// trip a warm invoke makes between Ember and a real runtime (two processes
+// waking each other), without the Front End and without a sandbox.
+func BenchmarkLambdaGoRoundTrip(b *testing.B) {
+	ts, _ := startEcho(b, Config{FunctionARN: testARN})
+	payload := []byte(`{"op":"echo","data":{"hello":"world"}}`)
+	var ids [64]string
+	for i := range ids {
+		ids[i] = "bench-" + strconv.Itoa(i)
+	}
+	in := &Invocation{Payload: payload, Deadline: time.Now().Add(time.Hour)}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		in.RequestID = ids[i%len(ids)]
+		resp, err := ts.Invoke(ctx, in)
+		if err != nil || string(resp.Payload) != `{"hello":"world"}` {
+			b.Fatalf("Invoke = %v, %v", resp, err)
+		}
+	}
+}

@@ -70,7 +70,7 @@ type function struct {
 }
 
 // startFunction runs echofn against the Runtime API at addr.
-func startFunction(t *testing.T, addr string) *function {
+func startFunction(t testing.TB, addr string) *function {
 	t.Helper()
 	cmd := exec.Command(echoFn(t))
 	cmd.Env = append(os.Environ(), "AWS_LAMBDA_RUNTIME_API="+addr)

@@ -13,7 +13,7 @@ import (
 // testdata/echofn is built and run with AWS_LAMBDA_RUNTIME_API set.
 
 // startEcho starts a server and echofn, and waits for its init.
-func startEcho(t *testing.T, cfg Config) (*testServer, *function) {
+func startEcho(t testing.TB, cfg Config) (*testServer, *function) {
 	t.Helper()
 	ts := newTestServer(t, cfg)
 	fn := startFunction(t, ts.addr)
