@@ -525,9 +525,15 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request, requestID string
 		w.WriteHeader(http.StatusAccepted)
 		return nil
 	}
+	// Lambda always gives the runtime a trace header: the caller's, or
+	// one it makes.
+	traceID := headerValue(r.Header, "X-Amzn-Trace-Id")
+	if traceID == "" {
+		traceID = newTraceID(time.Now())
+	}
 	req := &invoke.Request{
 		RequestID: requestID, Payload: body, ClientContext: clientContext,
-		TraceID: headerValue(r.Header, "X-Amzn-Trace-Id"), Version: fn.VersionName(), InvokedFunctionARN: t.invokedARN,
+		TraceID: traceID, Version: fn.VersionName(), InvokedFunctionARN: t.invokedARN,
 	}
 	res, err := s.execute(r.Context(), p.AccountID, fn, req, tr)
 	if err != nil {
@@ -541,6 +547,40 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request, requestID string
 			"invoke", tr.steps[stepInvoke], "write", tr.steps[stepWrite])
 	}
 	return err
+}
+
+// traceIDLen is the length of a trace header newTraceID makes.
+const traceIDLen = len("Root=1-") + 8 + 1 + 24 + len(";Parent=") + 16 + len(";Sampled=0")
+
+// newTraceID is the X-Ray trace header of an invoke whose caller sent
+// none, in the form Lambda gives the runtime then:
+// Root=1-{epoch seconds, 8 hex digits}-{96 random bits, 24 hex
+// digits};Parent={64 random bits, 16 hex digits};Sampled=0 (not sampled:
+// Ember records no traces). One allocation, for the string.
+func newTraceID(now time.Time) string {
+	var b [traceIDLen]byte
+	n := copy(b[:], "Root=1-")
+	putHex(b[n:n+8], uint64(uint32(now.Unix())))
+	n += 8
+	b[n] = '-'
+	n++
+	putHex(b[n:n+8], rand.Uint64())
+	putHex(b[n+8:n+24], rand.Uint64())
+	n += 24
+	n += copy(b[n:], ";Parent=")
+	putHex(b[n:n+16], rand.Uint64())
+	n += 16
+	copy(b[n:], ";Sampled=0")
+	return string(b[:])
+}
+
+// putHex writes the low len(dst) hex digits of v into dst, lower case.
+func putHex(dst []byte, v uint64) {
+	const digits = "0123456789abcdef"
+	for i := len(dst) - 1; i >= 0; i-- {
+		dst[i] = digits[v&0xf]
+		v >>= 4
+	}
 }
 
 // invokeTrace is how long each step of one invoke took, for the debug
@@ -589,7 +629,7 @@ func (s *Server) InvokeAsync(ctx context.Context, account, name, qualifier strin
 		return nil, "", err
 	}
 	req := &invoke.Request{
-		RequestID: requestID, Payload: payload,
+		RequestID: requestID, Payload: payload, TraceID: newTraceID(time.Now()),
 		Version: t.fn.VersionName(), InvokedFunctionARN: t.invokedARN,
 	}
 	res, err := s.execute(ctx, account, t.fn, req, nil)

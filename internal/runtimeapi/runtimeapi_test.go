@@ -21,14 +21,18 @@ const testARN = "arn:aws:lambda:us-east-1:123456789012:function:fn"
 func TestInvokeRoundTrip(t *testing.T) {
 	ts := newTestServer(t, Config{FunctionARN: testARN})
 	deadline := time.Now().Add(3 * time.Second)
+	// The Front End always has a trace id (the caller's, or one it made),
+	// as Lambda always sends Lambda-Runtime-Trace-Id.
+	const trace = "Root=1-6745a3c1-0123456789abcdef01234567;Parent=89abcdef01234567;Sampled=0"
 	res := invokeAsync(t.Context(), ts.Server, &Invocation{
-		RequestID: "req-1", Payload: []byte(`{"a":1}`), Deadline: deadline,
+		RequestID: "req-1", Payload: []byte(`{"a":1}`), Deadline: deadline, TraceID: trace,
 	})
 	r := ts.next(t)
 	want := map[string]string{
 		hdrRequestID:     "req-1",
 		hdrDeadline:      strconv.FormatInt(deadline.UnixMilli(), 10),
 		hdrARN:           testARN,
+		hdrTrace:         trace,
 		hdrContentType:   "application/json",
 		hdrContentLength: "7",
 	}
@@ -37,7 +41,7 @@ func TestInvokeRoundTrip(t *testing.T) {
 			t.Errorf("header %s = %q, want %q", k, got, v)
 		}
 	}
-	for _, k := range []string{hdrTrace, hdrClientContext, hdrCognito} {
+	for _, k := range []string{hdrClientContext, hdrCognito} {
 		if _, ok := r.header[k]; ok {
 			t.Errorf("header %s sent though unset", k)
 		}

@@ -1,0 +1,83 @@
+package frontend
+
+import (
+	"context"
+	"net/http/httptest"
+	"regexp"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emberfn/ember/internal/invoke"
+)
+
+// traceRE is an X-Ray trace header as Lambda makes one for a caller that
+// sent none.
+var traceRE = regexp.MustCompile(`^Root=1-([0-9a-f]{8})-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=0$`)
+
+// Every invocation reaches its runtime with a trace header: the caller's
+// X-Amzn-Trace-Id as sent, else a new one in X-Ray's format, another for
+// each invoke; asynchronous events too.
+func TestTraceIDAlwaysSent(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	s, _, _, h := newServer(fakeWorker{fn: func(req *invoke.Request) (*invoke.Result, error) {
+		mu.Lock()
+		got = append(got, req.TraceID)
+		mu.Unlock()
+		return &invoke.Result{Payload: []byte(`{}`)}, nil
+	}})
+	const callers = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+	before := time.Now().Unix()
+	for _, hdr := range []string{"", "", callers} {
+		r := httptest.NewRequest("POST", "/2015-03-31/functions/f/invocations", nil)
+		if hdr != "" {
+			r.Header.Set("X-Amzn-Trace-Id", hdr)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != 200 {
+			t.Fatalf("invoke: %d %s", w.Code, w.Body)
+		}
+	}
+	if _, _, err := s.InvokeAsync(context.Background(), "123456789012", "f", "", []byte(`{}`), "async-1"); err != nil {
+		t.Fatal(err)
+	}
+	after := time.Now().Unix()
+	if len(got) != 4 || got[2] != callers {
+		t.Fatalf("trace ids %q; want the caller's third", got)
+	}
+	for _, id := range []string{got[0], got[1], got[3]} {
+		m := traceRE.FindStringSubmatch(id)
+		if m == nil {
+			t.Fatalf("trace id %q is not in X-Ray's format", id)
+		}
+		epoch, _ := strconv.ParseInt(m[1], 16, 64)
+		if epoch < before || epoch > after {
+			t.Fatalf("trace id %q: epoch %d not in [%d, %d]", id, epoch, before, after)
+		}
+	}
+	if got[0] == got[1] || got[1] == got[3] {
+		t.Fatalf("trace ids repeat: %q", got)
+	}
+}
+
+func TestNewTraceID(t *testing.T) {
+	now := time.Unix(0x5759e988, 0)
+	seen := map[string]bool{}
+	for range 1000 {
+		id := newTraceID(now)
+		m := traceRE.FindStringSubmatch(id)
+		if m == nil || m[1] != "5759e988" || len(id) != traceIDLen {
+			t.Fatalf("newTraceID = %q", id)
+		}
+		if seen[id] {
+			t.Fatalf("%q made twice", id)
+		}
+		seen[id] = true
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = newTraceID(now) }); n != 1 {
+		t.Fatalf("newTraceID makes %v allocations, want 1", n)
+	}
+}
