@@ -142,6 +142,36 @@ type authorization struct {
 // accepted. Rejections are *lambdaapi.Error values; a failing KeyLookup's
 // error is returned wrapped.
 func (v *Verifier) Verify(ctx context.Context, r *http.Request, body []byte, service string) (Principal, error) {
+	c, err := v.check(ctx, r, service)
+	if err != nil {
+		return Principal{}, err
+	}
+	return v.verifySignature(r, body, &c)
+}
+
+// Precheck does every check of Verify that does not need the body: an
+// Authorization header (or presigned query) that parses, a date within
+// the window, a credential scope of this region and service, and an access
+// key that exists. A server calls it before it reads a body, so that an
+// unsigned or unknown caller cannot make it buffer one; Verify, with the
+// body, still has to follow (it repeats these checks, then checks the
+// signature, which covers the body's hash). Its errors are Verify's.
+func (v *Verifier) Precheck(ctx context.Context, r *http.Request, service string) error {
+	_, err := v.check(ctx, r, service)
+	return err
+}
+
+// checked is what check learned of a request before its body.
+type checked struct {
+	a         authorization
+	amzDate   string
+	query     url.Values
+	presigned bool
+	key       Key
+}
+
+// check does Verify's checks that need no body (Precheck).
+func (v *Verifier) check(ctx context.Context, r *http.Request, service string) (checked, error) {
 	var query url.Values // nil, as ParseQuery gives no error, when there is no query
 	var queryErr error
 	if r.URL.RawQuery != "" {
@@ -159,76 +189,82 @@ func (v *Verifier) Verify(ctx context.Context, r *http.Request, body []byte, ser
 	)
 	switch {
 	case len(authz) == 0 && !presigned:
-		return Principal{}, lambdaapi.Errorf(lambdaapi.MissingAuthenticationToken, msgMissingToken)
+		return checked{}, lambdaapi.Errorf(lambdaapi.MissingAuthenticationToken, msgMissingToken)
 	case len(authz) > 0 && presigned:
-		return Principal{}, lambdaapi.Errorf(lambdaapi.IncompleteSignature,
+		return checked{}, lambdaapi.Errorf(lambdaapi.IncompleteSignature,
 			"Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter or the Authorization header should be specified.")
 	case len(authz) > 1:
-		return Principal{}, lambdaapi.Errorf(lambdaapi.IncompleteSignature, "Only one Authorization header is allowed.")
+		return checked{}, lambdaapi.Errorf(lambdaapi.IncompleteSignature, "Only one Authorization header is allowed.")
 	case presigned:
 		a, amzDate, expires, err = parsePresigned(query)
 		if err != nil {
-			return Principal{}, err
+			return checked{}, err
 		}
 		t, err = parseAmzDate(amzDate)
 		if err != nil {
-			return Principal{}, err
+			return checked{}, err
 		}
 	default:
 		a, err = parseAuthorization(authz[0])
 		if err != nil {
-			return Principal{}, err
+			return checked{}, err
 		}
 		if amzDate = headerValue(r.Header, "X-Amz-Date"); amzDate != "" {
 			t, err = parseAmzDate(amzDate)
 			if err != nil {
-				return Principal{}, err
+				return checked{}, err
 			}
 		} else if d := r.Header.Get("Date"); d != "" {
 			t, err = http.ParseTime(d)
 			if err != nil {
-				return Principal{}, lambdaapi.Errorf(lambdaapi.IncompleteSignature, "Date header %q is not an HTTP date.", d)
+				return checked{}, lambdaapi.Errorf(lambdaapi.IncompleteSignature, "Date header %q is not an HTTP date.", d)
 			}
 			t = t.UTC()
 			amzDate = t.Format(amzDateLayout)
 		} else {
-			return Principal{}, lambdaapi.Errorf(lambdaapi.IncompleteSignature,
+			return checked{}, lambdaapi.Errorf(lambdaapi.IncompleteSignature,
 				"Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.")
 		}
 	}
 	if queryErr != nil {
-		return Principal{}, lambdaapi.Errorf(lambdaapi.IncompleteSignature, "The query string is malformed: %v.", queryErr)
+		return checked{}, lambdaapi.Errorf(lambdaapi.IncompleteSignature, "The query string is malformed: %v.", queryErr)
 	}
 
 	if err := v.checkTime(t, amzDate, expires); err != nil {
-		return Principal{}, err
+		return checked{}, err
 	}
 	if a.date != amzDate[:8] {
-		return Principal{}, lambdaapi.Errorf(lambdaapi.InvalidSignature,
+		return checked{}, lambdaapi.Errorf(lambdaapi.InvalidSignature,
 			"Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '%s' != '%s', from '%s'.",
 			a.date, amzDate[:8], amzDate)
 	}
 	if a.region != v.region {
-		return Principal{}, lambdaapi.Errorf(lambdaapi.InvalidSignature,
+		return checked{}, lambdaapi.Errorf(lambdaapi.InvalidSignature,
 			"Credential should be scoped to a valid region, not '%s'. ", a.region)
 	}
 	if a.service != service {
-		return Principal{}, lambdaapi.Errorf(lambdaapi.InvalidSignature,
+		return checked{}, lambdaapi.Errorf(lambdaapi.InvalidSignature,
 			"Credential should be scoped to correct service: '%s'. ", service)
 	}
 	if headerValue(r.Header, "X-Amz-Security-Token") != "" || query.Has("X-Amz-Security-Token") {
 		// Ember issues no temporary credentials.
-		return Principal{}, lambdaapi.Errorf(lambdaapi.UnrecognizedClient, msgUnknownKey)
+		return checked{}, lambdaapi.Errorf(lambdaapi.UnrecognizedClient, msgUnknownKey)
 	}
 
 	key, ok, err := v.keys.LookupKey(ctx, a.accessKeyID)
 	if err != nil {
-		return Principal{}, fmt.Errorf("auth: look up access key: %w", err)
+		return checked{}, fmt.Errorf("auth: look up access key: %w", err)
 	}
 	if !ok {
-		return Principal{}, lambdaapi.Errorf(lambdaapi.UnrecognizedClient, msgUnknownKey)
+		return checked{}, lambdaapi.Errorf(lambdaapi.UnrecognizedClient, msgUnknownKey)
 	}
+	return checked{a: a, amzDate: amzDate, query: query, presigned: presigned, key: key}, nil
+}
 
+// verifySignature checks the signature of a request that passed check,
+// over body.
+func (v *Verifier) verifySignature(r *http.Request, body []byte, c *checked) (Principal, error) {
+	a, amzDate, query, presigned, key := &c.a, c.amzDate, c.query, c.presigned, &c.key
 	sum := sha256.Sum256(body)
 	var hexSum [2 * sha256.Size]byte
 	hex.Encode(hexSum[:], sum[:])
@@ -258,7 +294,7 @@ func (v *Verifier) Verify(ctx context.Context, r *http.Request, body []byte, ser
 	b = append(appendCanonicalHeaders(b, r, a.signedHeaders), '\n')
 	b = append(append(b, a.signedHeadersRaw...), '\n')
 	prefix := len(b)
-	ok = false
+	ok := false
 	for _, h := range hashes {
 		b = append(b[:prefix], h...)
 		creqSum := sha256.Sum256(b)

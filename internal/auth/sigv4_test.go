@@ -57,6 +57,8 @@ type verifyResult struct {
 	p          Principal
 	err        error
 	requestURI string
+	// preErr is what Precheck said before the body was read.
+	preErr error
 }
 
 // harness is an HTTP server whose handler verifies every request, so that
@@ -80,13 +82,14 @@ func newHarness(t *testing.T, now time.Time) *harness {
 	}
 	h.v = NewVerifier(VerifierConfig{Keys: h.keys, Now: func() time.Time { return now }})
 	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		preErr := h.v.Precheck(r.Context(), r, h.service)
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
 			h.results <- verifyResult{err: err}
 			return
 		}
 		p, err := h.v.Verify(r.Context(), r, body, h.service)
-		h.results <- verifyResult{p: p, err: err, requestURI: r.RequestURI}
+		h.results <- verifyResult{p: p, err: err, requestURI: r.RequestURI, preErr: preErr}
 	}))
 	t.Cleanup(h.srv.Close)
 	return h
@@ -165,6 +168,9 @@ func (h *harness) do(req *http.Request) verifyResult {
 
 func wantOK(t *testing.T, r verifyResult) {
 	t.Helper()
+	if r.preErr != nil {
+		t.Fatalf("Precheck: %v (request URI %s)", r.preErr, r.requestURI)
+	}
 	if r.err != nil {
 		t.Fatalf("Verify: %v (request URI %s)", r.err, r.requestURI)
 	}
@@ -325,6 +331,15 @@ func TestVerifyRejects(t *testing.T) {
 			}
 			r := h.do(req)
 			wantErr(t, r.err, c.typ, c.msg)
+			// Precheck refuses what needs no body the same way, and
+			// leaves the signature (which covers the body) to Verify.
+			if c.msg == mismatch || strings.Contains(c.msg, "x-amz-content-sha256") {
+				if r.preErr != nil {
+					t.Fatalf("Precheck refused a request only its signature or body hash gives away: %v", r.preErr)
+				}
+			} else {
+				wantErr(t, r.preErr, c.typ, c.msg)
+			}
 		})
 	}
 }

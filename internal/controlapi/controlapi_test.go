@@ -3,6 +3,8 @@ package controlapi
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -14,6 +16,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
 	"github.com/emberfn/ember/internal/auth"
 	"github.com/emberfn/ember/internal/store"
@@ -500,5 +505,133 @@ func TestVersionsAndAliasesHandlers(t *testing.T) {
 	}
 	if len(st.fns)+len(st.versions)+len(st.aliases)+len(st.code) != 0 {
 		t.Fatalf("left behind: %d functions, %d versions, %d aliases, %d packages", len(st.fns), len(st.versions), len(st.aliases), len(st.code))
+	}
+}
+
+// readCounter is a request body that counts what is read of it.
+type readCounter struct {
+	mu   sync.Mutex
+	r    io.Reader
+	read int
+}
+
+func (c *readCounter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.mu.Lock()
+	c.read += n
+	c.mu.Unlock()
+	return n, err
+}
+
+func (c *readCounter) n() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.read
+}
+
+// keyMap is an auth.KeyLookup over a map.
+type keyMap map[string]auth.Key
+
+func (m keyMap) LookupKey(_ context.Context, id string) (auth.Key, bool, error) {
+	k, ok := m[id]
+	return k, ok, nil
+}
+
+// With the real SigV4 verifier, a request that no body could make valid
+// (no signature, an unknown key, a stale date, a garbled header) is refused
+// with the SDKs' error types before a byte of its body is read; a signed
+// one from a known key is read and verified in full, and a tampered body
+// is still caught.
+func TestAuthBeforeBody(t *testing.T) {
+	const akid, secret = "EMBRAAAAAAAAAAAAAAAA", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+	now := time.Now()
+	sealer, err := auth.NewSealer(bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := newFakeStore()
+	s := New(Config{Store: st, Signer: sealer, RatePerSecond: 1e6, Burst: 1e6,
+		Auth: auth.NewVerifier(auth.VerifierConfig{Keys: keyMap{akid: {AccountID: "123456789012", Secret: secret}}})})
+
+	body := createBody("f")
+	big := append(bytes.Repeat([]byte(" "), 20<<20), body...) // valid JSON, 20 MB
+	send := func(id, sec string, at time.Time, payload []byte, mutate func(*http.Request)) (*httptest.ResponseRecorder, int) {
+		t.Helper()
+		req := httptest.NewRequest("POST", "/2015-03-31/functions", nil)
+		req.Header.Set("Content-Type", "application/json")
+		sum := sha256.Sum256(payload)
+		if err := v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: id, SecretAccessKey: sec},
+			req, hex.EncodeToString(sum[:]), "lambda", "us-east-1", at); err != nil {
+			t.Fatal(err)
+		}
+		if mutate != nil {
+			mutate(req)
+		}
+		rc := &readCounter{r: bytes.NewReader(payload)}
+		req.Body = io.NopCloser(rc)
+		req.ContentLength = int64(len(payload))
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, req)
+		return w, rc.n()
+	}
+	for _, c := range []struct {
+		name   string
+		id     string
+		at     time.Time
+		mutate func(*http.Request)
+		typ    string
+	}{
+		{"unknown key", "EMBRZZZZZZZZZZZZZZZZ", now, nil, "UnrecognizedClientException"},
+		{"no signature", akid, now, func(r *http.Request) { r.Header.Del("Authorization") }, "MissingAuthenticationTokenException"},
+		{"garbled signature", akid, now, func(r *http.Request) { r.Header.Set("Authorization", "AWS4-HMAC-SHA256 nonsense") }, "IncompleteSignatureException"},
+		{"no date", akid, now, func(r *http.Request) { r.Header.Del("X-Amz-Date") }, "IncompleteSignatureException"},
+		{"stale date", akid, now.Add(-20 * time.Minute), nil, "InvalidSignatureException"},
+	} {
+		w, read := send(c.id, secret, c.at, big, c.mutate)
+		if w.Code != 403 || w.Header().Get("X-Amzn-ErrorType") != c.typ {
+			t.Fatalf("%s: %d %q %s; want 403 %s", c.name, w.Code, w.Header().Get("X-Amzn-ErrorType"), w.Body, c.typ)
+		}
+		if read != 0 {
+			t.Fatalf("%s: %d bytes of the body were read before the caller was refused", c.name, read)
+		}
+		if w.Header().Get("X-Amzn-RequestId") == "" {
+			t.Fatalf("%s: no X-Amzn-RequestId", c.name)
+		}
+	}
+	// A declared length over the bound is refused unread too, signed or not.
+	req := httptest.NewRequest("POST", "/2015-03-31/functions", nil)
+	rc := &readCounter{r: bytes.NewReader(nil)}
+	req.Body, req.ContentLength = io.NopCloser(rc), 71<<20
+	w := httptest.NewRecorder()
+	s.ServeHTTP(w, req)
+	if w.Code != 413 || w.Header().Get("X-Amzn-ErrorType") != "RequestTooLargeException" || rc.n() != 0 {
+		t.Fatalf("declared 71 MB: %d %q, %d bytes read", w.Code, w.Header().Get("X-Amzn-ErrorType"), rc.n())
+	}
+
+	// A known key's wrong secret and a tampered body need the body: they
+	// are read, then refused.
+	if w, read := send(akid, "not-the-secret", now, body, nil); w.Code != 403 ||
+		w.Header().Get("X-Amzn-ErrorType") != "InvalidSignatureException" || read != len(body) {
+		t.Fatalf("wrong secret: %d %q, %d bytes read", w.Code, w.Header().Get("X-Amzn-ErrorType"), read)
+	}
+	tampered := bytes.Replace(body, []byte(`"f"`), []byte(`"g"`), 1)
+	w, _ = send(akid, secret, now, body, nil)
+	if w.Code != 201 {
+		t.Fatalf("good request: %d %s", w.Code, w.Body)
+	}
+	req = httptest.NewRequest("POST", "/2015-03-31/functions", bytes.NewReader(tampered))
+	req.Header.Set("Content-Type", "application/json")
+	sum := sha256.Sum256(body)
+	if err := v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: akid, SecretAccessKey: secret},
+		req, hex.EncodeToString(sum[:]), "lambda", "us-east-1", now); err != nil {
+		t.Fatal(err)
+	}
+	w = httptest.NewRecorder()
+	s.ServeHTTP(w, req)
+	if w.Code != 403 || w.Header().Get("X-Amzn-ErrorType") != "InvalidSignatureException" {
+		t.Fatalf("tampered body: %d %q", w.Code, w.Header().Get("X-Amzn-ErrorType"))
+	}
+	if len(st.fns) != 1 {
+		t.Fatalf("%d functions stored; want only the good request's", len(st.fns))
 	}
 }

@@ -60,6 +60,14 @@ type Authenticator interface {
 	Verify(ctx context.Context, r *http.Request, body []byte, service string) (auth.Principal, error)
 }
 
+// PreAuthenticator is an Authenticator that can check a request's
+// signature header, date and access key before its body is read
+// (auth.Verifier.Precheck). When the Authenticator is one, no body is read
+// for a caller that those checks refuse.
+type PreAuthenticator interface {
+	Precheck(ctx context.Context, r *http.Request, service string) error
+}
+
 // URLSigner signs and checks the time-limited code download URLs.
 type URLSigner interface {
 	Sign(msg []byte) []byte
@@ -222,9 +230,24 @@ func (s *Server) route(pattern string, maxBody int64, h handler) {
 }
 
 // routeService registers h behind body bounding, SigV4 for service, and
-// the per-account rate limit.
+// the per-account rate limit. The body is read only once what can be
+// checked without it has passed: a declared length within the bound, and
+// (with a PreAuthenticator) the signature's form, date and access key; an
+// unsigned or unknown caller cannot make Ember buffer a body. The
+// signature itself covers the body's hash, so it is verified after.
 func (s *Server) routeService(pattern string, maxBody int64, service string, h handler) {
+	pre, _ := s.cfg.Auth.(PreAuthenticator)
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		if err := checkLength(r, maxBody); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if pre != nil {
+			if err := pre.Precheck(r.Context(), r, service); err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+		}
 		body, err := readBody(w, r, maxBody)
 		if err != nil {
 			s.writeError(w, r, err)
@@ -249,16 +272,31 @@ func (s *Server) routeService(pattern string, maxBody int64, service string, h h
 	})
 }
 
-// readBody reads at most max bytes of the body (0: none is expected, but
-// a small one is tolerated and ignored beyond the limit check).
-func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
+// bodyLimit is the bound of a route's body (0: none is expected, but a
+// small one is tolerated).
+func bodyLimit(max int64) int64 {
 	if max == 0 {
-		max = 64 << 10
+		return 64 << 10
 	}
-	if r.ContentLength > max {
-		return nil, lambdaapi.Errorf(lambdaapi.RequestTooLarge,
+	return max
+}
+
+// checkLength refuses a declared Content-Length over the route's bound,
+// without reading anything.
+func checkLength(r *http.Request, max int64) error {
+	if max = bodyLimit(max); r.ContentLength > max {
+		return lambdaapi.Errorf(lambdaapi.RequestTooLarge,
 			"Request must be smaller than %d bytes for the operation", max)
 	}
+	return nil
+}
+
+// readBody reads at most the route's bound of the body.
+func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
+	if err := checkLength(r, max); err != nil {
+		return nil, err
+	}
+	max = bodyLimit(max)
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
