@@ -18,9 +18,6 @@ type Config struct {
 	// AccountLimit is the concurrency limit of an account without one of
 	// its own (default 1,000).
 	AccountLimit int
-	// MinUnreserved is what reservations must leave to the account's
-	// other functions (default 100).
-	MinUnreserved int
 	// ScaleBurst new sandboxes per function may be made per ScaleWindow,
 	// refilled continuously (defaults 1,000 per 10 s).
 	ScaleBurst  int
@@ -33,9 +30,18 @@ type Config struct {
 }
 
 // Service counts concurrent invocations. Its counts live in memory and are
-// rebuilt from nothing on start (DESIGN.md section 2); the reservations and
-// limits it applies are told to it (SetReserved, SetAccountLimit) from the
-// durable configuration.
+// rebuilt from nothing on start (DESIGN.md section 2); the reservations,
+// provisioned concurrency and limits it applies are told to it
+// (SetReserved, SetProvisioned, SetAccountLimit) from the durable
+// configuration. The rule that an account keeps at least 100 unreserved
+// is the control API's: it refuses a configuration that breaks it.
+//
+// Lambda's carve-out: a function with reserved concurrency R has R slots
+// of the account's limit to itself and no more (its provisioned
+// concurrency is part of R). A function without a reservation but with
+// provisioned concurrency P has P slots to itself, taken out of the
+// account's unreserved pool so that other functions cannot use them; past
+// P its invokes share the unreserved pool like any other function's.
 //
 // Lock order: mu only; nothing is called with it held.
 type Service struct {
@@ -48,19 +54,32 @@ type Service struct {
 }
 
 type account struct {
-	limit      int // 0: the default
-	inUse      int
-	unreserved int            // slots held by functions without a reservation
-	reserved   map[string]int // function -> reservation
-	reservedT  int            // sum of reserved
-	functions  map[string]*function
+	limit       int // 0: the default
+	inUse       int
+	unreserved  int            // slots held in the unreserved pool
+	reserved    map[string]int // function -> reservation
+	provisioned map[string]int // function -> provisioned concurrency (all its versions)
+	// carved is what the reservations and the provisioned concurrency of
+	// functions without a reservation take out of the limit.
+	carved    int
+	functions map[string]*function
 }
 
 type function struct {
-	inUse  int
-	tokens float64 // scaling budget
-	last   time.Time
+	inUse     int
+	provInUse int     // slots held in its provisioned concurrency
+	tokens    float64 // scaling budget
+	last      time.Time
 }
+
+// slotKind is which part of the account's limit a lease holds.
+type slotKind uint8
+
+const (
+	slotUnreserved  slotKind = iota // the shared pool
+	slotReserved                    // the function's reservation
+	slotProvisioned                 // the function's provisioned concurrency
+)
 
 // Lease is a granted slot. It is given back by its release function, or
 // taken back by Reap after its expiry.
@@ -68,7 +87,7 @@ type Lease struct {
 	id       uint64
 	account  string
 	function string
-	reserved bool
+	kind     slotKind
 	expires  time.Time
 	released bool
 }
@@ -77,9 +96,6 @@ type Lease struct {
 func New(cfg Config) *Service {
 	if cfg.AccountLimit == 0 {
 		cfg.AccountLimit = 1000
-	}
-	if cfg.MinUnreserved == 0 {
-		cfg.MinUnreserved = 100
 	}
 	if cfg.ScaleBurst == 0 {
 		cfg.ScaleBurst = 1000
@@ -99,7 +115,7 @@ func New(cfg Config) *Service {
 func (s *Service) accountLocked(id string) *account {
 	a, ok := s.accounts[id]
 	if !ok {
-		a = &account{reserved: map[string]int{}, functions: map[string]*function{}}
+		a = &account{reserved: map[string]int{}, provisioned: map[string]int{}, functions: map[string]*function{}}
 		s.accounts[id] = a
 	}
 	return a
@@ -136,20 +152,27 @@ func (s *Service) Acquire(_ context.Context, acct, fn string, timeout time.Durat
 	defer s.mu.Unlock()
 	a := s.accountLocked(acct)
 	f := a.function(fn)
-	r, isReserved := a.reserved[fn]
-	switch {
-	case isReserved && f.inUse >= r:
-		return nil, throttle(lambdaapi.ReasonReservedFunctionConcurrentInvocationLimit, "Rate Exceeded.")
-	case !isReserved && a.unreserved >= s.limitOf(a)-a.reservedT:
+	var kind slotKind
+	if r, ok := a.reserved[fn]; ok {
+		if f.inUse >= r {
+			return nil, throttle(lambdaapi.ReasonReservedFunctionConcurrentInvocationLimit, "Rate Exceeded.")
+		}
+		kind = slotReserved
+	} else if f.provInUse < a.provisioned[fn] {
+		kind = slotProvisioned
+	} else if a.unreserved >= s.limitOf(a)-a.carved {
 		return nil, throttle(lambdaapi.ReasonConcurrentInvocationLimitExceeded, "Rate Exceeded.")
 	}
 	f.inUse++
 	a.inUse++
-	if !isReserved {
+	switch kind {
+	case slotUnreserved:
 		a.unreserved++
+	case slotProvisioned:
+		f.provInUse++
 	}
 	s.nextID++
-	l := &Lease{id: s.nextID, account: acct, function: fn, reserved: isReserved,
+	l := &Lease{id: s.nextID, account: acct, function: fn, kind: kind,
 		expires: s.cfg.Now().Add(timeout + s.cfg.LeaseGrace)}
 	s.leases[l.id] = l
 	return func() {
@@ -167,11 +190,14 @@ func (s *Service) releaseLocked(l *Lease) {
 	delete(s.leases, l.id)
 	a := s.accountLocked(l.account)
 	a.inUse--
-	if !l.reserved {
-		a.unreserved--
-	}
 	f := a.function(l.function)
 	f.inUse--
+	switch l.kind {
+	case slotUnreserved:
+		a.unreserved--
+	case slotProvisioned:
+		f.provInUse--
+	}
 }
 
 // Reap takes back the slots whose leases expired by now and returns how
@@ -241,14 +267,35 @@ func (s *Service) SetReserved(acct, fn string, n *int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a := s.accountLocked(acct)
-	if old, ok := a.reserved[fn]; ok {
-		a.reservedT -= old
-		delete(a.reserved, fn)
-	}
+	a.carved -= a.carveOf(fn)
+	delete(a.reserved, fn)
 	if n != nil {
 		a.reserved[fn] = *n
-		a.reservedT += *n
 	}
+	a.carved += a.carveOf(fn)
+}
+
+// SetProvisioned records the sum of a function's provisioned concurrency
+// over its versions and aliases (0: none).
+func (s *Service) SetProvisioned(acct, fn string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.accountLocked(acct)
+	a.carved -= a.carveOf(fn)
+	delete(a.provisioned, fn)
+	if n > 0 {
+		a.provisioned[fn] = n
+	}
+	a.carved += a.carveOf(fn)
+}
+
+// carveOf is what fn takes out of the account's limit: its reservation,
+// or without one its provisioned concurrency.
+func (a *account) carveOf(fn string) int {
+	if r, ok := a.reserved[fn]; ok {
+		return r
+	}
+	return a.provisioned[fn]
 }
 
 // SetAccountLimit sets an account's own concurrency limit (0: default).
@@ -258,8 +305,9 @@ func (s *Service) SetAccountLimit(acct string, n int) {
 	s.accountLocked(acct).limit = n
 }
 
-// Usage is an account's view: its limit, what reservations leave to the
-// other functions, and the slots held now.
+// Usage is an account's view: its limit, what reservations and
+// provisioned concurrency leave to the other functions, and the slots held
+// now.
 type Usage struct {
 	Limit      int
 	Unreserved int
@@ -272,7 +320,7 @@ func (s *Service) AccountUsage(acct string) Usage {
 	defer s.mu.Unlock()
 	a := s.accountLocked(acct)
 	l := s.limitOf(a)
-	return Usage{Limit: l, Unreserved: l - a.reservedT, InUse: a.inUse}
+	return Usage{Limit: l, Unreserved: l - a.carved, InUse: a.inUse}
 }
 
 // FunctionInUse is the number of slots a function holds.

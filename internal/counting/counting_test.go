@@ -3,7 +3,9 @@ package counting
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -148,11 +150,13 @@ func TestScalingRate(t *testing.T) {
 	}
 }
 
+// TestConcurrentAcquireNeverExceeds: many goroutines take slots and hold
+// each across yields, outside any lock of the test, so that a limit that
+// let a sixth slot through would be seen holding it with five others.
 func TestConcurrentAcquireNeverExceeds(t *testing.T) {
 	s := New(Config{AccountLimit: 5})
 	var wg sync.WaitGroup
-	var mu sync.Mutex
-	max, cur := 0, 0
+	var cur, max, throttled atomic.Int64
 	for i := 0; i < 50; i++ {
 		wg.Add(1)
 		go func() {
@@ -160,23 +164,140 @@ func TestConcurrentAcquireNeverExceeds(t *testing.T) {
 			for j := 0; j < 100; j++ {
 				rel, err := s.Acquire(context.Background(), "a", "f", time.Second)
 				if err != nil {
+					throttled.Add(1)
+					runtime.Gosched()
 					continue
 				}
-				mu.Lock()
-				if cur++; cur > max {
-					max = cur
+				n := cur.Add(1)
+				for m := max.Load(); n > m && !max.CompareAndSwap(m, n); m = max.Load() {
 				}
-				cur--
-				mu.Unlock()
+				for k := 0; k < 3; k++ {
+					runtime.Gosched() // hold the slot while the others run
+				}
+				cur.Add(-1)
 				rel()
 			}
 		}()
 	}
 	wg.Wait()
-	if max > 5 {
-		t.Fatalf("%d concurrent slots with limit 5", max)
+	if max.Load() > 5 {
+		t.Fatalf("%d concurrent slots with limit 5", max.Load())
+	}
+	if throttled.Load() == 0 {
+		t.Fatal("no acquire was ever refused: the test did not contend for the limit")
 	}
 	if u := s.AccountUsage("a"); u.InUse != 0 || s.FunctionInUse("a", "f") != 0 {
 		t.Fatalf("leaked slots: %+v", u)
+	}
+}
+
+// TestProvisionedCarvedOut: provisioned concurrency of a function without
+// a reservation is taken out of the unreserved pool (other functions
+// cannot use it up); past it the function shares the pool; with a
+// reservation it counts against the reservation, not again.
+func TestProvisionedCarvedOut(t *testing.T) {
+	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	s := New(Config{AccountLimit: 6, Now: clk.now})
+	ctx := context.Background()
+	s.SetProvisioned("a", "p", 2)
+	if u := s.AccountUsage("a"); u.Unreserved != 4 {
+		t.Fatalf("unreserved %d, want 6-2", u.Unreserved)
+	}
+	// Other functions use up the pool: 4, not 6.
+	var others []func()
+	for i := 0; i < 4; i++ {
+		rel, err := s.Acquire(ctx, "a", "other", time.Second)
+		if err != nil {
+			t.Fatalf("unreserved slot %d: %v", i, err)
+		}
+		others = append(others, rel)
+	}
+	_, err := s.Acquire(ctx, "a", "other", time.Second)
+	if reason(t, err) != lambdaapi.ReasonConcurrentInvocationLimitExceeded {
+		t.Fatal("wrong reason")
+	}
+	// The provisioned function still has its 2 ...
+	var prov []func()
+	for i := 0; i < 2; i++ {
+		rel, err := s.Acquire(ctx, "a", "p", time.Second)
+		if err != nil {
+			t.Fatalf("provisioned slot %d with the pool used up: %v", i, err)
+		}
+		prov = append(prov, rel)
+	}
+	// ... and past them shares the full pool.
+	_, err = s.Acquire(ctx, "a", "p", time.Second)
+	if reason(t, err) != lambdaapi.ReasonConcurrentInvocationLimitExceeded {
+		t.Fatal("wrong reason past the provisioned concurrency")
+	}
+	others[0]()
+	spill, err := s.Acquire(ctx, "a", "p", time.Second)
+	if err != nil {
+		t.Fatalf("past its provisioned concurrency, with room in the pool: %v", err)
+	}
+	if s.FunctionInUse("a", "p") != 3 || s.AccountUsage("a").InUse != 6 {
+		t.Fatalf("in use: p %d, account %+v", s.FunctionInUse("a", "p"), s.AccountUsage("a"))
+	}
+	// A provisioned slot given back is provisioned again: the pool's
+	// slot the spill holds stays counted in the pool.
+	prov[0]()
+	if _, err := s.Acquire(ctx, "a", "other", time.Second); err == nil {
+		t.Fatal("a provisioned slot given back went to the pool")
+	}
+	if _, err := s.Acquire(ctx, "a", "p", time.Second); err != nil {
+		t.Fatalf("provisioned slot not back: %v", err)
+	}
+	spill()
+	if _, err := s.Acquire(ctx, "a", "other", time.Second); err != nil {
+		t.Fatalf("the spilled slot not back in the pool: %v", err)
+	}
+
+	// With a reservation, provisioned concurrency is part of it: the
+	// reservation caps the function and is the carve-out.
+	s2 := New(Config{AccountLimit: 10, Now: clk.now})
+	three := 3
+	s2.SetProvisioned("a", "r", 2)
+	s2.SetReserved("a", "r", &three)
+	if u := s2.AccountUsage("a"); u.Unreserved != 7 {
+		t.Fatalf("unreserved %d, want 10-3 (the provisioned 2 are inside the 3)", u.Unreserved)
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := s2.Acquire(ctx, "a", "r", time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = s2.Acquire(ctx, "a", "r", time.Second)
+	if reason(t, err) != lambdaapi.ReasonReservedFunctionConcurrentInvocationLimit {
+		t.Fatal("a reserved function with provisioned concurrency went past its reservation")
+	}
+	s2.SetReserved("a", "r", nil)
+	if u := s2.AccountUsage("a"); u.Unreserved != 8 {
+		t.Fatalf("unreserved %d after the reservation went, want 10-2", u.Unreserved)
+	}
+	s2.SetProvisioned("a", "r", 0)
+	if u := s2.AccountUsage("a"); u.Unreserved != 10 {
+		t.Fatalf("unreserved %d with nothing carved", u.Unreserved)
+	}
+
+	// A provisioned lease that expires is taken back as provisioned.
+	s3 := New(Config{AccountLimit: 3, LeaseGrace: time.Second, Now: clk.now})
+	s3.SetProvisioned("a", "p", 1)
+	if _, err := s3.Acquire(ctx, "a", "p", time.Second); err != nil {
+		t.Fatal(err)
+	}
+	clk.t = clk.t.Add(3 * time.Second)
+	if n := s3.Reap(clk.t); n != 1 {
+		t.Fatalf("reaped %d", n)
+	}
+	for i := 0; i < 2; i++ {
+		if _, err := s3.Acquire(ctx, "a", "other", time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s3.Acquire(ctx, "a", "other", time.Second); err == nil {
+		t.Fatal("the reaped provisioned slot went to the pool")
+	}
+	if _, err := s3.Acquire(ctx, "a", "p", time.Second); err != nil {
+		t.Fatalf("the reaped provisioned slot is not back: %v", err)
 	}
 }
