@@ -90,6 +90,17 @@ func (s *Service) Free(id string, memMB int) {
 	}
 }
 
+// FreeMB is each worker's memory not reserved by Pick.
+func (s *Service) FreeMB() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.workers))
+	for id, e := range s.workers {
+		out[id] = e.MemoryMB - e.usedMB
+	}
+	return out
+}
+
 // Usage is one worker's capacity and reserved memory.
 type Usage struct {
 	Worker

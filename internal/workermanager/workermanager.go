@@ -37,6 +37,14 @@ type Placer interface {
 	Free(workerID string, memMB int)
 }
 
+// FreeReporter is what a Placer may also tell: each worker's memory not
+// held by a sandbox. With it, reclaim under memory pressure destroys idle
+// sandboxes only on a worker where that makes room (placement.Service has
+// it); without it, the least recently used idle sandbox anywhere goes.
+type FreeReporter interface {
+	FreeMB() map[string]int
+}
+
 // Scaler grants each new sandbox of a function against its scaling rate
 // (the Counting Service).
 type Scaler interface {
@@ -172,12 +180,17 @@ func (m *Manager) create(ctx context.Context, fn *store.Function, provisioned bo
 	}
 	workerID, err := m.cfg.Placement.Pick(fn.MemorySize)
 	if err != nil {
-		// Make room by reclaiming the least recently used idle sandboxes.
-		for err != nil && m.reclaimOldestIdle() {
+		// Make room by reclaiming the least recently used idle sandboxes
+		// of a worker where that makes room; with none, answer at once.
+		for err != nil && m.reclaimFor(fn.MemorySize) {
 			workerID, err = m.cfg.Placement.Pick(fn.MemorySize)
 		}
 		if err != nil {
 			m.log.WarnContext(ctx, "no capacity for a new sandbox", "memory_mb", fn.MemorySize, "err", err)
+			// Lambda answers a throttle it has no capacity for with a 429
+			// TooManyRequestsException (its Reason values all name a
+			// limit, none of which this is, so there is none), which
+			// callers and the async queue retry.
 			e := lambdaapi.Errorf(lambdaapi.TooManyRequests,
 				"No worker has room for another %d MB execution environment; retry later", fn.MemorySize)
 			e.RetryAfterSeconds = "1"
@@ -425,40 +438,72 @@ func (m *Manager) destroyLocked(sb *sandbox) {
 	}()
 }
 
-// reclaimOldestIdle destroys the least recently used idle sandbox and waits
-// until it is gone; false if there is none.
-func (m *Manager) reclaimOldestIdle() bool {
+// reclaimFor destroys one idle sandbox to make room for a new one of memMB
+// and waits until it is gone: the least recently used idle sandbox of the
+// worker where reclaiming makes room with the fewest destroyed (the one
+// with the most free memory; of equals, the one whose idle sandbox is
+// oldest). It destroys nothing, and answers false, if no worker can be
+// given room that way. Provisioned sandboxes are never reclaimed.
+func (m *Manager) reclaimFor(memMB int) bool {
+	var free map[string]int
+	if fr, ok := m.cfg.Placement.(FreeReporter); ok {
+		free = fr.FreeMB()
+	}
 	m.mu.Lock()
-	var oldest *sandbox
-	var oldestKey string
-	var oldestIdx int
-	for pk, list := range m.idle {
-		for i, sb := range list {
+	reclaimable := map[string]int{} // worker -> idle memory
+	oldest := map[string]*sandbox{} // worker -> its least recently used idle sandbox
+	for _, list := range m.idle {
+		for _, sb := range list {
 			if sb.provisioned {
 				continue
 			}
-			if oldest == nil || sb.lastUsed.Before(oldest.lastUsed) {
-				oldest, oldestKey, oldestIdx = sb, pk, i
+			reclaimable[sb.workerID] += sb.memMB
+			if o := oldest[sb.workerID]; o == nil || sb.lastUsed.Before(o.lastUsed) {
+				oldest[sb.workerID] = sb
 			}
 		}
 	}
-	if oldest == nil {
+	var victim *sandbox
+	for w, sb := range oldest {
+		if free != nil && free[w]+reclaimable[w] < memMB {
+			continue // reclaiming all of it would not make room here
+		}
+		if victim == nil {
+			victim = sb
+			continue
+		}
+		fw, fv := free[w], free[victim.workerID]
+		if fw > fv || (fw == fv && (sb.lastUsed.Before(victim.lastUsed) ||
+			(sb.lastUsed.Equal(victim.lastUsed) && w < victim.workerID))) {
+			victim = sb
+		}
+	}
+	if victim == nil {
 		m.mu.Unlock()
 		return false
 	}
-	list := m.idle[oldestKey]
-	m.idle[oldestKey] = append(list[:oldestIdx:oldestIdx], list[oldestIdx+1:]...)
-	oldest.transition(Draining)
+	pk := poolKey(victim.fn, victim.revision)
+	list := m.idle[pk]
+	for i, sb := range list {
+		if sb == victim {
+			m.idle[pk] = append(list[:i:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(m.idle[pk]) == 0 {
+		delete(m.idle, pk)
+	}
+	victim.transition(Draining)
 	m.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := oldest.worker.DestroySandbox(ctx, oldest.id); err != nil {
-		m.log.Warn("destroying a sandbox failed", "sandbox", oldest.id, "err", err)
+	if err := victim.worker.DestroySandbox(ctx, victim.id); err != nil {
+		m.log.Warn("destroying a sandbox failed", "sandbox", victim.id, "err", err)
 	}
-	m.cfg.Placement.Free(oldest.workerID, oldest.memMB)
+	m.cfg.Placement.Free(victim.workerID, victim.memMB)
 	m.mu.Lock()
-	oldest.transition(Dead)
-	delete(m.sandboxes, oldest.id)
+	victim.transition(Dead)
+	delete(m.sandboxes, victim.id)
 	m.mu.Unlock()
 	return true
 }

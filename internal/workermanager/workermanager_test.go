@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/emberfn/ember/internal/invoke"
+	"github.com/emberfn/ember/internal/lambdaapi"
 	"github.com/emberfn/ember/internal/placement"
 	"github.com/emberfn/ember/internal/store"
 )
@@ -324,4 +325,119 @@ func TestPolicyPrewarms(t *testing.T) {
 	if w.liveCount() != 0 {
 		t.Fatalf("%d left", w.liveCount())
 	}
+}
+
+func fnMem(name string, memMB int) *store.Function {
+	f := fn(name, "r1")
+	f.MemorySize = memMB
+	return f
+}
+
+// TestNoCapacityFailsFast: with the only slot's memory held by a busy
+// sandbox, a new sandbox is refused at once with Lambda's 429
+// TooManyRequestsException (no Reason: none of Lambda's fits), the busy
+// one untouched; an idle one that cannot make room is not destroyed
+// either. Once the busy one is idle, it is reclaimed for the new one.
+func TestNoCapacityFailsFast(t *testing.T) {
+	m, w, _ := setup(128)
+	ctx := context.Background()
+	busy, err := m.Acquire(ctx, fn("f", "r1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	acquire := func(f *store.Function) (invoke.Assignment, error) {
+		t.Helper()
+		type result struct {
+			a   invoke.Assignment
+			err error
+		}
+		done := make(chan result, 1)
+		go func() {
+			a, err := m.Acquire(ctx, f)
+			done <- result{a, err}
+		}()
+		select {
+		case r := <-done:
+			return r.a, r.err
+		case <-time.After(5 * time.Second):
+			t.Fatal("acquire with no capacity hangs")
+		}
+		return invoke.Assignment{}, nil
+	}
+	_, err = acquire(fn("g", "r1"))
+	var le *lambdaapi.Error
+	if !errors.As(err, &le) || le.Status() != 429 || le.Type != lambdaapi.TooManyRequests ||
+		le.Reason != "" || le.RetryAfterSeconds == "" {
+		t.Fatalf("no capacity answered %#v", err)
+	}
+	if w.liveCount() != 1 || len(w.destroyed) != 0 || w.created != 1 {
+		t.Fatalf("live %d, destroyed %v, created %d", w.liveCount(), w.destroyed, w.created)
+	}
+	// Idle now, but 256 MB do not fit even without it: it stays.
+	m.Release(busy, true)
+	if _, err := acquire(fnMem("big", 256)); !errors.As(err, &le) || le.Status() != 429 {
+		t.Fatalf("256 MB on a 128 MB worker: %v", err)
+	}
+	if len(w.destroyed) != 0 {
+		t.Fatalf("destroyed %v for a sandbox that could not fit anyway", w.destroyed)
+	}
+	// 128 MB fit once the idle one is reclaimed.
+	g, err := acquire(fn("g", "r1"))
+	if err != nil || !g.Cold {
+		t.Fatalf("after the busy sandbox went idle: %+v %v", g, err)
+	}
+	if len(w.destroyed) != 1 || w.destroyed[0] != busy.SandboxID {
+		t.Fatalf("destroyed %v, want %s", w.destroyed, busy.SandboxID)
+	}
+}
+
+// TestReclaimOnTheFullWorker: under memory pressure the idle sandbox
+// reclaimed is one on a worker where that makes room, even when an older
+// idle one sits on a worker where it would not.
+func TestReclaimOnTheFullWorker(t *testing.T) {
+	w1 := &fakeWorker{live: map[string]bool{}}
+	w2 := &fakeWorker{live: map[string]bool{}}
+	p := placement.New()
+	p.Register(placement.Worker{ID: "w1", MemoryMB: 256})
+	p.Register(placement.Worker{ID: "w2", MemoryMB: 512})
+	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	m := New(Config{Placement: p, KeepAlive: time.Minute, Now: clk.now,
+		Workers: func(id string) (Worker, bool) {
+			switch id {
+			case "w1":
+				return w1, true
+			case "w2":
+				return w2, true
+			}
+			return nil, false
+		}})
+	ctx := context.Background()
+	must := func(f *store.Function, worker string) invoke.Assignment {
+		t.Helper()
+		a, err := m.Acquire(ctx, f)
+		if err != nil || a.WorkerID != worker {
+			t.Fatalf("%s: %+v %v, want it on %s", f.Name, a, err, worker)
+		}
+		return a
+	}
+	// Placement puts each on the worker with the most free memory.
+	must(fnMem("a", 256), "w2")      // w1 256 free, w2 256
+	b := must(fnMem("b", 128), "w1") // w1 128, w2 256
+	c := must(fnMem("c", 256), "w2") // w1 128, w2 0
+	must(fnMem("d", 128), "w1")      // both full
+	m.Release(b, true)               // the oldest idle, on w1 (128 MB)
+	clk.add(time.Second)
+	m.Release(c, true) // a newer idle one, on w2 (256 MB)
+
+	// 256 MB: reclaiming b would leave w1 at 128 MB; c makes room on w2.
+	e := must(fnMem("e", 256), "w2")
+	if len(w1.destroyed) != 0 || len(w2.destroyed) != 1 || w2.destroyed[0] != c.SandboxID {
+		t.Fatalf("reclaimed w1 %v, w2 %v; want only %s on w2", w1.destroyed, w2.destroyed, c.SandboxID)
+	}
+	// b is still warm.
+	if again := must(fnMem("b", 128), "w1"); again.Cold || again.SandboxID != b.SandboxID {
+		t.Fatalf("b's idle sandbox was not kept: %+v", again)
+	}
+	m.Release(e, true)
+	m.Shutdown()
 }
