@@ -10,7 +10,9 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 type memCode map[string][]byte // account/sha -> zip
@@ -137,5 +139,76 @@ func TestLayersPathMergesInOrder(t *testing.T) {
 	ents, _ := filepath.Glob(filepath.Join(c.dir, "acct", ".*"))
 	if len(ents) != 0 {
 		t.Fatalf("left behind: %v", ents)
+	}
+}
+
+// countingCode is a code source that counts its fetches and holds each
+// until release is closed, so that every caller is waiting at once.
+type countingCode struct {
+	memCode
+	fetches atomic.Int32
+	release chan struct{}
+}
+
+func (c *countingCode) GetCode(ctx context.Context, account, sha string) (io.ReadCloser, int64, error) {
+	c.fetches.Add(1)
+	<-c.release
+	return c.memCode.GetCode(ctx, account, sha)
+}
+
+// A package is fetched and unpacked once per host and digest, however many
+// sandboxes ask for it at once; all of them get the one directory.
+func TestCodeUnpackedOncePerDigest(t *testing.T) {
+	src := &countingCode{memCode: memCode{}, release: make(chan struct{})}
+	sha := src.put(t, "acct", entry{name: "bootstrap", body: "#!/bin/sh\n"}, entry{name: "lib/x.txt", body: "x"})
+	c := &codeCache{dir: t.TempDir(), source: src, locks: map[string]*sync.Mutex{}}
+	const n = 16
+	var wg sync.WaitGroup
+	paths := make([]string, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			paths[i], errs[i] = c.path(context.Background(), "acct", sha)
+		}()
+	}
+	// Let the callers pile up behind the first fetch, then let it finish.
+	deadline := time.Now().Add(10 * time.Second)
+	for src.fetches.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no fetch started")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(src.release)
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("caller %d: %v", i, errs[i])
+		}
+		if paths[i] != paths[0] {
+			t.Fatalf("caller %d got %s, caller 0 %s", i, paths[i], paths[0])
+		}
+	}
+	if f := src.fetches.Load(); f != 1 {
+		t.Fatalf("%d fetches of one digest, want 1", f)
+	}
+	if got, err := os.ReadFile(filepath.Join(paths[0], "lib", "x.txt")); err != nil || string(got) != "x" {
+		t.Fatalf("unpacked file: %q %v", got, err)
+	}
+	// One directory in the cache: the package itself, no leftovers of
+	// other unpacks.
+	ents, err := os.ReadDir(filepath.Join(c.dir, "acct"))
+	if err != nil || len(ents) != 1 || ents[0].Name() != sha {
+		names := []string{}
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Fatalf("cache holds %v (%v), want just %s", names, err, sha)
+	}
+	// Later callers find it without fetching.
+	if p, err := c.path(context.Background(), "acct", sha); err != nil || p != paths[0] || src.fetches.Load() != 1 {
+		t.Fatalf("warm: %s %v, %d fetches", p, err, src.fetches.Load())
 	}
 }
