@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -310,6 +311,125 @@ func TestWatchVersionsAndAliases(t *testing.T) {
 			continue
 		}
 		break
+	}
+	cancel()
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// WatchFunctions reports every change of a $LATEST with its new
+// configuration, and a delete as nil; with initial set it first reports
+// the functions that exist; it ends without error when its context does.
+func TestWatchFunctions(t *testing.T) {
+	st, stop := open(t, t.TempDir())
+	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const acct = "111111111111"
+	old := store.Function{AccountID: acct, Name: "old", RevisionID: "r0"}
+	if _, err := st.CreateFunction(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	type ev struct {
+		account, name, revision, greeting string
+		gone                              bool
+	}
+	updates, all := make(chan ev, 100), make(chan ev, 100)
+	done := make(chan error, 2)
+	for _, w := range []struct {
+		initial bool
+		c       chan ev
+	}{{false, updates}, {true, all}} {
+		go func() {
+			done <- st.WatchFunctions(ctx, w.initial, func(a, n string, f *store.Function) {
+				e := ev{account: a, name: n, gone: f == nil}
+				if f != nil {
+					e.revision, e.greeting = f.RevisionID, f.Environment["GREETING"]
+				}
+				w.c <- e
+			})
+		}()
+	}
+	next := func(c chan ev) ev {
+		t.Helper()
+		select {
+		case e := <-c:
+			return e
+		case <-time.After(10 * time.Second):
+			t.Fatal("no watch event")
+			return ev{}
+		}
+	}
+	// The initial watch reports the existing function first.
+	if e := next(all); e != (ev{account: acct, name: "old", revision: "r0"}) {
+		t.Fatalf("initial event %+v", e)
+	}
+	// The updates-only watch may start after the first writes: update
+	// until it reports one.
+	f := store.Function{AccountID: acct, Name: "f", RevisionID: "r1", Environment: map[string]string{"GREETING": "v1"}}
+	rev, err := st.CreateFunction(ctx, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 2; ; i++ {
+		f.RevisionID, f.Environment = "r"+strconv.Itoa(i), map[string]string{"GREETING": "v" + strconv.Itoa(i)}
+		if rev, err = st.UpdateFunction(ctx, f, rev); err != nil {
+			t.Fatal(err)
+		}
+		var e ev
+		select {
+		case e = <-updates:
+		case <-time.After(100 * time.Millisecond):
+			if time.Now().After(deadline) {
+				t.Fatal("no update event")
+			}
+			continue
+		}
+		// The first event seen may be of an earlier write of f; from
+		// then on every write is seen, in order.
+		for e.revision != f.RevisionID {
+			if e.account != acct || e.name != "f" || e.gone || e.greeting != "v"+strings.TrimPrefix(e.revision, "r") {
+				t.Fatalf("update event %+v", e)
+			}
+			e = next(updates)
+		}
+		if e != (ev{account: acct, name: "f", revision: f.RevisionID, greeting: f.Environment["GREETING"]}) {
+			t.Fatalf("update event %+v, want revision %s", e, f.RevisionID)
+		}
+		break
+	}
+	// A further update carries the new configuration; a delete is nil.
+	f.RevisionID, f.Environment = "final", map[string]string{"GREETING": "last"}
+	if rev, err = st.UpdateFunction(ctx, f, rev); err != nil {
+		t.Fatal(err)
+	}
+	if e := next(updates); e != (ev{account: acct, name: "f", revision: "final", greeting: "last"}) {
+		t.Fatalf("update event %+v", e)
+	}
+	if err := st.DeleteFunction(ctx, acct, "f", rev); err != nil {
+		t.Fatal(err)
+	}
+	if e := next(updates); e != (ev{account: acct, name: "f", gone: true}) {
+		t.Fatalf("delete event %+v", e)
+	}
+	// The initial watch saw the same changes after the existing function.
+	var last ev
+	for !last.gone {
+		last = next(all)
+		if last.name != "f" || last.account != acct {
+			t.Fatalf("event %+v on the initial watch", last)
+		}
+	}
+	// The updates-only watch never reported the function that existed
+	// before it started.
+	select {
+	case e := <-updates:
+		t.Fatalf("extra event %+v", e)
+	default:
 	}
 	cancel()
 	for range 2 {
