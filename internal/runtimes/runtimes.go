@@ -11,8 +11,10 @@
 //
 // A runtime is available only if its interpreter is here and says it is the
 // right version: python3.X needs /usr/local/bin/python3.X or
-// /usr/bin/python3.X reporting X; nodejsN.x needs /usr/local/bin/node (or
-// nodejs) or /usr/bin/node (or nodejs) reporting major version N. The
+// /usr/bin/python3.X reporting X; nodejsN.x needs, in /usr/local/bin or
+// /usr/bin, a node, nodejs, nodeN, node-N or nodejsN reporting major
+// version N (a versioned name that reports another major is ignored), so
+// that several Node.js majors can be served at once. The
 // interpreter must resolve (through symbolic links) to a file under /usr,
 // /bin, /sbin, /lib, /lib64 or /etc, the host directories a sandbox sees,
 // and be executable by others, since functions run as an unprivileged user.
@@ -196,8 +198,8 @@ func (p prober) probe(ctx context.Context) *host {
 	}
 	seen := map[string]bool{}
 	for _, dir := range p.dirs {
-		for _, name := range []string{"node", "nodejs"} {
-			bin := filepath.Join(dir, name)
+		for _, cand := range nodeNames() {
+			bin := filepath.Join(dir, cand.name)
 			if !p.usable(bin) {
 				continue
 			}
@@ -216,6 +218,9 @@ func (p prober) probe(ctx context.Context) *host {
 			if _, err := strconv.Atoi(major); err != nil {
 				continue
 			}
+			if cand.major != "" && cand.major != major {
+				continue // node20 that is not Node.js 20
+			}
 			name := "nodejs" + major + ".x"
 			if k, ok := lookupKnown(name); ok {
 				if _, dup := h.available[name]; !dup {
@@ -225,6 +230,26 @@ func (p prober) probe(ctx context.Context) *host {
 		}
 	}
 	return h
+}
+
+// nodeCandidate is a file name a Node.js interpreter may have; major is
+// the major version a versioned name promises ("" for node and nodejs).
+type nodeCandidate struct {
+	name, major string
+}
+
+// nodeNames are the names a Node.js interpreter is looked for under, in
+// order: node and nodejs (whatever version they report), then for each
+// Node.js runtime Ember knows, nodeN, node-N and nodejsN.
+func nodeNames() []nodeCandidate {
+	names := []nodeCandidate{{"node", ""}, {"nodejs", ""}}
+	for _, k := range known {
+		if k.family == FamilyNode {
+			names = append(names, nodeCandidate{"node" + k.version, k.version},
+				nodeCandidate{"node-" + k.version, k.version}, nodeCandidate{"nodejs" + k.version, k.version})
+		}
+	}
+	return names
 }
 
 // usable reports whether bin is an executable file that an unprivileged
@@ -283,29 +308,27 @@ func (h *host) unavailable(name string, dirs []string) string {
 	if !ok {
 		return fmt.Sprintf("Runtime %s is not a runtime Ember knows; it knows %s.", name, strings.Join(Known(), ", "))
 	}
+	const lacks = "which this Ember host does not have"
 	switch k.family {
 	case FamilyPython:
 		paths := make([]string, len(dirs))
 		for i, d := range dirs {
 			paths[i] = filepath.Join(d, "python"+k.version)
 		}
-		return fmt.Sprintf("Runtime %s is not available on this Ember host: it needs the Python %s interpreter as %s (executable by all users, reporting version %s), and there is none.",
-			name, k.version, strings.Join(paths, " or "), k.version)
+		return fmt.Sprintf("Runtime %s needs Python %s as %s (executable by all users, reporting version %s), %s.",
+			name, k.version, strings.Join(paths, " or "), k.version, lacks)
 	case FamilyNode:
-		var paths []string
-		for _, d := range dirs {
-			paths = append(paths, filepath.Join(d, "node"))
-		}
-		msg := fmt.Sprintf("Runtime %s is not available on this Ember host: it needs Node.js %s as %s (executable by all users)",
-			name, k.version, strings.Join(paths, " or "))
+		v := k.version
+		msg := fmt.Sprintf("Runtime %s needs Node.js %s as node, nodejs, node%s, node-%s or nodejs%s in %s (executable by all users, reporting version %s), %s",
+			name, v, v, v, v, strings.Join(dirs, " or "), v, lacks)
 		if len(h.nodes) == 0 {
-			return msg + ", and there is none."
+			return msg + "."
 		}
 		have := make([]string, len(h.nodes))
 		for i, n := range h.nodes {
 			have[i] = fmt.Sprintf("Node.js %s (%s)", n.version, n.path)
 		}
-		return msg + "; this host has " + strings.Join(have, ", ") + "."
+		return msg + "; it has " + strings.Join(have, ", ") + "."
 	}
 	return fmt.Sprintf("Runtime %s is not available on this Ember host.", name)
 }

@@ -109,8 +109,70 @@ func TestProbeNoNode(t *testing.T) {
 	if len(h.available) != 2 {
 		t.Errorf("available = %v, want the provided runtimes only", h.available)
 	}
-	if msg := h.unavailable("nodejs20.x", p.dirs); !strings.Contains(msg, "there is none") {
+	if msg := h.unavailable("nodejs20.x", p.dirs); !strings.Contains(msg, "which this Ember host does not have.") ||
+		strings.Contains(msg, "it has") {
 		t.Errorf("unavailable(nodejs20.x) = %q", msg)
+	}
+}
+
+// Versioned Node.js names let one host serve several majors: node22,
+// node-18 and nodejs24 next to node; a versioned name that reports another
+// major does not serve either.
+func TestProbeVersionedNode(t *testing.T) {
+	root, p := fakeHost(t)
+	local, bin := filepath.Join(root, "local/bin"), filepath.Join(root, "bin")
+	script(t, filepath.Join(bin, "node"), "v20.11.1", 0o755)
+	script(t, filepath.Join(bin, "node22"), "v22.3.0", 0o755)
+	script(t, filepath.Join(local, "node-18"), "v18.20.4", 0o755)
+	script(t, filepath.Join(bin, "nodejs24"), "v24.1.0", 0o755)
+	script(t, filepath.Join(bin, "node-20"), "v20.11.1", 0o755)   // a second Node.js 20: the first found serves
+	script(t, filepath.Join(local, "nodejs22"), "v21.0.0", 0o755) // lies about its name
+	script(t, filepath.Join(bin, "node16"), "v16.0.0", 0o755)     // not a major Ember knows: not looked for
+	h := p.probe(context.Background())
+	want := map[string]string{
+		"nodejs18.x": filepath.Join(local, "node-18"),
+		"nodejs20.x": filepath.Join(bin, "node"),
+		"nodejs22.x": filepath.Join(bin, "node22"),
+		"nodejs24.x": filepath.Join(bin, "nodejs24"),
+	}
+	for name, path := range want {
+		if got := h.available[name]; got.Interpreter != path || got.Family != FamilyNode || "nodejs"+got.Version+".x" != name {
+			t.Errorf("%s = %+v, want interpreter %s", name, got, path)
+		}
+	}
+	var nodes []string
+	for n := range h.available {
+		if strings.HasPrefix(n, "nodejs") {
+			nodes = append(nodes, n)
+		}
+	}
+	if len(nodes) != len(want) {
+		t.Errorf("Node.js runtimes %v, want %d", nodes, len(want))
+	}
+	for _, n := range h.nodes {
+		if strings.HasSuffix(n.path, "node16") {
+			t.Errorf("probed %s", n.path)
+		}
+	}
+}
+
+func TestUnavailableMessages(t *testing.T) {
+	root, p := fakeHost(t)
+	bin := filepath.Join(root, "bin")
+	script(t, filepath.Join(bin, "node"), "v20.11.1", 0o755)
+	h := p.probe(context.Background())
+	msg := h.unavailable("nodejs22.x", p.dirs)
+	want := "Runtime nodejs22.x needs Node.js 22 as node, nodejs, node22, node-22 or nodejs22 in " +
+		p.dirs[0] + " or " + p.dirs[1] + " (executable by all users, reporting version 22), which this Ember host does not have; " +
+		"it has Node.js v20.11.1 (" + filepath.Join(bin, "node") + ")."
+	if msg != want {
+		t.Errorf("unavailable(nodejs22.x) =\n%s\nwant\n%s", msg, want)
+	}
+	msg = h.unavailable("python3.13", p.dirs)
+	want = "Runtime python3.13 needs Python 3.13 as " + filepath.Join(p.dirs[0], "python3.13") + " or " +
+		filepath.Join(p.dirs[1], "python3.13") + " (executable by all users, reporting version 3.13), which this Ember host does not have."
+	if msg != want {
+		t.Errorf("unavailable(python3.13) =\n%s\nwant\n%s", msg, want)
 	}
 }
 
