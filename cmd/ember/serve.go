@@ -441,6 +441,8 @@ func serve(ctx context.Context, cfg serveConfig, stdout io.Writer) (err error) {
 		AccountConcurrency: cfg.AccountConcurrency, OnReservation: counter.SetReserved,
 		Provisioner: manager, // provisioned concurrency: the manager keeps the sandboxes
 	})
+	// A known runtime this host cannot serve is refused naming its interpreter.
+	control.SetRuntimeCatalog(controlapi.RuntimeCatalog{Known: runtimes.Known(), Unavailable: runtimes.Unavailable})
 	if err := control.RestoreProvisioned(ctx); err != nil {
 		log.Warn("provisioned concurrency not restored", "err", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/emberfn/ember/internal/codepkg"
 	"github.com/emberfn/ember/internal/lambdaapi"
@@ -604,12 +605,53 @@ func (s *Server) applyConfig(f *store.Function, in *lambdaapi.UpdateFunctionConf
 	return nil
 }
 
+// RuntimeCatalog tells the control API about the runtimes Ember knows
+// beyond those this host serves (Config.Runtimes): a known runtime the host
+// cannot serve is refused with what the host lacks, an unknown one with
+// Lambda's enum message listing every runtime Ember knows.
+type RuntimeCatalog struct {
+	// Known is every runtime name Ember knows, served here or not.
+	Known []string
+	// Unavailable says what this host lacks to serve a known runtime ("" if
+	// nothing); the message must not need more than the runtime's name.
+	Unavailable func(name string) string
+}
+
+// runtimeCatalogs holds each Server's RuntimeCatalog. It belongs in
+// Config; until Config (server.go) has the field, SetRuntimeCatalog keeps
+// it here, by server.
+var runtimeCatalogs sync.Map // *Server -> RuntimeCatalog
+
+// SetRuntimeCatalog sets the runtimes Ember knows; call it before serving.
+// Without one, every runtime not in Config.Runtimes is refused with the
+// enum message.
+func (s *Server) SetRuntimeCatalog(c RuntimeCatalog) {
+	c.Known = slices.Clone(c.Known)
+	runtimeCatalogs.Store(s, c)
+}
+
+func (s *Server) runtimeCatalog() RuntimeCatalog {
+	c, _ := runtimeCatalogs.Load(s)
+	rc, _ := c.(RuntimeCatalog)
+	return rc
+}
+
+// checkRuntime refuses a runtime this host does not serve: a runtime Ember
+// knows with what the host lacks for it (its interpreter), any other name
+// with Lambda's enum message.
 func (s *Server) checkRuntime(rt string) error {
-	if _, ok := s.cfg.Runtimes[rt]; !ok {
-		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
-			"Value %s at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: %s", rt, s.runtimeList())
+	if _, ok := s.cfg.Runtimes[rt]; ok {
+		return nil
 	}
-	return nil
+	cat := s.runtimeCatalog()
+	if cat.Unavailable != nil && slices.Contains(cat.Known, rt) {
+		if msg := cat.Unavailable(rt); msg != "" {
+			return lambdaapi.Errorf(lambdaapi.InvalidParameterValue, "%s", msg)
+		}
+	}
+	return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
+		"1 validation error detected: Value '%s' at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: %s",
+		truncate(rt, 64), s.runtimeList(cat.Known))
 }
 
 func (s *Server) checkArchitectures(archs []string) error {
@@ -684,8 +726,12 @@ func (s *Server) configuration(f *store.Function, qualifier string) lambdaapi.Fu
 	return c
 }
 
-func (s *Server) runtimeList() string {
-	return "[" + strings.Join(slices.Sorted(maps.Keys(s.cfg.Runtimes)), ", ") + "]"
+// runtimeList is Lambda's enum of runtimes: those served here and those
+// known.
+func (s *Server) runtimeList(known []string) string {
+	names := slices.AppendSeq(slices.Clone(known), maps.Keys(s.cfg.Runtimes))
+	slices.Sort(names)
+	return "[" + strings.Join(slices.Compact(names), ", ") + "]"
 }
 
 func cloneMap(m map[string]string) map[string]string {
