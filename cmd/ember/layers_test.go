@@ -137,9 +137,11 @@ func TestLayers(t *testing.T) {
 		t.Fatalf("downloading the layer: %d, %d bytes", resp.StatusCode, len(got))
 	}
 
-	// A Python function that imports from its layer.
+	// A Python function that imports from its layer (of a Python runtime
+	// this host serves).
+	pyRT := pythonRuntime(t)
 	_, err = c.CreateFunction(ctx, &lambda.CreateFunctionInput{FunctionName: aws.String("py-fn"),
-		Runtime: types.RuntimePython311, Handler: aws.String("app.handler"), Role: aws.String(layerRole),
+		Runtime: types.Runtime(pyRT), Handler: aws.String("app.handler"), Role: aws.String(layerRole),
 		Code:   &types.FunctionCode{ZipFile: makeZip(t, zipEntry{name: "app.py", mode: 0o644, body: pyLayerApp})},
 		Layers: []string{*py.LayerVersionArn}})
 	if err != nil {
@@ -154,7 +156,7 @@ func TestLayers(t *testing.T) {
 	node := publishLayer(t, c, "node-helpers", makeZip(t,
 		zipEntry{name: "nodejs/node_modules/helper/index.js", mode: 0o644, body: "exports.greet = (n) => `hello ${n} from node_modules`;\n"}), nil)
 	_, err = c.CreateFunction(ctx, &lambda.CreateFunctionInput{FunctionName: aws.String("node-fn"),
-		Runtime: types.RuntimeNodejs20x, Handler: aws.String("index.handler"), Role: aws.String(layerRole),
+		Runtime: types.Runtime(nodeRuntime(t)), Handler: aws.String("index.handler"), Role: aws.String(layerRole),
 		Code:   &types.FunctionCode{ZipFile: makeZip(t, zipEntry{name: "index.js", mode: 0o644, body: nodeLayerApp})},
 		Layers: []string{*node.LayerVersionArn}})
 	if err != nil {
@@ -206,7 +208,7 @@ func TestLayers(t *testing.T) {
 	other := newLayersAccount(t, srv, "other")
 	theirs := publishLayer(t, other, "py-helpers", pyZip, nil)
 	base := func(layers ...string) *lambda.CreateFunctionInput {
-		return &lambda.CreateFunctionInput{FunctionName: aws.String("refused"), Runtime: types.RuntimePython311,
+		return &lambda.CreateFunctionInput{FunctionName: aws.String("refused"), Runtime: types.Runtime(pyRT),
 			Handler: aws.String("app.handler"), Role: aws.String(layerRole),
 			Code:   &types.FunctionCode{ZipFile: makeZip(t, zipEntry{name: "app.py", mode: 0o644, body: pyLayerApp})},
 			Layers: layers}
