@@ -5,9 +5,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -143,23 +146,127 @@ func logOf(t *testing.T, out *lambda.InvokeOutput) string {
 	return string(b)
 }
 
+// rawCapture is an HTTP client for the SDK that keeps the status and
+// headers of the last response as they came over the wire.
+type rawCapture struct {
+	inner  lambda.HTTPClient
+	mu     sync.Mutex
+	status int
+	header http.Header
+}
+
+func (r *rawCapture) Do(req *http.Request) (*http.Response, error) {
+	resp, err := r.inner.Do(req)
+	if err == nil {
+		r.mu.Lock()
+		r.status, r.header = resp.StatusCode, resp.Header.Clone()
+		r.mu.Unlock()
+	}
+	return resp, err
+}
+
+// rawResponse is what the wire said of one invoke.
+type rawResponse struct {
+	status int
+	header http.Header
+}
+
+// invokeRaw invokes through the SDK and also returns the raw response's
+// status and headers.
+func invokeRaw(t *testing.T, c *lambda.Client, in *lambda.InvokeInput) (*lambda.InvokeOutput, rawResponse, error) {
+	t.Helper()
+	rc := &rawCapture{}
+	out, err := c.Invoke(context.Background(), in, func(o *lambda.Options) {
+		rc.inner = o.HTTPClient
+		if rc.inner == nil {
+			rc.inner = http.DefaultClient
+		}
+		o.HTTPClient = rc
+	})
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if rc.header == nil {
+		t.Fatalf("invoke %s: no response: %v", aws.ToString(in.FunctionName), err)
+	}
+	return out, rawResponse{rc.status, rc.header}, err
+}
+
+// uuidV4RE is a random (version 4) UUID, as Lambda's request ids.
+var uuidV4RE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+
+// invokeExact invokes name with payload and asserts the exact status and
+// headers of a synchronous invoke of $LATEST, as Lambda answers it: 200
+// (also for a function error), Content-Type application/json,
+// X-Amz-Executed-Version $LATEST, X-Amz-Function-Error "Unhandled" exactly
+// when functionError, X-Amz-Log-Result exactly when tail, and a request id
+// (a UUID) in X-Amzn-RequestId. It returns the output and the request id.
+func invokeExact(t *testing.T, c *lambda.Client, name string, payload any, tail, functionError bool) (*lambda.InvokeOutput, string) {
+	t.Helper()
+	b, _ := json.Marshal(payload)
+	in := &lambda.InvokeInput{FunctionName: aws.String(name), Payload: b}
+	if tail {
+		in.LogType = types.LogTypeTail
+	}
+	out, raw, err := invokeRaw(t, c, in)
+	if err != nil {
+		t.Fatalf("invoke %s: %v", name, err)
+	}
+	h := raw.header
+	wantFE := ""
+	if functionError {
+		wantFE = "Unhandled"
+	}
+	rid := h.Get("X-Amzn-RequestId")
+	sdkRID, _ := awsmiddleware.GetRequestIDMetadata(out.ResultMetadata)
+	switch {
+	case raw.status != 200 || out.StatusCode != 200:
+		t.Fatalf("invoke %s: status %d (SDK %d), want 200: %.300s", name, raw.status, out.StatusCode, out.Payload)
+	case h.Get("Content-Type") != "application/json":
+		t.Fatalf("invoke %s: Content-Type %q", name, h.Get("Content-Type"))
+	case h.Get("X-Amz-Executed-Version") != "$LATEST" || aws.ToString(out.ExecutedVersion) != "$LATEST":
+		t.Fatalf("invoke %s: X-Amz-Executed-Version %q", name, h.Get("X-Amz-Executed-Version"))
+	case h.Get("X-Amz-Function-Error") != wantFE || aws.ToString(out.FunctionError) != wantFE || (wantFE == "") != (h.Values("X-Amz-Function-Error") == nil):
+		t.Fatalf("invoke %s: X-Amz-Function-Error %q, want %q: %.300s", name, h.Values("X-Amz-Function-Error"), wantFE, out.Payload)
+	case (h.Values("X-Amz-Log-Result") != nil) != tail || (out.LogResult != nil) != tail:
+		t.Fatalf("invoke %s: X-Amz-Log-Result %q with tail %v", name, h.Values("X-Amz-Log-Result"), tail)
+	case !uuidV4RE.MatchString(rid) || len(h.Values("X-Amzn-RequestId")) != 1 || sdkRID != rid:
+		t.Fatalf("invoke %s: X-Amzn-RequestId %q (SDK %q)", name, h.Values("X-Amzn-RequestId"), sdkRID)
+	}
+	return out, rid
+}
+
+// jsonIs asserts that body is the JSON document want (keys in any order).
+func jsonIs(t *testing.T, what string, body []byte, want string) {
+	t.Helper()
+	var got, w any
+	if err := json.Unmarshal(body, &got); err != nil {
+		t.Fatalf("%s: body %.300q is not JSON: %v", what, body, err)
+	}
+	if err := json.Unmarshal([]byte(want), &w); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, w) {
+		t.Fatalf("%s: body\n  %s\nwant\n  %s", what, body, want)
+	}
+}
+
+// errorBody is a function error's body as Lambda gives it.
+func errorBody(message, typ string) string {
+	b, _ := json.Marshal(map[string]string{"errorMessage": message, "errorType": typ})
+	return string(b)
+}
+
 func TestInvokeColdThenWarm(t *testing.T) {
 	_, c, dp := startInvokeEmber(t)
 	createProbe(t, c, "probe", func(in *lambda.CreateFunctionInput) {
 		in.Environment = &types.Environment{Variables: map[string]string{"GREETING": "hello"}}
 		in.Timeout = aws.Int32(7)
 	})
-	// Echo, cold.
-	out, err := c.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("probe"),
-		Payload: []byte(`{"hello":"world","n":[1,2,3]}`), LogType: types.LogTypeTail})
-	if err != nil {
-		t.Fatal(err)
+	// Echo, cold: the exact response.
+	out, rid := invokeExact(t, c, "probe", json.RawMessage(`{"hello":"world","n":[1,2,3]}`), true, false)
+	if string(out.Payload) != `{"hello":"world","n":[1,2,3]}` {
+		t.Fatalf("echo: %s", out.Payload)
 	}
-	if out.StatusCode != 200 || string(out.Payload) != `{"hello":"world","n":[1,2,3]}` || out.FunctionError != nil ||
-		*out.ExecutedVersion != "$LATEST" {
-		t.Fatalf("echo: %d %s %v %v", out.StatusCode, out.Payload, out.FunctionError, out.ExecutedVersion)
-	}
-	rid, _ := awsmiddleware.GetRequestIDMetadata(out.ResultMetadata)
 	log := logOf(t, out)
 	for _, want := range []string{"START RequestId: " + rid + " Version: $LATEST", "END RequestId: " + rid,
 		"REPORT RequestId: " + rid + "\tDuration: ", "\tBilled Duration: ", "\tMemory Size: 128 MB\tMax Memory Used: ", "\tInit Duration: "} {
@@ -221,38 +328,62 @@ func TestInvokeFunctionErrors(t *testing.T) {
 	_, c, dp := startInvokeEmber(t)
 	createProbe(t, c, "probe", func(in *lambda.CreateFunctionInput) { in.Timeout = aws.Int32(1) })
 
-	out, body := invokeJSON(t, c, "probe", map[string]any{"mode": "error", "label": "x1"}, false)
-	if out.StatusCode != 200 || aws.ToString(out.FunctionError) != "Unhandled" ||
-		body["errorMessage"] != "something went wrong: x1" || body["errorType"] != "errorString" {
-		t.Fatalf("error: %d %v %s", out.StatusCode, out.FunctionError, out.Payload)
+	// An error returned by the handler: the runtime's error document as
+	// it posted it (aws-lambda-go: the Go type, no stack trace).
+	out, _ := invokeExact(t, c, "probe", map[string]any{"mode": "error", "label": "x1"}, false, true)
+	jsonIs(t, "error", out.Payload, errorBody("something went wrong: x1", "errorString"))
+
+	// A panic: aws-lambda-go reports it with the panic value's type and a
+	// stack trace of {path, line, label} frames, then exits.
+	out, _ = invokeExact(t, c, "probe", map[string]any{"mode": "panic", "label": "p1"}, false, true)
+	var panicked struct {
+		ErrorMessage string           `json:"errorMessage"`
+		ErrorType    string           `json:"errorType"`
+		StackTrace   []map[string]any `json:"stackTrace"`
 	}
-	out, body = invokeJSON(t, c, "probe", map[string]any{"mode": "panic", "label": "p1"}, false)
-	if aws.ToString(out.FunctionError) != "Unhandled" || !strings.Contains(body["errorMessage"].(string), "probe panics: p1") {
-		t.Fatalf("panic: %v %s", out.FunctionError, out.Payload)
+	var keys map[string]any
+	if err := json.Unmarshal(out.Payload, &panicked); err != nil || json.Unmarshal(out.Payload, &keys) != nil || len(keys) != 3 ||
+		panicked.ErrorMessage != "probe panics: p1" || panicked.ErrorType != "string" || len(panicked.StackTrace) == 0 {
+		t.Fatalf("panic: %s", out.Payload)
 	}
+	handler := false
+	for _, f := range panicked.StackTrace {
+		path, _ := f["path"].(string)
+		line, _ := f["line"].(float64)
+		label, _ := f["label"].(string)
+		if len(f) != 3 || path == "" || line <= 0 || label == "" {
+			t.Fatalf("panic: stack frame %v of %s", f, out.Payload)
+		}
+		handler = handler || (label == "handle" && strings.HasSuffix(path, "probe/main.go"))
+	}
+	if !handler {
+		t.Fatalf("panic: the handler is not in the stack trace: %s", out.Payload)
+	}
+
+	// A timeout: Sandbox.Timedout, in Lambda's words.
 	start := time.Now()
-	out, body = invokeJSON(t, c, "probe", map[string]any{"mode": "sleep", "n": 5000}, true)
+	out, rid := invokeExact(t, c, "probe", map[string]any{"mode": "sleep", "n": 5000}, true, true)
 	took := time.Since(start)
-	if aws.ToString(out.FunctionError) != "Unhandled" || !strings.Contains(body["errorMessage"].(string), "Task timed out after 1.00 seconds") {
-		t.Fatalf("timeout: %v %s", out.FunctionError, out.Payload)
-	}
+	jsonIs(t, "timeout", out.Payload, errorBody("RequestId: "+rid+" Error: Task timed out after 1.00 seconds", "Sandbox.Timedout"))
 	if took > 3*time.Second {
 		t.Fatalf("a 1 s timeout took %v", took)
 	}
-	if !strings.Contains(logOf(t, out), "Status: timeout") {
-		t.Fatalf("timeout log:\n%s", logOf(t, out))
+	log := logOf(t, out)
+	for _, want := range []string{" " + rid + " Task timed out after 1.00 seconds\n", "END RequestId: " + rid + "\n", "\tStatus: timeout\n"} {
+		if !strings.Contains(log, want) {
+			t.Fatalf("timeout log lacks %q:\n%s", want, log)
+		}
 	}
-	out, body = invokeJSON(t, c, "probe", map[string]any{"mode": "exit"}, true)
-	if aws.ToString(out.FunctionError) != "Unhandled" || body["errorType"] != "Runtime.ExitError" ||
-		!strings.Contains(body["errorMessage"].(string), "Runtime exited with error: exit status 3") {
-		t.Fatalf("exit: %v %s", out.FunctionError, out.Payload)
-	}
-	if !strings.Contains(logOf(t, out), "probe exits now") {
-		t.Fatalf("the last words of a dying runtime are lost:\n%s", logOf(t, out))
+
+	// The runtime exits during an invocation: Runtime.ExitError.
+	out, rid = invokeExact(t, c, "probe", map[string]any{"mode": "exit"}, true, true)
+	jsonIs(t, "exit", out.Payload, errorBody("RequestId: "+rid+" Error: Runtime exited with error: exit status 3", "Runtime.ExitError"))
+	if log := logOf(t, out); !strings.Contains(log, "probe exits now") || !strings.Contains(log, "\tStatus: error\tError Type: Runtime.ExitError\n") {
+		t.Fatalf("the last words of a dying runtime are lost:\n%s", log)
 	}
 	// After all that, it still works, and nothing failed stays around.
-	out, _ = invokeJSON(t, c, "probe", map[string]any{"a": 1}, false)
-	if out.FunctionError != nil || string(out.Payload) != `{"a":1}` {
+	out, _ = invokeExact(t, c, "probe", map[string]any{"a": 1}, false, false)
+	if string(out.Payload) != `{"a":1}` {
 		t.Fatalf("after failures: %s", out.Payload)
 	}
 	waitFor(t, "failed sandboxes to be destroyed", func() bool { return dp.worker.Sandboxes() == 1 })
@@ -261,19 +392,17 @@ func TestInvokeFunctionErrors(t *testing.T) {
 func TestInvokeOutOfMemory(t *testing.T) {
 	_, c, dp := startInvokeEmber(t)
 	createProbe(t, c, "hog", func(in *lambda.CreateFunctionInput) { in.MemorySize = aws.Int32(128) })
-	out, body := invokeJSON(t, c, "hog", map[string]any{"mode": "alloc", "n": 400}, true)
-	if aws.ToString(out.FunctionError) != "Unhandled" || body["errorType"] != "Runtime.ExitError" ||
-		!strings.Contains(body["errorMessage"].(string), "signal: killed") {
-		t.Fatalf("oom: %v %s", out.FunctionError, out.Payload)
-	}
-	if !strings.Contains(logOf(t, out), "Runtime.OutOfMemory") {
-		t.Fatalf("oom log:\n%s", logOf(t, out))
+	// Killed by the cgroup: the caller gets Runtime.ExitError with the
+	// signal, the REPORT line says Runtime.OutOfMemory (as Lambda's).
+	out, rid := invokeExact(t, c, "hog", map[string]any{"mode": "alloc", "n": 400}, true, true)
+	jsonIs(t, "oom", out.Payload, errorBody("RequestId: "+rid+" Error: Runtime exited with error: signal: killed", "Runtime.ExitError"))
+	if log := logOf(t, out); !strings.Contains(log, "\tStatus: error\tError Type: Runtime.OutOfMemory\n") ||
+		!strings.Contains(log, "REPORT RequestId: "+rid+"\t") {
+		t.Fatalf("oom log:\n%s", log)
 	}
 	// A modest allocation in a fresh sandbox works.
-	out, body = invokeJSON(t, c, "hog", map[string]any{"mode": "alloc", "n": 20}, true)
-	if out.FunctionError != nil || body["allocated_mb"].(float64) != 20 {
-		t.Fatalf("small alloc: %s", out.Payload)
-	}
+	out, _ = invokeExact(t, c, "hog", map[string]any{"mode": "alloc", "n": 20}, true, false)
+	jsonIs(t, "small alloc", out.Payload, `{"allocated_mb":20}`)
 	if !strings.Contains(logOf(t, out), "Max Memory Used: ") {
 		t.Fatal("no memory report")
 	}
@@ -288,21 +417,26 @@ func TestInvokeInitFailures(t *testing.T) {
 	createProbe(t, c, "hangs", func(in *lambda.CreateFunctionInput) {
 		in.Environment = &types.Environment{Variables: map[string]string{"INIT_MODE": "hang"}}
 	})
-	out, body := invokeJSON(t, c, "dies", map[string]any{}, true)
-	if aws.ToString(out.FunctionError) != "Unhandled" || body["errorType"] != "Runtime.ExitError" ||
-		!strings.Contains(body["errorMessage"].(string), "exit status 1") {
-		t.Fatalf("exit during init: %v %s", out.FunctionError, out.Payload)
+	// Exit during init: Runtime.ExitError; INIT_REPORT says error.
+	out, rid := invokeExact(t, c, "dies", map[string]any{}, true, true)
+	jsonIs(t, "exit during init", out.Payload, errorBody("RequestId: "+rid+" Error: Runtime exited with error: exit status 1", "Runtime.ExitError"))
+	log := logOf(t, out)
+	if !strings.Contains(log, "probe fails its init\n") ||
+		!regexp.MustCompile(`(?m)^INIT_REPORT Init Duration: [0-9]+\.[0-9]{2} ms\tPhase: init\tStatus: error\tError Type: Runtime.ExitError$`).MatchString(log) {
+		t.Fatalf("init log:\n%s", log)
 	}
-	if !strings.Contains(logOf(t, out), "probe fails its init") {
-		t.Fatalf("init log:\n%s", logOf(t, out))
-	}
+	// Never calls /next: Sandbox.Timedout at the init limit; INIT_REPORT
+	// says timeout (Lambda's "Status: timeout", with no error type).
 	start := time.Now()
-	out, body = invokeJSON(t, c, "hangs", map[string]any{}, false)
-	if aws.ToString(out.FunctionError) != "Unhandled" || body["errorType"] != "Sandbox.Timedout" {
-		t.Fatalf("never calls next: %v %s", out.FunctionError, out.Payload)
-	}
+	out, rid = invokeExact(t, c, "hangs", map[string]any{}, true, true)
+	jsonIs(t, "never calls next", out.Payload, errorBody("RequestId: "+rid+" Error: Init timed out after 2.00 seconds", "Sandbox.Timedout"))
 	if took := time.Since(start); took < 2*time.Second || took > 5*time.Second {
 		t.Fatalf("init timeout of 2 s took %v", took)
+	}
+	log = logOf(t, out)
+	if !strings.Contains(log, "probe never asks for work\n") ||
+		!regexp.MustCompile(`(?m)^INIT_REPORT Init Duration: 2[0-9]{3}\.[0-9]{2} ms\tPhase: init\tStatus: timeout$`).MatchString(log) {
+		t.Fatalf("init timeout log:\n%s", log)
 	}
 	if n := dp.worker.Sandboxes(); n != 0 {
 		t.Fatalf("%d sandboxes left after init failures", n)
@@ -315,22 +449,30 @@ func TestInvokeInitFailures(t *testing.T) {
 func TestInvokeLogs(t *testing.T) {
 	_, c, _ := startInvokeEmber(t)
 	createProbe(t, c, "talker", nil)
-	out, _ := invokeJSON(t, c, "talker", map[string]any{"mode": "log", "n": 3, "label": "abc"}, true)
+	out, rid := invokeExact(t, c, "talker", map[string]any{"mode": "log", "n": 3, "label": "abc"}, true, false)
+	jsonIs(t, "log", out.Payload, `"logged"`)
 	log := logOf(t, out)
-	for _, want := range []string{"log line 0 of abc", "log line 2 of abc", "to stderr abc", "END RequestId"} {
+	for _, want := range []string{"START RequestId: " + rid + " Version: $LATEST\n", "log line 0 of abc\n", "log line 2 of abc\n",
+		"to stderr abc\n", "END RequestId: " + rid + "\n", "REPORT RequestId: " + rid + "\t"} {
 		if !strings.Contains(log, want) {
 			t.Fatalf("log lacks %q:\n%s", want, log)
 		}
 	}
-	out, _ = invokeJSON(t, c, "talker", map[string]any{"mode": "log", "n": 2000, "label": "flood"}, true)
+	out, _ = invokeExact(t, c, "talker", map[string]any{"mode": "log", "n": 2000, "label": "flood"}, true, false)
 	log = logOf(t, out)
 	if len(log) > 4096 || !strings.Contains(log, "REPORT RequestId") || strings.Contains(log, "log line 0 of flood") {
 		t.Fatalf("tail of a long log: %d bytes:\n%s", len(log), log)
 	}
-	out, _ = invokeJSON(t, c, "talker", map[string]any{"mode": "echo"}, false)
-	if out.LogResult != nil {
-		t.Fatal("a log without Tail")
+	// The tail is this invocation's log only, from its START: nothing of
+	// the invocations before it in the same sandbox.
+	out, rid = invokeExact(t, c, "talker", map[string]any{"mode": "log", "n": 1, "label": "third"}, true, false)
+	log = logOf(t, out)
+	if !strings.HasPrefix(log, "START RequestId: "+rid+" Version: $LATEST\n") || !strings.Contains(log, "log line 0 of third\n") ||
+		strings.Contains(log, "flood") || strings.Contains(log, "abc") || strings.Count(log, "START RequestId") != 1 {
+		t.Fatalf("tail of the third invocation:\n%s", log)
 	}
+	out, _ = invokeExact(t, c, "talker", map[string]any{"mode": "echo"}, false, false)
+	jsonIs(t, "echo", out.Payload, `{"mode":"echo"}`)
 }
 
 func TestSixteenConcurrentInvokes(t *testing.T) {

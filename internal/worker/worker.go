@@ -328,10 +328,20 @@ func (w *Worker) initError(b *box, err, ctxErr error, dur time.Duration) *invoke
 			ie.Type, ie.Message = "Runtime.Unknown", err.Error()
 		}
 	}
-	b.logs.write(fmt.Sprintf("INIT_REPORT Init Duration: %.2f ms\tPhase: init\tStatus: error\tError Type: %s\n",
-		float64(dur.Microseconds())/1000, ie.Type))
+	b.logs.write(initReport(dur, ie.Type))
 	ie.Log = b.logs.tail()
 	return ie
+}
+
+// initReport is the INIT_REPORT line of an init that failed after dur
+// with errType: Lambda reports a timeout as "Status: timeout" (with no
+// error type) and any other failure as "Status: error" with its type.
+func initReport(dur time.Duration, errType string) string {
+	status := "Status: error\tError Type: " + errType
+	if errType == "Sandbox.Timedout" {
+		status = "Status: timeout"
+	}
+	return fmt.Sprintf("INIT_REPORT Init Duration: %.2f ms\tPhase: init\t%s\n", float64(dur.Microseconds())/1000, status)
 }
 
 func exitText(sb *sandbox.Sandbox) string {
