@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"io"
 	"net/http"
 	"regexp"
@@ -13,11 +14,20 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+	"github.com/aws/smithy-go"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/emberfn/ember/internal/natsd"
 	"github.com/emberfn/ember/internal/store"
 )
+
+// requestIDRE is the form of Ember's X-Amzn-RequestId (a UUID, as Lambda's).
+var requestIDRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 
 func createInput(name string, zip []byte) *lambda.CreateFunctionInput {
 	return &lambda.CreateFunctionInput{
@@ -263,14 +273,23 @@ func TestControlErrors(t *testing.T) {
 	_, err = c.CreateFunction(ctx, in)
 	apiErr(t, err, "RequestTooLargeException", 413)
 
-	// A body over the request limit is refused before it is read.
-	huge := make([]byte, 71<<20)
-	req, _ := http.NewRequest("POST", srv.url+"/2015-03-31/functions", strings.NewReader(string(huge)))
-	req.Header.Set("Content-Type", "application/json")
-	if r, err := http.DefaultClient.Do(req); err == nil {
-		rawErr(t, r, "RequestTooLargeException", 413)
-		r.Body.Close()
+	// A body over the request limit is refused before it is read: the
+	// answer comes while the client has sent none of its 71 MB.
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	req, err := http.NewRequest("POST", srv.url+"/2015-03-31/functions", pr)
+	if err != nil {
+		t.Fatal(err)
 	}
+	req.ContentLength = 71 << 20
+	req.Header.Set("Content-Type", "application/json")
+	r, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("a declared 71 MB body: %v; want a 413 answer before the body is sent", err)
+	}
+	rawErr(t, r, "RequestTooLargeException", 413)
+	r.Body.Close()
+	pw.CloseWithError(errors.New("test: body not sent"))
 	l, err := c.ListFunctions(ctx, &lambda.ListFunctionsInput{})
 	if err != nil || len(l.Functions) != 1 {
 		t.Fatalf("after bad requests: %v %v", l, err)
@@ -295,5 +314,183 @@ func TestControlRateLimit(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != 429 || !strings.Contains(string(body), `"Reason":"CallerRateLimitExceeded"`) {
 		t.Fatalf("throttle answer %d %s", resp.StatusCode, body)
+	}
+}
+
+// TestStoreFailureThroughSDK: when the store fails under a running Ember
+// (here its functions bucket is deleted from another connection to the
+// NATS server it uses), the real SDK sees 500 ServiceException, with an
+// X-Amzn-RequestId and without the internal error; successful answers
+// carry an X-Amzn-RequestId too.
+func TestStoreFailureThroughSDK(t *testing.T) {
+	ctx := context.Background()
+	base := takeBaseline()
+	dir := t.TempDir()
+	ns, err := natsd.Start(natsd.Config{StoreDir: t.TempDir(), Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ns.Shutdown()
+		base.check(t, dir)
+	}()
+	srv := startEmber(t, dir, func(c *serveConfig) { c.NATSURL = ns.ClientURL() })
+	srv.noLeakCheck = true
+	defer srv.stop()
+	c := srv.client(srv.creds("default"))
+
+	out, err := c.CreateFunction(ctx, createInput("doomed", bootstrapZip(t, "doomed")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	rid, ok := awsmiddleware.GetRequestIDMetadata(out.ResultMetadata)
+	if !ok || !requestIDRE.MatchString(rid) {
+		t.Fatalf("CreateFunction's X-Amzn-RequestId %q (%v)", rid, ok)
+	}
+	seen[rid] = true
+	g, err := c.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String("doomed")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rid, _ := awsmiddleware.GetRequestIDMetadata(g.ResultMetadata); !requestIDRE.MatchString(rid) || seen[rid] {
+		t.Fatalf("GetFunction's X-Amzn-RequestId %q is missing or repeated", rid)
+	}
+
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteKeyValue(ctx, "ember-functions"); err != nil {
+		t.Fatal(err)
+	}
+
+	calls := map[string]func() error{
+		"GetFunction": func() error {
+			_, err := c.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String("doomed")})
+			return err
+		},
+		"GetFunctionConfiguration": func() error {
+			_, err := c.GetFunctionConfiguration(ctx, &lambda.GetFunctionConfigurationInput{FunctionName: aws.String("doomed")})
+			return err
+		},
+		"ListFunctions": func() error {
+			_, err := c.ListFunctions(ctx, &lambda.ListFunctionsInput{})
+			return err
+		},
+		"UpdateFunctionConfiguration": func() error {
+			_, err := c.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{
+				FunctionName: aws.String("doomed"), Timeout: aws.Int32(9)})
+			return err
+		},
+		"CreateFunction": func() error {
+			_, err := c.CreateFunction(ctx, createInput("another", bootstrapZip(t, "another")))
+			return err
+		},
+		"DeleteFunction": func() error {
+			_, err := c.DeleteFunction(ctx, &lambda.DeleteFunctionInput{FunctionName: aws.String("doomed")})
+			return err
+		},
+	}
+	for name, call := range calls {
+		err := call()
+		apiErr(t, err, "ServiceException", 500)
+		var se *types.ServiceException
+		if !errors.As(err, &se) {
+			t.Fatalf("%s: the SDK did not decode a *types.ServiceException: %T %v", name, err, err)
+		}
+		var re *awshttp.ResponseError
+		if !errors.As(err, &re) || re.HTTPStatusCode() != 500 {
+			t.Fatalf("%s: no HTTP 500 response error: %v", name, err)
+		}
+		if id := re.ServiceRequestID(); !requestIDRE.MatchString(id) || seen[id] {
+			t.Fatalf("%s: X-Amzn-RequestId %q is missing or repeated", name, id)
+		} else {
+			seen[id] = true
+		}
+		var ae smithy.APIError
+		errors.As(err, &ae)
+		if msg := ae.ErrorMessage(); msg == "" || strings.Contains(msg, "ember-functions") || strings.Contains(strings.ToLower(msg), "stream") {
+			t.Fatalf("%s: ServiceException message %q is empty or leaks the internal error", name, msg)
+		}
+	}
+}
+
+// TestUpdateConfigurationPaths: UpdateFunctionConfiguration's Runtime
+// change and its refusals, each with Lambda's error type and status and
+// nothing changed; a bad ListFunctions Marker; a provided.al2 function.
+func TestUpdateConfigurationPaths(t *testing.T) {
+	ctx := context.Background()
+	srv := startEmber(t, t.TempDir())
+	c := srv.client(srv.creds("default"))
+
+	in := createInput("al2", bootstrapZip(t, "al2"))
+	in.Runtime = types.RuntimeProvidedal2
+	al2, err := c.CreateFunction(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if al2.Runtime != types.RuntimeProvidedal2 || al2.State != types.StateActive {
+		t.Fatalf("provided.al2 function: %s %s", al2.Runtime, al2.State)
+	}
+	g, err := c.GetFunctionConfiguration(ctx, &lambda.GetFunctionConfigurationInput{FunctionName: aws.String("al2")})
+	if err != nil || g.Runtime != types.RuntimeProvidedal2 {
+		t.Fatalf("provided.al2 function read back: %v %v", g, err)
+	}
+
+	// provided.al2 -> provided.al2023: the same bootstrap package serves.
+	u, err := c.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{
+		FunctionName: aws.String("al2"), Runtime: types.RuntimeProvidedal2023})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Runtime != types.RuntimeProvidedal2023 || *u.RevisionId == *al2.RevisionId || *u.CodeSha256 != *al2.CodeSha256 {
+		t.Fatalf("after the runtime change: %s revision %s (was %s)", u.Runtime, *u.RevisionId, *al2.RevisionId)
+	}
+	g, err = c.GetFunctionConfiguration(ctx, &lambda.GetFunctionConfigurationInput{FunctionName: aws.String("al2")})
+	if err != nil || g.Runtime != types.RuntimeProvidedal2023 || *g.RevisionId != *u.RevisionId {
+		t.Fatalf("runtime change read back: %v %v", g, err)
+	}
+
+	bad := map[string]*lambda.UpdateFunctionConfigurationInput{
+		"unknown runtime": {Runtime: "cobol85"},
+		"timeout 0":       {Timeout: aws.Int32(0)},
+		"memory 64":       {MemorySize: aws.Int32(64)},
+		"reserved env":    {Environment: &types.Environment{Variables: map[string]string{"OK": "1", "AWS_LAMBDA_FUNCTION_NAME": "x"}}},
+	}
+	for name, in := range bad {
+		in.FunctionName = aws.String("al2")
+		_, err := c.UpdateFunctionConfiguration(ctx, in)
+		if err == nil {
+			t.Fatalf("%s: accepted", name)
+		}
+		apiErr(t, err, "InvalidParameterValueException", 400)
+		var ipv *types.InvalidParameterValueException
+		if !errors.As(err, &ipv) {
+			t.Fatalf("%s: the SDK did not decode a *types.InvalidParameterValueException: %T", name, err)
+		}
+	}
+	after, err := c.GetFunctionConfiguration(ctx, &lambda.GetFunctionConfigurationInput{FunctionName: aws.String("al2")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *after.RevisionId != *u.RevisionId || after.Runtime != types.RuntimeProvidedal2023 || *after.Timeout != 3 ||
+		*after.MemorySize != 128 || after.Environment != nil {
+		t.Fatalf("a refused update changed the function: %+v", after)
+	}
+	_, err = c.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{
+		FunctionName: aws.String("no-such-fn"), Timeout: aws.Int32(5)})
+	apiErr(t, err, "ResourceNotFoundException", 404)
+
+	// ListFunctions with a Marker it never handed out: not base64, or
+	// base64 of something that is no function name.
+	for _, m := range []string{"!!not-base64!!", base64.RawURLEncoding.EncodeToString([]byte("bad/name"))} {
+		_, err = c.ListFunctions(ctx, &lambda.ListFunctionsInput{Marker: aws.String(m)})
+		apiErr(t, err, "InvalidParameterValueException", 400)
 	}
 }
