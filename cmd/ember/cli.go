@@ -21,7 +21,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -29,6 +28,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
+	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs/types"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/smithy-go"
@@ -120,18 +120,78 @@ func parseCommand(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-const deployUsage = `usage: ember deploy NAME PATH [flags]
-       ember deploy PATH --name NAME [flags]
-  PATH is a directory (zipped for you, file modes kept) or a .zip file.
-  Creates the function, or updates its code (and the given settings).
-`
+// helpAsked says whether args ask for help (-h, -help or --help before
+// a "--").
+func helpAsked(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help":
+			return true
+		}
+	}
+	return false
+}
+
+// errUsage is a command used wrongly: its usage has been printed to
+// stderr; main exits 2 without another message.
+var errUsage = errors.New("usage")
+
+// command is a client subcommand's flag set with its help: a synopsis, a
+// description, then the flags. Help asked for (-h, --help) goes to stdout
+// and the command returns flag.ErrHelp, which main turns into exit 0; a
+// wrong use prints the help to stderr and returns errUsage.
+type command struct {
+	*flag.FlagSet
+	synopsis, about string
+	stdout, stderr  io.Writer
+}
+
+func newCommand(name, synopsis, about string, stdout, stderr io.Writer) *command {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {} // parse prints the help where it belongs
+	return &command{FlagSet: fs, synopsis: synopsis, about: about, stdout: stdout, stderr: stderr}
+}
+
+// help prints the synopsis, the description and the flags to w.
+func (c *command) help(w io.Writer) {
+	fmt.Fprintf(w, "usage: %s\n\n%s\n\nflags:\n", c.synopsis, c.about)
+	c.SetOutput(w)
+	c.PrintDefaults()
+	c.SetOutput(c.stderr)
+}
+
+// parse parses flags before or after the positional arguments.
+func (c *command) parse(args []string) ([]string, error) {
+	pos, err := parseCommand(c.FlagSet, args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		c.help(c.stdout)
+		return nil, flag.ErrHelp
+	case err != nil: // the flag package printed what was wrong
+		c.help(c.stderr)
+		return nil, errUsage
+	}
+	return pos, nil
+}
+
+// misuse reports a wrong use of the command with its help.
+func (c *command) misuse(format string, args ...any) error {
+	fmt.Fprintf(c.stderr, "ember %s: %s\n", c.Name(), fmt.Sprintf(format, args...))
+	c.help(c.stderr)
+	return errUsage
+}
 
 func runDeploy(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("deploy", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, deployUsage); fs.PrintDefaults() }
+	fs := newCommand("deploy", "ember deploy NAME PATH [flags]\n       ember deploy PATH --name NAME [flags]",
+		"Create the function NAME from PATH, or, if it exists, update its code and the\n"+
+			"settings given. PATH is a directory (zipped for you, file modes and symbolic\n"+
+			"links kept) or a .zip file. Packages over 1 MB show their upload progress.",
+		stdout, stderr)
 	var cf clientFlags
-	cf.register(fs)
+	cf.register(fs.FlagSet)
 	cf.stderr = stderr
 	nameFlag := fs.String("name", "", "function name (instead of the first argument)")
 	runtime := fs.String("runtime", "provided.al2023", "runtime")
@@ -140,7 +200,7 @@ func runDeploy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	timeout := fs.Int("timeout", 0, "timeout in seconds (default 3 on create)")
 	var env multiFlag
 	fs.Var(&env, "env", "environment variable KEY=VALUE (repeatable)")
-	pos, err := parseCommand(fs, args)
+	pos, err := fs.parse(args)
 	if err != nil {
 		return err
 	}
@@ -148,9 +208,10 @@ func runDeploy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		pos = []string{*nameFlag, pos[0]}
 	}
 	if len(pos) != 2 {
-		fs.Usage()
-		return flag.ErrHelp
+		return fs.misuse("want a function name and a path")
 	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	name, path := pos[0], pos[1]
 	zipBytes, err := packagePath(path)
 	if err != nil {
@@ -204,7 +265,7 @@ func runDeploy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err != nil {
 			return cliError(err)
 		}
-		if *handler != "" || *memory > 0 || *timeout > 0 || vars != nil || fs.Lookup("runtime").Value.String() != "provided.al2023" {
+		if *handler != "" || *memory > 0 || *timeout > 0 || vars != nil || given["runtime"] {
 			in := &lambda.UpdateFunctionConfigurationInput{FunctionName: aws.String(name)}
 			if *handler != "" {
 				in.Handler = handler
@@ -218,14 +279,14 @@ func runDeploy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			if vars != nil {
 				in.Environment = &types.Environment{Variables: vars}
 			}
-			if *runtime != "provided.al2023" {
+			if given["runtime"] { // even the default, when asked for
 				in.Runtime = types.Runtime(*runtime)
 			}
 			u, err := c.UpdateFunctionConfiguration(ctx, in)
 			if err != nil {
 				return cliError(err)
 			}
-			r.RevisionId, r.MemorySize, r.Timeout = u.RevisionId, u.MemorySize, u.Timeout
+			r.RevisionId, r.MemorySize, r.Timeout, r.Runtime = u.RevisionId, u.MemorySize, u.Timeout, u.Runtime
 		}
 		out = &types.FunctionConfiguration{FunctionName: r.FunctionName, FunctionArn: r.FunctionArn, CodeSha256: r.CodeSha256,
 			CodeSize: r.CodeSize, Runtime: r.Runtime, MemorySize: r.MemorySize, Timeout: r.Timeout, RevisionId: r.RevisionId}
@@ -308,7 +369,7 @@ type progressTransport struct{ out io.Writer }
 
 func (p *progressTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if r.Body != nil && r.ContentLength > 1<<20 {
-		r.Body = &progressBody{ReadCloser: r.Body, total: r.ContentLength, out: p.out}
+		r.Body = &progressBody{ReadCloser: r.Body, total: r.ContentLength, shown: -1, out: p.out}
 	}
 	return http.DefaultTransport.RoundTrip(r)
 }
@@ -316,18 +377,18 @@ func (p *progressTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 type progressBody struct {
 	io.ReadCloser
 	total, sent int64
-	last        atomic.Int64
+	shown       int64 // the last tenth shown; -1 before the first
 	out         io.Writer
 }
 
+// Read shows the progress at 0% and at each further tenth, 100% once.
 func (b *progressBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	b.sent += int64(n)
-	pct := b.sent * 100 / b.total
-	if pct/10 != b.last.Load()/10 || err == io.EOF {
-		b.last.Store(pct)
-		fmt.Fprintf(b.out, "\ruploading %.1f MB: %d%%", float64(b.total)/(1<<20), pct)
-		if pct == 100 {
+	if tenth := b.sent * 10 / b.total; tenth != b.shown && b.sent <= b.total {
+		b.shown = tenth
+		fmt.Fprintf(b.out, "\ruploading %.1f MB: %d%%", float64(b.total)/(1<<20), tenth*10)
+		if tenth == 10 {
 			fmt.Fprintln(b.out)
 		}
 	}
@@ -340,19 +401,20 @@ func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
 func runInvoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("invoke", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, "usage: ember invoke NAME [PAYLOAD] [-l] [--json]\n"); fs.PrintDefaults() }
+	fs := newCommand("invoke", "ember invoke NAME [PAYLOAD|-] [flags]",
+		"Invoke the function NAME (or NAME:QUALIFIER) and wait for its result, which is\n"+
+			"printed. PAYLOAD is the JSON event (default {}); - reads it from stdin. If the\n"+
+			"function fails, its error type and message are printed and ember exits 2.",
+		stdout, stderr)
 	var cf clientFlags
-	cf.register(fs)
-	showLog := fs.Bool("l", false, "print the invocation's log tail to stderr")
-	pos, err := parseCommand(fs, args)
+	cf.register(fs.FlagSet)
+	showLog := fs.Bool("l", false, "print the invocation's log tail (its last 4 KB) to stderr")
+	pos, err := fs.parse(args)
 	if err != nil {
 		return err
 	}
 	if len(pos) < 1 || len(pos) > 2 {
-		fs.Usage()
-		return flag.ErrHelp
+		return fs.misuse("want a function name and at most one payload")
 	}
 	payload := []byte("{}")
 	if len(pos) == 2 {
@@ -393,9 +455,26 @@ func runInvoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	}
 	if out.FunctionError != nil {
-		return fmt.Errorf("the function failed (%s)", *out.FunctionError)
+		return functionError(aws.ToString(out.FunctionError), out.Payload)
 	}
 	return nil
+}
+
+// functionError is a failed invocation's error as Lambda reports it in
+// the payload ("Sandbox.Timedout: Task timed out after 1.00 seconds"), or
+// the X-Amz-Function-Error kind if the payload has no error type.
+func functionError(kind string, payload []byte) error {
+	var e struct {
+		ErrorType    string `json:"errorType"`
+		ErrorMessage string `json:"errorMessage"`
+	}
+	if json.Unmarshal(payload, &e) != nil || e.ErrorType == "" {
+		return fmt.Errorf("the function failed (%s)", kind)
+	}
+	if e.ErrorMessage == "" {
+		return errors.New(e.ErrorType)
+	}
+	return fmt.Errorf("%s: %s", e.ErrorType, e.ErrorMessage)
 }
 
 func orNull(b []byte) []byte {
@@ -407,18 +486,24 @@ func orNull(b []byte) []byte {
 }
 
 func runLs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("ls", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newCommand("ls", "ember ls [flags]",
+		"List the account's functions: name, runtime, memory, timeout, code size and\n"+
+			"when each was last modified.",
+		stdout, stderr)
 	var cf clientFlags
-	cf.register(fs)
-	if _, err := parseCommand(fs, args); err != nil {
+	cf.register(fs.FlagSet)
+	pos, err := fs.parse(args)
+	if err != nil {
 		return err
+	}
+	if len(pos) != 0 {
+		return fs.misuse("takes no arguments")
 	}
 	c, err := cf.lambda(ctx, false)
 	if err != nil {
 		return err
 	}
-	var all []types.FunctionConfiguration
+	all := []types.FunctionConfiguration{}
 	p := lambda.NewListFunctionsPaginator(c, &lambda.ListFunctionsInput{})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
@@ -440,80 +525,83 @@ func runLs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 func runRm(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("rm", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newCommand("rm", "ember rm NAME... [flags]",
+		"Delete functions, each with all its versions and aliases. With --json, print\n"+
+			`{"Deleted": [names]}; a name that fails stops there, the ones before it deleted.`,
+		stdout, stderr)
 	var cf clientFlags
-	cf.register(fs)
-	pos, err := parseCommand(fs, args)
+	cf.register(fs.FlagSet)
+	pos, err := fs.parse(args)
 	if err != nil {
 		return err
 	}
 	if len(pos) == 0 {
-		fmt.Fprintln(stderr, "usage: ember rm NAME...")
-		return flag.ErrHelp
+		return fs.misuse("want at least one function name")
 	}
 	c, err := cf.lambda(ctx, false)
 	if err != nil {
 		return err
 	}
+	deleted := []string{}
 	for _, name := range pos {
 		if _, err := c.DeleteFunction(ctx, &lambda.DeleteFunctionInput{FunctionName: aws.String(name)}); err != nil {
-			return cliError(err)
+			if cf.json && len(deleted) > 0 {
+				_ = printJSON(stdout, map[string]any{"Deleted": deleted})
+			}
+			return fmt.Errorf("%s: %w", name, cliError(err))
 		}
-		fmt.Fprintf(stderr, "deleted %s\n", name)
+		deleted = append(deleted, name)
+		if !cf.json {
+			fmt.Fprintf(stderr, "deleted %s\n", name)
+		}
+	}
+	if cf.json {
+		return printJSON(stdout, map[string]any{"Deleted": deleted})
 	}
 	return nil
 }
 
+// logsPoll is how often `ember logs -f` asks for new lines.
+const logsPoll = time.Second
+
 func runLogs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("logs", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newCommand("logs", "ember logs NAME [-f] [--since 1h] [flags]",
+		"Print the log of the function NAME (log group /aws/lambda/NAME), its streams\n"+
+			"interleaved by time. With -f, keep printing new lines as they come, until\n"+
+			"interrupted; also for a function that has logged nothing yet.",
+		stdout, stderr)
 	var cf clientFlags
-	cf.register(fs)
+	cf.register(fs.FlagSet)
 	follow := fs.Bool("f", false, "follow: keep printing new lines")
 	since := fs.Duration("since", time.Hour, "how far back to start")
-	pos, err := parseCommand(fs, args)
+	pos, err := fs.parse(args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
-		fmt.Fprintln(stderr, "usage: ember logs NAME [-f] [--since 1h]")
-		return flag.ErrHelp
+		return fs.misuse("want one function name")
 	}
 	c, err := cf.logs(ctx)
 	if err != nil {
 		return err
 	}
-	group := "/aws/lambda/" + pos[0]
-	start := time.Now().Add(-*since).UnixMilli()
-	seen := map[string]bool{}
+	f := &logFollower{c: c, group: "/aws/lambda/" + pos[0], start: time.Now().Add(-*since).UnixMilli(),
+		seen: map[string]int64{}, out: stdout, json: cf.json}
+	waiting := false
 	for {
-		var token *string
-		for {
-			out, err := c.FilterLogEvents(ctx, &cloudwatchlogs.FilterLogEventsInput{
-				LogGroupName: aws.String(group), StartTime: aws.Int64(start), NextToken: token})
-			if err != nil {
-				return cliError(err)
+		err := f.poll(ctx)
+		var nf *cwtypes.ResourceNotFoundException
+		switch {
+		case ctx.Err() != nil:
+			return nil // interrupted
+		case errors.As(err, &nf) && *follow:
+			// No line logged yet: the group appears with the first.
+			if !waiting {
+				fmt.Fprintf(stderr, "waiting for the first line of %s\n", f.group)
+				waiting = true
 			}
-			for _, e := range out.Events {
-				id := aws.ToString(e.EventId)
-				if seen[id] {
-					continue
-				}
-				seen[id] = true
-				if ts := aws.ToInt64(e.Timestamp); ts > start {
-					start = ts
-				}
-				msg := strings.TrimRight(aws.ToString(e.Message), "\n")
-				if cf.json {
-					_ = json.NewEncoder(stdout).Encode(map[string]any{"timestamp": e.Timestamp, "stream": e.LogStreamName, "message": msg})
-				} else {
-					fmt.Fprintf(stdout, "%s %s\n", time.UnixMilli(aws.ToInt64(e.Timestamp)).UTC().Format(time.RFC3339Nano), msg)
-				}
-			}
-			if token = out.NextToken; token == nil {
-				break
-			}
+		case err != nil:
+			return cliError(err)
 		}
 		if !*follow {
 			return nil
@@ -521,7 +609,59 @@ func runLogs(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(time.Second):
+		case <-time.After(logsPoll):
 		}
 	}
+}
+
+// logFollower reads a log group as `aws logs tail --follow` does: every
+// event from start on, page by page, then start moves to the newest
+// timestamp seen; events at that millisecond come again and are told
+// apart by their ids.
+type logFollower struct {
+	c     *cloudwatchlogs.Client
+	group string
+	start int64            // ms; the next poll asks from here
+	seen  map[string]int64 // ids printed, with their timestamps, at or after start
+	out   io.Writer
+	json  bool
+}
+
+// poll prints the events not printed yet, then forgets the ids of events
+// before the new start: no query returns them again, so the map holds
+// only the last millisecond's events however long the follow runs.
+func (f *logFollower) poll(ctx context.Context) error {
+	from, newest := f.start, f.start
+	var token *string
+	for {
+		out, err := f.c.FilterLogEvents(ctx, &cloudwatchlogs.FilterLogEventsInput{
+			LogGroupName: aws.String(f.group), StartTime: aws.Int64(from), Interleaved: aws.Bool(true), NextToken: token})
+		if err != nil {
+			return err
+		}
+		for _, e := range out.Events {
+			id, ts := aws.ToString(e.EventId), aws.ToInt64(e.Timestamp)
+			if _, dup := f.seen[id]; dup {
+				continue
+			}
+			f.seen[id] = ts
+			newest = max(newest, ts)
+			msg := strings.TrimRight(aws.ToString(e.Message), "\n")
+			if f.json {
+				_ = json.NewEncoder(f.out).Encode(map[string]any{"timestamp": ts, "stream": aws.ToString(e.LogStreamName), "eventId": id, "message": msg})
+			} else {
+				fmt.Fprintf(f.out, "%s %s\n", time.UnixMilli(ts).UTC().Format("2006-01-02T15:04:05.000Z"), msg)
+			}
+		}
+		if token = out.NextToken; token == nil {
+			break
+		}
+	}
+	f.start = newest
+	for id, ts := range f.seen {
+		if ts < f.start {
+			delete(f.seen, id)
+		}
+	}
+	return nil
 }

@@ -28,7 +28,12 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
+		switch {
+		case errors.Is(err, flag.ErrHelp) && helpAsked(os.Args[1:]):
+			return // the help asked for is printed: exit 0
+		case errors.Is(err, flag.ErrHelp), errors.Is(err, errUsage):
+			// the usage is printed
+		default:
 			fmt.Fprintln(os.Stderr, "ember:", err)
 		}
 		os.Exit(2)
@@ -47,7 +52,7 @@ Use it (endpoint: --endpoint or EMBER_ENDPOINT; keys: the AWS chain, else DATA_D
   ember ls                                list functions
   ember rm NAME...                        delete functions
   ember queue create|ls|rm|read NAME      Ember queues: async destinations, dead-letter queues
-  (each takes --json for scripts)
+  (each takes --json for scripts; ember COMMAND --help describes one)
 
 Administer it:
   ember account create NAME [--endpoint URL] [--credentials FILE] [--profile default] [--write FILE]
