@@ -89,6 +89,12 @@ type serveConfig struct {
 	onStore func(*store.Store)
 	// onDataPlane, for tests, receives the worker manager and the worker.
 	onDataPlane func(*workermanager.Manager, *worker.Worker)
+	// onCounting, for tests, receives the Counting Service.
+	onCounting func(*counting.Service)
+	// minUnreserved, for tests, is what reservations and provisioned
+	// concurrency must leave unreserved (Lambda's 100), so that small
+	// limits can be tested.
+	minUnreserved int
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -328,6 +334,9 @@ func serve(ctx context.Context, cfg serveConfig, stdout io.Writer) (err error) {
 		return fmt.Errorf("--keep-alive-policy %q: want hybrid or fixed", cfg.KeepAlivePolicy)
 	}
 	counter := counting.New(counting.Config{AccountLimit: cfg.AccountConcurrency, ScaleBurst: cfg.ScaleBurst})
+	if cfg.onCounting != nil {
+		cfg.onCounting(counter)
+	}
 	manager = workermanager.New(workermanager.Config{
 		Placement: places,
 		Scaler:    counter,
@@ -439,7 +448,9 @@ func serve(ctx context.Context, cfg serveConfig, stdout io.Writer) (err error) {
 		Store:    writeThrough{st, front}, Auth: verifier, Signer: sealer, Accounts: accounts, Region: cfg.Region,
 		RatePerSecond: cfg.ControlRate, Burst: cfg.ControlBurst, Logger: log,
 		AccountConcurrency: cfg.AccountConcurrency, OnReservation: counter.SetReserved,
-		Provisioner: manager, // provisioned concurrency: the manager keeps the sandboxes
+		// Provisioned concurrency: the manager keeps the sandboxes, the
+		// Counting Service carves the slots out.
+		Provisioner: countedProvisioner{manager, counter}, MinUnreserved: cfg.minUnreserved,
 	})
 	// A known runtime this host cannot serve is refused naming its interpreter.
 	control.SetRuntimeCatalog(controlapi.RuntimeCatalog{Known: runtimes.Known(), Unavailable: runtimes.Unavailable})
@@ -583,6 +594,28 @@ func removeStaleWorkerDirs(dataDir string, log *slog.Logger) {
 		}
 		log.Info("removed the worker directory of an Ember that did not stop", "dir", d)
 	}
+}
+
+// countedProvisioner tells the Worker Manager how many provisioned
+// sandboxes each version of a function should have, and the Counting
+// Service the function's total, which it carves out of the account's
+// unreserved pool (or counts within the function's reservation). The
+// control API calls it on every change and, at start, for every stored
+// configuration (RestoreProvisioned).
+type countedProvisioner struct {
+	*workermanager.Manager
+	counter *counting.Service
+}
+
+func (p countedProvisioner) SetProvisioned(function string, want []store.ProvisionedVersion) {
+	n := 0
+	for _, v := range want {
+		n += v.Count
+	}
+	if account, name, ok := strings.Cut(function, "."); ok {
+		p.counter.SetProvisioned(account, name, n)
+	}
+	p.Manager.SetProvisioned(function, want)
 }
 
 // writeThrough is the store as the control API uses it: a write of a

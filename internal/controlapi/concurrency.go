@@ -161,9 +161,33 @@ func (s *Server) setAccountLimit(w http.ResponseWriter, r *request) error {
 	if in.Limit == nil || *in.Limit < 0 {
 		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue, "Limit must be 0 (the default) or more")
 	}
-	a, err := s.cfg.Store.SetAccountLimit(r.Context(), r.PathValue("id"), *in.Limit)
+	id := r.PathValue("id")
+	if _, err := s.cfg.Store.Account(r.Context(), id); errors.Is(err, store.ErrNotFound) {
+		return lambdaapi.Errorf(lambdaapi.ResourceNotFound, "Account not found: %s", id)
+	} else if err != nil {
+		return err
+	}
+	// Lambda's rule: the limit must hold the account's reservations and
+	// provisioned concurrency and still leave MinUnreserved to its other
+	// functions. Serialised with the account's reservations.
+	unlock := s.lockCode(id)
+	defer unlock()
+	_, carved, _, err := s.accountLimit(r.Context(), id, "")
+	if err != nil {
+		return err
+	}
+	limit := *in.Limit
+	if limit == 0 {
+		limit = s.cfg.AccountConcurrency
+	}
+	if limit < carved+s.cfg.MinUnreserved {
+		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
+			"Limit %d is below what the account's reserved and provisioned concurrency (%d) and the minimum UnreservedConcurrentExecutions (%d) need: at least %d",
+			limit, carved, s.cfg.MinUnreserved, carved+s.cfg.MinUnreserved)
+	}
+	a, err := s.cfg.Store.SetAccountLimit(r.Context(), id, *in.Limit)
 	if errors.Is(err, store.ErrNotFound) {
-		return lambdaapi.Errorf(lambdaapi.ResourceNotFound, "Account not found: %s", r.PathValue("id"))
+		return lambdaapi.Errorf(lambdaapi.ResourceNotFound, "Account not found: %s", id)
 	}
 	if err != nil {
 		return err
