@@ -635,3 +635,99 @@ func TestIdleSandboxesAreReclaimed(t *testing.T) {
 		t.Fatal("the invoke after reclaim was not a cold start")
 	}
 }
+
+// Edge cases of the Invoke API, through the SDK: DryRun, partial ARNs,
+// Qualifier=$LATEST, the client context and payload limits.
+func TestInvokeEdgeCases(t *testing.T) {
+	ctx := context.Background()
+	_, c, dp := startInvokeEmber(t)
+	createProbe(t, c, "probe", nil)
+
+	// DryRun checks the function exists and runs nothing.
+	_, err := c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("nope"), InvocationType: types.InvocationTypeDryRun})
+	apiErr(t, err, "ResourceNotFoundException", 404)
+	dry, raw, err := invokeRaw(t, c, &lambda.InvokeInput{FunctionName: aws.String("probe"), InvocationType: types.InvocationTypeDryRun})
+	if err != nil || dry.StatusCode != 204 || raw.status != 204 || len(dry.Payload) != 0 || !uuidV4RE.MatchString(raw.header.Get("X-Amzn-RequestId")) {
+		t.Fatalf("dry run: %v %d %v", err, raw.status, raw.header)
+	}
+	if n, counts := dp.worker.Sandboxes(), dp.manager.Counts(); n != 0 || len(counts) != 0 {
+		t.Fatalf("a dry run started a sandbox: %d live, table %v", n, counts)
+	}
+
+	// Partial ARNs and the full ARN, with and without a qualifier, and
+	// Qualifier=$LATEST: $LATEST runs, invoked by the ARN as qualified.
+	g, err := c.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String("probe")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	arn := aws.ToString(g.Configuration.FunctionArn)
+	account := strings.Split(arn, ":")[4]
+	for _, ref := range []struct{ name, qualifier, invokedARN string }{
+		{account + ":function:probe", "", arn},
+		{account + ":function:probe:$LATEST", "", arn + ":$LATEST"},
+		{arn, "", arn},
+		{"probe", "$LATEST", arn + ":$LATEST"},
+		{account + ":function:probe", "$LATEST", arn + ":$LATEST"},
+	} {
+		in := &lambda.InvokeInput{FunctionName: aws.String(ref.name), Payload: []byte(`{"mode":"env"}`)}
+		if ref.qualifier != "" {
+			in.Qualifier = aws.String(ref.qualifier)
+		}
+		out, raw, err := invokeRaw(t, c, in)
+		if err != nil {
+			t.Fatalf("invoke %s (qualifier %q): %v", ref.name, ref.qualifier, err)
+		}
+		var env map[string]any
+		_ = json.Unmarshal(out.Payload, &env)
+		if out.StatusCode != 200 || out.FunctionError != nil || raw.header.Get("X-Amz-Executed-Version") != "$LATEST" ||
+			env["function_arn"] != ref.invokedARN {
+			t.Fatalf("invoke %s (qualifier %q): %d %v %q, invoked as %v, want %s", ref.name, ref.qualifier, out.StatusCode,
+				out.FunctionError, raw.header.Get("X-Amz-Executed-Version"), env["function_arn"], ref.invokedARN)
+		}
+	}
+	// Another account's partial ARN is not found.
+	_, err = c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("000000000000:function:probe")})
+	apiErr(t, err, "ResourceNotFoundException", 404)
+
+	// X-Amz-Client-Context: up to 3,583 bytes of base64 (3,580 is the
+	// longest padded base64 within it) reaches the function; 3,584 is
+	// refused.
+	clientContext := func(encoded int) string {
+		// {"custom":{"k":"xx..."}} whose base64 is encoded bytes long.
+		raw := `{"custom":{"k":"` + strings.Repeat("x", encoded/4*3-len(`{"custom":{"k":""}}`)) + `"}}`
+		s := base64.StdEncoding.EncodeToString([]byte(raw))
+		if len(s) != encoded {
+			t.Fatalf("client context of %d bytes, want %d", len(s), encoded)
+		}
+		return s
+	}
+	out, err := c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("probe"), Payload: []byte(`{"mode":"env"}`),
+		ClientContext: aws.String(clientContext(3580))})
+	if err != nil {
+		t.Fatalf("client context of 3,580 bytes: %v", err)
+	}
+	var env map[string]any
+	_ = json.Unmarshal(out.Payload, &env)
+	if cc, _ := env["client_context"].(string); len(cc) != 3580/4*3-len(`{"custom":}`) {
+		t.Fatalf("the function got a client context of %d bytes: %.100s", len(cc), cc)
+	}
+	_, err = c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("probe"), ClientContext: aws.String(clientContext(3584))})
+	apiErr(t, err, "InvalidParameterValueException", 400)
+
+	// A payload of exactly 6 MB (6,291,456 bytes) is taken; a byte more is
+	// refused.
+	payload := func(size int) []byte {
+		head, tail := `{"mode":"sleep","n":0,"pad":"`, `"}`
+		return []byte(head + strings.Repeat("x", size-len(head)-len(tail)) + tail)
+	}
+	out, err = c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("probe"), Payload: payload(6 << 20)})
+	if err != nil {
+		t.Fatalf("a payload of 6,291,456 bytes: %v", err)
+	}
+	var slept map[string]any
+	if json.Unmarshal(out.Payload, &slept) != nil || out.FunctionError != nil || slept["slept"] != float64(0) {
+		t.Fatalf("a payload of 6,291,456 bytes: %v %.300s", out.FunctionError, out.Payload)
+	}
+	_, err = c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("probe"), Payload: payload(6<<20 + 1)})
+	apiErr(t, err, "RequestTooLargeException", 413)
+}
