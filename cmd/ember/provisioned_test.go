@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -180,5 +181,65 @@ func TestProvisionedConcurrencySurvivesRestart(t *testing.T) {
 	})
 	if n := dp.worker.Sandboxes(); n != 1 {
 		t.Fatalf("%d sandboxes after a restart, want 1", n)
+	}
+}
+
+// TestProvisionedConcurrencyInProgress: while the provisioned sandboxes'
+// inits run (2 s here), the configuration is IN_PROGRESS with none
+// allocated; it turns READY once they are done, not before.
+func TestProvisionedConcurrencyInProgress(t *testing.T) {
+	_, c, dp := startInvokeEmber(t)
+	ctx := context.Background()
+	const initDelay = 2 * time.Second
+	createProbe(t, c, "slowinit", func(in *lambda.CreateFunctionInput) {
+		in.Environment = &types.Environment{Variables: map[string]string{
+			"INIT_MODE": "slow", "INIT_DELAY_MS": strconv.Itoa(int(initDelay / time.Millisecond))}}
+	})
+	publish(t, c, "slowinit")
+	start := time.Now()
+	put, err := c.PutProvisionedConcurrencyConfig(ctx, &lambda.PutProvisionedConcurrencyConfigInput{
+		FunctionName: aws.String("slowinit"), Qualifier: aws.String("1"), ProvisionedConcurrentExecutions: aws.Int32(2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if put.Status != types.ProvisionedConcurrencyStatusEnumInProgress || aws.ToInt32(put.AllocatedProvisionedConcurrentExecutions) != 0 {
+		t.Fatalf("put answered %s with %d allocated during a %v init", put.Status, aws.ToInt32(put.AllocatedProvisionedConcurrentExecutions), initDelay)
+	}
+	get := func() *lambda.GetProvisionedConcurrencyConfigOutput {
+		g, err := c.GetProvisionedConcurrencyConfig(ctx, &lambda.GetProvisionedConcurrencyConfigInput{
+			FunctionName: aws.String("slowinit"), Qualifier: aws.String("1")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	if g := get(); g.Status != types.ProvisionedConcurrencyStatusEnumInProgress {
+		t.Fatalf("get during the init: %s", g.Status)
+	}
+	var ready *lambda.GetProvisionedConcurrencyConfigOutput
+	pollUntil(t, "READY", 60*time.Second, 20*time.Millisecond, func() bool {
+		g := get()
+		switch g.Status {
+		case types.ProvisionedConcurrencyStatusEnumReady:
+			ready = g
+			return true
+		case types.ProvisionedConcurrencyStatusEnumInProgress:
+			if n := aws.ToInt32(g.AllocatedProvisionedConcurrentExecutions); n >= 2 {
+				t.Fatalf("IN_PROGRESS with %d of 2 allocated", n)
+			}
+			return false
+		}
+		t.Fatalf("status %s (%s)", g.Status, aws.ToString(g.StatusReason))
+		return false
+	})
+	if took := time.Since(start); took < initDelay {
+		t.Fatalf("READY after %v, before the %v init could be done", took, initDelay)
+	}
+	if aws.ToInt32(ready.AllocatedProvisionedConcurrentExecutions) != 2 || dp.worker.Sandboxes() != 2 {
+		t.Fatalf("READY with %d allocated, %d sandboxes", aws.ToInt32(ready.AllocatedProvisionedConcurrentExecutions), dp.worker.Sandboxes())
+	}
+	out, _ := invokeJSON(t, c, "slowinit:1", map[string]any{"mode": "env"}, true)
+	if strings.Contains(logOf(t, out), "Init Duration") {
+		t.Fatal("the first invoke after READY was cold")
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -90,6 +91,14 @@ func main() {
 	case "hang":
 		fmt.Println("probe never asks for work")
 		time.Sleep(time.Hour)
+	case "slow":
+		// An init that takes INIT_DELAY_MS (default 1000) milliseconds.
+		ms, err := strconv.Atoi(os.Getenv("INIT_DELAY_MS"))
+		if err != nil {
+			ms = 1000
+		}
+		fmt.Printf("probe initialises for %d ms\n", ms)
+		time.Sleep(time.Duration(ms) * time.Millisecond)
 	}
 	lambda.Start(handle)
 }
