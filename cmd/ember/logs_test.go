@@ -287,6 +287,126 @@ func TestLogsReadBack(t *testing.T) {
 	}
 }
 
+// tailFollow is what `aws logs tail --follow` does each poll: every event
+// of the group from startTime on, interleaved, page after page until no
+// nextToken; then startTime moves to the newest timestamp seen, so the
+// events at that millisecond come again and are told apart by eventId.
+type tailFollow struct {
+	cw        *cloudwatchlogs.Client
+	group     string
+	startTime int64
+	seen      map[string]bool
+	pages     int // pages read, across polls
+	again     int // events returned again, across polls
+}
+
+// poll returns the events not seen before.
+func (f *tailFollow) poll(t *testing.T) []cwtypes.FilteredLogEvent {
+	t.Helper()
+	var out []cwtypes.FilteredLogEvent
+	newest := f.startTime
+	var token *string
+	for {
+		page, err := f.cw.FilterLogEvents(context.Background(), &cloudwatchlogs.FilterLogEventsInput{
+			LogGroupName: aws.String(f.group), StartTime: aws.Int64(f.startTime), Interleaved: aws.Bool(true),
+			NextToken: token, Limit: aws.Int32(3), // pages of three, to follow nextToken
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.pages++
+		for _, e := range page.Events {
+			if aws.ToInt64(e.Timestamp) < f.startTime {
+				t.Fatalf("an event before startTime %d: %+v", f.startTime, e)
+			}
+			if f.seen[aws.ToString(e.EventId)] {
+				f.again++
+				continue
+			}
+			f.seen[aws.ToString(e.EventId)] = true
+			newest = max(newest, aws.ToInt64(e.Timestamp))
+			out = append(out, e)
+		}
+		if token = page.NextToken; token == nil {
+			break
+		}
+	}
+	f.startTime = newest
+	return out
+}
+
+// The `aws logs tail --follow` pattern through the SDK: each line of an
+// invocation arrives once, also the lines of an invocation made while
+// following; and the CLI's follower, the same pattern, keeps only the
+// last millisecond's ids.
+func TestLogsTailFollowPattern(t *testing.T) {
+	srv, c, _ := startInvokeEmber(t)
+	createProbe(t, c, "tail", nil)
+	cw := srv.logsClient(srv.creds("default"))
+	const group = "/aws/lambda/tail"
+	out, _ := invokeJSON(t, c, "tail", map[string]any{"mode": "log", "n": 4, "label": "a"}, false)
+	id1 := requestIDOf(t, out)
+	invocationLog(t, cw, group, id1) // stored to its REPORT
+
+	f := &tailFollow{cw: cw, group: group, startTime: time.Now().Add(-10 * time.Minute).UnixMilli(), seen: map[string]bool{}}
+	var got []cwtypes.FilteredLogEvent
+	got = append(got, f.poll(t)...)
+	expectLines(t, "the first poll", got,
+		"START RequestId: "+id1+" Version: $LATEST", "log line 0 of a", "log line 1 of a", "log line 2 of a", "log line 3 of a",
+		"to stderr a", "END RequestId: "+id1, "REPORT RequestId: "+id1+"\t*")
+	if f.pages < 3 {
+		t.Fatalf("%d pages for %d events in pages of 3: nextToken not followed", f.pages, len(got))
+	}
+	// Nothing new: the newest millisecond's events come again, and are
+	// dropped as seen.
+	if again := f.poll(t); len(again) != 0 || f.again == 0 {
+		t.Fatalf("a poll with nothing new returned %d new events, %d seen again:\n%s", len(again), f.again, dump(again))
+	}
+
+	out, _ = invokeJSON(t, c, "tail", map[string]any{"mode": "log", "n": 2, "label": "b"}, false)
+	id2 := requestIDOf(t, out)
+	pollUntil(t, "the second invocation's REPORT through the follow", 30*time.Second, 50*time.Millisecond, func() bool {
+		got = append(got, f.poll(t)...)
+		return strings.HasPrefix(lines(got)[len(got)-1], "REPORT RequestId: "+id2)
+	})
+	expectLines(t, "both invocations, each line once", got,
+		"START RequestId: "+id1+" Version: $LATEST", "log line 0 of a", "log line 1 of a", "log line 2 of a", "log line 3 of a",
+		"to stderr a", "END RequestId: "+id1, "REPORT RequestId: "+id1+"\t*",
+		"START RequestId: "+id2+" Version: $LATEST", "log line 0 of b", "log line 1 of b", "to stderr b",
+		"END RequestId: "+id2, "REPORT RequestId: "+id2+"\t*")
+	for i := 1; i < len(got); i++ {
+		if aws.ToInt64(got[i].Timestamp) < aws.ToInt64(got[i-1].Timestamp) {
+			t.Fatalf("not in time order:\n%s", dump(got))
+		}
+	}
+
+	// The CLI's follower prints the same lines once and keeps only the
+	// ids at or after its start time.
+	var printed bytes.Buffer
+	lf := &logFollower{c: cw, group: group, start: time.Now().Add(-10 * time.Minute).UnixMilli(), seen: map[string]int64{}, out: &printed}
+	for range 3 {
+		if err := lf.poll(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := strings.Count(printed.String(), "\n"); n != len(got) {
+		t.Fatalf("the CLI follower printed %d lines; want %d:\n%s", n, len(got), printed.String())
+	}
+	for _, l := range lines(got) {
+		if !strings.Contains(printed.String(), " "+l+"\n") {
+			t.Fatalf("the CLI follower did not print %q:\n%s", l, printed.String())
+		}
+	}
+	if lf.start != aws.ToInt64(got[len(got)-1].Timestamp) || len(lf.seen) == 0 || len(lf.seen) >= len(got) {
+		t.Fatalf("the CLI follower's start %d (newest %d), %d ids kept of %d", lf.start, aws.ToInt64(got[len(got)-1].Timestamp), len(lf.seen), len(got))
+	}
+	for id, ts := range lf.seen {
+		if ts < lf.start {
+			t.Fatalf("the CLI follower kept %s of %d, before its start %d", id, ts, lf.start)
+		}
+	}
+}
+
 // killerSource is a function that speaks the Runtime API with the standard
 // library only: it writes two lines, the second without a newline, then
 // hangs ("hang") or allocates until it is killed ("oom").
