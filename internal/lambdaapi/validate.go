@@ -1,7 +1,11 @@
 package lambdaapi
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -21,11 +25,11 @@ var ReservedEnv = map[string]bool{
 var envNameRE = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_]+$`)
 
 // ValidateEnvironment checks variables as Lambda does: names, reserved
-// names, and 4 KB in total. Messages never include values.
+// names, and 4 KB in total, measured as Lambda measures it
+// (EnvironmentSize). Messages never include values.
 func ValidateEnvironment(vars map[string]string) error {
-	size := 0
 	var reserved []string
-	for k, v := range vars {
+	for k := range vars {
 		if !envNameRE.MatchString(k) {
 			return Errorf(InvalidParameterValue,
 				"1 validation error detected: Value at 'environment.variables' failed to satisfy constraint: Map keys must satisfy constraint: [Member must satisfy regular expression pattern: [a-zA-Z]([a-zA-Z0-9_])+]")
@@ -33,7 +37,6 @@ func ValidateEnvironment(vars map[string]string) error {
 		if ReservedEnv[k] {
 			reserved = append(reserved, k)
 		}
-		size += len(k) + len(v)
 	}
 	if len(reserved) > 0 {
 		sort.Strings(reserved)
@@ -41,9 +44,45 @@ func ValidateEnvironment(vars map[string]string) error {
 			"Lambda was unable to configure your environment variables because the environment variables you have provided contains reserved keys that are currently not supported for modification. Reserved keys used in this request: %s",
 			strings.Join(reserved, ", "))
 	}
-	if size > MaxEnvironmentBytes {
+	if size := EnvironmentSize(vars); size > MaxEnvironmentBytes {
+		// Lambda's message ends with the JSON it measured, values and
+		// all; Ember's gives the names and each value's size instead, so
+		// that a secret is not repeated into whatever logs the caller's
+		// errors.
 		return Errorf(InvalidParameterValue,
-			"Lambda was unable to configure your environment variables because the environment variables you have provided exceeded the 4KB limit. String measured: %d bytes", size)
+			"Lambda was unable to configure your environment variables because the environment variables you have provided exceeded the 4KB limit. String measured: %s (%d bytes; Ember does not repeat the values)",
+			envShape(vars), size)
 	}
 	return nil
+}
+
+// EnvironmentSize is what Lambda holds to its 4 KB limit: the length in
+// bytes (UTF-8) of the variables serialized as one compact JSON object,
+// {"NAME":"value",...}, with JSON's escapes (\" \\ \n \u0001) but not
+// HTML's (< stays <).
+func EnvironmentSize(vars map[string]string) int {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if vars == nil {
+		vars = map[string]string{}
+	}
+	if err := enc.Encode(vars); err != nil {
+		return 0 // a map of strings always encodes
+	}
+	return b.Len() - 1 // Encode's newline
+}
+
+// envShape is the variables as {"NAME":"(N bytes)",...}, in name order.
+func envShape(vars map[string]string) string {
+	names := make([]string, 0, len(vars))
+	for k := range vars {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	parts := make([]string, len(names))
+	for i, k := range names {
+		parts[i] = fmt.Sprintf("%q:\"(%d bytes)\"", k, len(vars[k]))
+	}
+	return "{" + strings.Join(parts, ",") + "}"
 }
