@@ -3,14 +3,18 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -425,5 +429,135 @@ func TestAccountConcurrencyLimit(t *testing.T) {
 	s, err = bc.GetAccountSettings(ctx, &lambda.GetAccountSettingsInput{})
 	if err != nil || s.AccountLimit.ConcurrentExecutions != 1000 {
 		t.Fatalf("after the reset %+v %v", s.AccountLimit, err)
+	}
+}
+
+// TestKilledCallerSlotComesBack: a real client in another process (this
+// test binary re-executed as `ember invoke`) starts a slow invoke of a
+// function with reserved concurrency 1 and is SIGKILLed mid-flight. The
+// slot it held comes back by the function's timeout (3 s, the sleep asked
+// for is 60 s), and the function can be invoked again.
+func TestKilledCallerSlotComesBack(t *testing.T) {
+	ctx := context.Background()
+	var counter *counting.Service
+	srv, c, dp := startInvokeEmber(t, func(cfg *serveConfig) { cfg.onCounting = func(s *counting.Service) { counter = s } })
+	createProbe(t, c, "killme", func(in *lambda.CreateFunctionInput) { in.Timeout = aws.Int32(3) })
+	if _, err := c.PutFunctionConcurrency(ctx, &lambda.PutFunctionConcurrencyInput{
+		FunctionName: aws.String("killme"), ReservedConcurrentExecutions: aws.Int32(1)}); err != nil {
+		t.Fatal(err)
+	}
+	acct := accountOf(t, c, "killme")
+
+	cmd := exec.Command(os.Args[0], "invoke", "killme", `{"mode":"sleep","n":60000}`, "--endpoint", srv.url, "--data-dir", srv.dataDir)
+	env := []string{"EMBER_TEST_AS_MAIN=1"}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "AWS_") && !strings.HasPrefix(kv, "EMBER_") {
+			env = append(env, kv)
+		}
+	}
+	cmd.Env = env
+	var childOut syncBuffer
+	cmd.Stdout, cmd.Stderr = &childOut, &childOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	})
+	// The child's invoke holds the slot and runs in a sandbox.
+	pollUntil(t, "the child's invoke to run", 60*time.Second, 10*time.Millisecond, func() bool {
+		select {
+		case err := <-exited:
+			exited <- err // for the cleanup
+			t.Fatalf("the caller exited before it was killed: %v\n%s", err, childOut.String())
+		default:
+		}
+		return counter.FunctionInUse(acct, "killme") == 1 && dp.manager.Counts()[workermanager.Busy] == 1
+	})
+	_, err := c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("killme")})
+	if r := throttleReason(err); r != "ReservedFunctionConcurrentInvocationLimitExceeded" {
+		t.Fatalf("with the child's invoke in flight: %v", err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-exited; err == nil {
+		t.Fatal("the killed caller exited cleanly")
+	}
+	exited <- nil // for the cleanup
+	killed := time.Now()
+	// Back no later than the 3 s timeout plus a margin for a loaded host.
+	pollUntil(t, "the killed caller's slot to come back", 15*time.Second, 50*time.Millisecond, func() bool {
+		_, err := c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("killme")})
+		if err == nil {
+			return true
+		}
+		if r := throttleReason(err); r != "ReservedFunctionConcurrentInvocationLimitExceeded" {
+			t.Fatalf("while the slot is held: %v", err)
+		}
+		return false
+	})
+	t.Logf("slot back %v after the caller was killed", time.Since(killed).Round(10*time.Millisecond))
+	pollUntil(t, "no slot held", 5*time.Second, 10*time.Millisecond, func() bool { return counter.FunctionInUse(acct, "killme") == 0 })
+}
+
+// TestScaleZeroManyZero: from no sandbox, N concurrent invokes make N
+// (each a cold start); after the keep-alive there are none again, and the
+// next invoke is a cold start.
+func TestScaleZeroManyZero(t *testing.T) {
+	const keepAlive = 4 * time.Second
+	_, c, dp := startInvokeEmber(t, func(cfg *serveConfig) { cfg.KeepAlive = keepAlive; cfg.KeepAlivePolicy = "fixed" })
+	createProbe(t, c, "scale", nil)
+	if n := dp.worker.Sandboxes(); n != 0 {
+		t.Fatalf("%d sandboxes before any invoke", n)
+	}
+	const n = 5
+	logs := make([]string, n)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, err := c.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("scale"),
+				Payload: []byte(`{"mode":"sleep","n":1000}`), LogType: types.LogTypeTail})
+			if err != nil {
+				errs <- err
+				return
+			}
+			b, _ := base64.StdEncoding.DecodeString(aws.ToString(out.LogResult))
+			logs[i] = string(b)
+		}()
+	}
+	wg.Wait()
+	burstEnd := time.Now()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("invoke: %v", err)
+	}
+	if got := dp.worker.Sandboxes(); got != n {
+		t.Fatalf("%d sandboxes after %d concurrent invokes", got, n)
+	}
+	for i, l := range logs {
+		if !strings.Contains(l, "Init Duration") {
+			t.Fatalf("invoke %d of %d concurrent ones from zero was warm:\n%s", i, n, l)
+		}
+	}
+	pollUntil(t, "scale back to zero", 60*time.Second, 20*time.Millisecond, func() bool { return dp.worker.Sandboxes() == 0 })
+	if idle := time.Since(burstEnd); idle < keepAlive/2 {
+		t.Fatalf("back to zero %v after the burst, with a keep-alive of %v", idle, keepAlive)
+	}
+	if c := dp.manager.Counts(); c[workermanager.Idle]+c[workermanager.Busy]+c[workermanager.Starting] != 0 {
+		t.Fatalf("manager still counts %v", c)
+	}
+	out, _ := invokeJSON(t, c, "scale", map[string]any{}, true)
+	if !strings.Contains(logOf(t, out), "Init Duration") {
+		t.Fatal("the invoke after scaling to zero was warm")
+	}
+	if got := dp.worker.Sandboxes(); got != 1 {
+		t.Fatalf("%d sandboxes after one invoke from zero", got)
 	}
 }
