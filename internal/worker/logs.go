@@ -38,10 +38,16 @@ func (nopLog) System(time.Time, string) {}
 func (nopLog) Begin()                   {}
 func (nopLog) Close()                   {}
 
+// copiedLines is how many lines of one phase's output (init or one
+// invocation) are copied to Ember's own log, at debug level.
+const copiedLines = 100
+
 // logPipe collects a sandbox's stdout and stderr (one pipe, so their order
-// is kept) into the log of the current phase (init or one invocation),
-// and copies each line to the worker's log with the function and request,
-// and to the sandbox's durable log stream.
+// is kept) into the log of the current phase (init or one invocation) and
+// into the sandbox's durable log stream. Ember's own log gets a copy of
+// the first copiedLines lines of each phase, with the function and
+// request, at debug level only: the lines are durable in the log stream,
+// and a function's output must not flood the operator's log.
 //
 // Lock order: mu, then the LogStream's own locks.
 type logPipe struct {
@@ -55,6 +61,7 @@ type logPipe struct {
 	cur      []byte // the current phase's log, trimmed to its tail
 	partial  []byte // an unfinished line
 	request  string
+	copied   int // lines of this phase copied to Ember's log
 }
 
 func newLogPipe(r *os.File, log *slog.Logger, sink LogStream) *logPipe {
@@ -112,7 +119,7 @@ func (p *logPipe) appendLocked(b []byte, system bool) {
 			}
 			p.sink.System(now, line)
 		} else {
-			p.log.Info(line[:len(line)-1], "request_id", p.request, "stream", "function")
+			p.copyLocked(line[:len(line)-1])
 			p.sink.Write(now, line)
 		}
 	}
@@ -129,9 +136,24 @@ func (p *logPipe) flushPartialLocked() {
 	if len(p.partial) == 0 {
 		return
 	}
-	p.log.Info(string(p.partial), "request_id", p.request, "stream", "function")
+	p.copyLocked(string(p.partial))
 	p.sink.Write(time.Now(), string(p.partial))
 	p.partial = p.partial[:0]
+}
+
+// copyLocked copies a line of the function's output to Ember's log at
+// debug level, up to copiedLines per phase, then says once that the rest
+// is only in the log stream.
+func (p *logPipe) copyLocked(line string) {
+	if p.copied > copiedLines || !p.log.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
+	p.copied++
+	if p.copied > copiedLines {
+		p.log.Debug("the rest of this output is in the function's log stream only", "request_id", p.request, "stream", "function", "copied_lines", copiedLines)
+		return
+	}
+	p.log.Debug(line, "request_id", p.request, "stream", "function")
 }
 
 // write adds a platform line (START, END, REPORT) to the log, after the
@@ -159,6 +181,7 @@ func (p *logPipe) begin(request string) []byte {
 	prev := p.cur
 	p.cur = nil
 	p.request = request
+	p.copied = 0
 	p.sink.Begin()
 	return prev
 }

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -61,8 +62,8 @@ func (*recordingLog) Close() {}
 
 // Platform lines and the function's output reach the durable stream line
 // by line, in order, with an unfinished line of the function's output
-// completed before a platform line; Ember's own log gets the function's
-// output at info level and the platform lines only at debug level.
+// completed before a platform line; Ember's own log at info level gets
+// none of them (both are copied at debug level only: TestLogPipeCopyBound).
 func TestLogPipeLines(t *testing.T) {
 	pr, pw, err := os.Pipe()
 	if err != nil {
@@ -102,9 +103,99 @@ func TestLogPipeLines(t *testing.T) {
 	}
 	logMu.Lock()
 	defer logMu.Unlock()
-	if got := logBuf.String(); !strings.Contains(got, "msg=one ") || !strings.Contains(got, `msg="two, unfinished"`) ||
-		strings.Contains(got, "RequestId") {
-		t.Fatalf("Ember's log:\n%s", got)
+	if got := logBuf.String(); got != "" {
+		t.Fatalf("Ember's log at info level:\n%s", got)
+	}
+}
+
+// pipeLog runs a logPipe whose Ember log is a JSON handler at level,
+// feeds it phases of n lines of output each, and returns Ember's log.
+func pipeLog(t *testing.T, level slog.Level, phases ...int) []map[string]any {
+	t.Helper()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	var mu sync.Mutex
+	lg := slog.New(slog.NewJSONHandler(writerFunc(func(b []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.Write(b)
+	}), &slog.HandlerOptions{Level: level}))
+	sink := &recordingLog{}
+	p := newLogPipe(pr, lg, sink)
+	go p.run()
+	total := 0
+	for i, n := range phases {
+		p.begin(fmt.Sprintf("r%d", i))
+		for j := range n {
+			if _, err := fmt.Fprintf(pw, "line %d of r%d\n", j, i); err != nil {
+				t.Fatal(err)
+			}
+		}
+		total += n
+		// The phase ends when the stream has all its lines.
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+			sink.mu.Lock()
+			got := len(sink.written)
+			sink.mu.Unlock()
+			if got == total {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the log stream has %d lines of %d", got, total)
+			}
+		}
+	}
+	pw.Close()
+	<-p.done
+	if len(sink.written) != total {
+		t.Fatalf("the log stream got %d lines of %d", len(sink.written), total)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var recs []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		if l == "" {
+			continue
+		}
+		var r map[string]any
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatalf("%q: %v", l, err)
+		}
+		recs = append(recs, r)
+	}
+	return recs
+}
+
+// A flood of output reaches Ember's log at debug level only, and at most
+// copiedLines lines of it per invocation, then one line saying the rest is
+// in the log stream; each invocation has its own bound.
+func TestLogPipeCopyBound(t *testing.T) {
+	if recs := pipeLog(t, slog.LevelInfo, 20000); len(recs) != 0 {
+		t.Fatalf("a flood put %d lines into Ember's log at info level; first %v", len(recs), recs[0])
+	}
+	recs := pipeLog(t, slog.LevelDebug, 5000, 3, 5000)
+	perRequest := map[string]int{}
+	notices := map[string]int{}
+	for _, r := range recs {
+		if r["level"] != "DEBUG" || r["stream"] != "function" {
+			t.Fatalf("line %v", r)
+		}
+		rid, _ := r["request_id"].(string)
+		if strings.HasPrefix(r["msg"].(string), "the rest of this output is in the function's log stream only") {
+			notices[rid]++
+			continue
+		}
+		if want := fmt.Sprintf("line %d of %s", perRequest[rid], rid); r["msg"] != want {
+			t.Fatalf("line %v; want %q", r, want)
+		}
+		perRequest[rid]++
+	}
+	if perRequest["r0"] != copiedLines || perRequest["r1"] != 3 || perRequest["r2"] != copiedLines ||
+		notices["r0"] != 1 || notices["r1"] != 0 || notices["r2"] != 1 || len(recs) != 2*copiedLines+3+2 {
+		t.Fatalf("lines copied per request %v, notices %v, %d lines in all", perRequest, notices, len(recs))
 	}
 }
 
