@@ -679,6 +679,13 @@ func TestInvokeEdgeCases(t *testing.T) {
 		}
 		var env map[string]any
 		_ = json.Unmarshal(out.Payload, &env)
+		// The caller sent no X-Amzn-Trace-Id: the runtime still got a
+		// Lambda-Runtime-Trace-Id (aws-lambda-go sets it as
+		// _X_AMZN_TRACE_ID), made by the Front End in X-Ray's format.
+		trace, _ := env["env"].(map[string]any)["_X_AMZN_TRACE_ID"].(string)
+		if !regexp.MustCompile(`^Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=0$`).MatchString(trace) {
+			t.Fatalf("invoke %s: trace id %q", ref.name, trace)
+		}
 		if out.StatusCode != 200 || out.FunctionError != nil || raw.header.Get("X-Amz-Executed-Version") != "$LATEST" ||
 			env["function_arn"] != ref.invokedARN {
 			t.Fatalf("invoke %s (qualifier %q): %d %v %q, invoked as %v, want %s", ref.name, ref.qualifier, out.StatusCode,
