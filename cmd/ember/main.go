@@ -57,6 +57,7 @@ Use it (endpoint: --endpoint or EMBER_ENDPOINT; keys: the AWS chain, else DATA_D
 Administer it:
   ember account create NAME [--endpoint URL] [--credentials FILE] [--profile default] [--write FILE]
   ember bench [--n 2000] [--cold 30] [--json]   (from the repository root, as root)
+  ember trace gen [--out FILE] | trace replay FILE   keep-alive policies on a synthetic trace
   ember version
 `
 
@@ -87,6 +88,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runRm(ctx, args[1:], stdout, stderr)
 	case "queue":
 		return runQueue(ctx, args[1:], stdout, stderr)
+	case "trace":
+		return runTrace(args[1:], stdout, stderr)
 	case "bench":
 		return runBench(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
