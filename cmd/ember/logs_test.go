@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"regexp"
 	"slices"
@@ -527,7 +528,10 @@ func groupStreams(t *testing.T, cw *cloudwatchlogs.Client, group string) []strin
 // An invocation that floods its output keeps the first MiB of it, and its
 // log says how much was dropped.
 func TestLogsFloodIsBoundedAndReported(t *testing.T) {
-	srv, c, _ := startInvokeEmber(t)
+	emberLog := &syncBuffer{} // Ember's own log, at info level as by default
+	srv, c, _ := startInvokeEmber(t, func(cfg *serveConfig) {
+		cfg.Log = slog.New(ctxHandler{slog.NewJSONHandler(emberLog, &slog.HandlerOptions{Level: slog.LevelInfo})})
+	})
 	createProbe(t, c, "flood", nil)
 	cw := srv.logsClient(srv.creds("default"))
 	out, _ := invokeJSON(t, c, "flood", map[string]any{"mode": "log", "n": 60000, "label": "f"}, false)
@@ -554,6 +558,11 @@ func TestLogsFloodIsBoundedAndReported(t *testing.T) {
 		kept > 1<<20 || kept < 1<<20-100 {
 		t.Fatalf("kept %d bytes of output, %d reports; %d lines:\n%s\n...\n%s", kept, reports, len(got),
 			strings.Join(got[:3], "\n"), strings.Join(got[max(0, len(got)-5):], "\n"))
+	}
+	// Ember's own log at info level has none of the flood: function
+	// output is copied there at debug level only.
+	if n := strings.Count(emberLog.String(), " of f"); n != 0 {
+		t.Fatalf("Ember's log at info level has %d lines of the flood", n)
 	}
 	// The next invocation has its own budget.
 	out, _ = invokeJSON(t, c, "flood", map[string]any{"mode": "log", "n": 1, "label": "g"}, false)
