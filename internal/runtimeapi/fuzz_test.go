@@ -1,13 +1,17 @@
 package runtimeapi
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"strings"
 	"testing"
@@ -65,24 +69,32 @@ func FuzzRuntimeAPI(f *testing.F) {
 		req := fuzzRequest(t, method, strings.ReplaceAll(target, "{id}", fuzzID), headers, body, lie)
 		setup %= fuzzSetups
 		s := New(Config{MaxResponse: 64})
-		defer s.Close()
+		addr := serveFuzz(t, s)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		res := fuzzSetup(t, s, ctx, setup)
+		res := fuzzSetup(t, s, addr, ctx, setup)
+		if setup == fuzzClosed {
+			if c, err := net.Dial("tcp", addr); err == nil {
+				c.Close()
+				t.Fatal("a closed server accepted a connection")
+			}
+			return
+		}
 
-		reqCtx, reqCancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer reqCancel()
-		w := httptest.NewRecorder()
 		start := time.Now()
-		s.serveHTTP(w, req.WithContext(reqCtx))
+		code, header, respBody := exchange(t, addr, req)
 		if el := time.Since(start); el > 2*time.Second {
 			t.Fatalf("request took %v", el)
 		}
+		w := struct {
+			Code int
+			Body *bytes.Buffer
+		}{code, bytes.NewBuffer(respBody)}
 
 		switch w.Code {
 		case 200:
-			if req.Method != http.MethodGet || w.Header().Get(hdrRequestID) != fuzzID {
-				t.Fatalf("200 for %s %s: %v", req.Method, req.URL, w.Header())
+			if req.Method != http.MethodGet || header.Get(hdrRequestID) != fuzzID {
+				t.Fatalf("200 for %s %s: %v", req.Method, req.URL, header)
 			}
 		case 202:
 			if req.Method != http.MethodPost {
@@ -127,29 +139,105 @@ func FuzzRuntimeAPI(f *testing.F) {
 }
 
 // fuzzSetup brings s into setup; it returns the Invoke in progress, if any.
-func fuzzSetup(t *testing.T, s *Server, ctx context.Context, setup uint8) <-chan invokeResult {
+func fuzzSetup(t *testing.T, s *Server, addr string, ctx context.Context, setup uint8) <-chan invokeResult {
 	switch setup {
 	case fuzzPending, fuzzDelivered:
 		res := invokeAsync(ctx, s, inv(fuzzID, `{"event":1}`))
 		eventually(t, "pending", func() bool { _, st := s.state(); return st == callPending })
 		if setup == fuzzDelivered {
-			w := httptest.NewRecorder()
-			s.serveHTTP(w, httptest.NewRequest(http.MethodGet, pathNext, nil))
-			if w.Code != 200 {
-				t.Fatalf("setup next: %d", w.Code)
+			if code, _, _ := exchange(t, addr, httptest.NewRequest(http.MethodGet, pathNext, nil)); code != 200 {
+				t.Fatalf("setup next: %d", code)
 			}
 		}
 		return res
 	case fuzzInitFailed:
-		w := httptest.NewRecorder()
-		s.serveHTTP(w, httptest.NewRequest(http.MethodPost, pathInitError, strings.NewReader(`{}`)))
-		if w.Code != 202 {
-			t.Fatalf("setup init error: %d", w.Code)
+		if code, _, _ := exchange(t, addr, httptest.NewRequest(http.MethodPost, pathInitError, strings.NewReader(`{}`))); code != 202 {
+			t.Fatalf("setup init error: %d", code)
 		}
 	case fuzzClosed:
 		s.Close()
 	}
 	return nil
+}
+
+// serveFuzz serves s on a loopback listener until the test ends.
+func serveFuzz(t *testing.T, s *Server) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	t.Cleanup(func() {
+		s.Close()
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return ln.Addr().String()
+}
+
+// exchange sends req on a new connection, as wire writes it, closes the
+// connection's write side, and returns the final answer (after any 100
+// Continue).
+func exchange(t *testing.T, addr string, req *http.Request) (int, http.Header, []byte) {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	go func() {
+		c.Write(wire(t, req))
+		c.(*net.TCPConn).CloseWrite()
+	}()
+	br := bufio.NewReader(c)
+	for {
+		resp, err := http.ReadResponse(br, req)
+		if err != nil {
+			t.Fatalf("reading the answer to %s %s: %v", req.Method, req.URL, err)
+		}
+		if resp.StatusCode == http.StatusContinue {
+			continue
+		}
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatalf("reading the body of the answer to %s %s: %v", req.Method, req.URL, err)
+		}
+		if _, err := br.Peek(1); err == nil && req.Method != http.MethodHead {
+			t.Fatalf("bytes after the answer to %s %s", req.Method, req.URL)
+		}
+		return resp.StatusCode, resp.Header, body
+	}
+}
+
+// wire is req as a client writes it, but with req.ContentLength as is:
+// a Content-Length larger than the body leaves the body short (the
+// connection then ends), a smaller one leaves the rest to be read as the
+// next request; -1 is a chunked body, with req.Trailer.
+func wire(t *testing.T, req *http.Request) []byte {
+	var body []byte
+	if req.Body != nil {
+		body, _ = io.ReadAll(req.Body)
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n", req.Method, req.URL.RequestURI())
+	req.Header.Write(&b)
+	switch {
+	case req.ContentLength < 0:
+		b.WriteString("Transfer-Encoding: chunked\r\n\r\n")
+		cw := httputil.NewChunkedWriter(&b)
+		cw.Write(body)
+		cw.Close()
+		req.Trailer.Write(&b)
+		b.WriteString("\r\n")
+	case req.ContentLength > 0 || req.Method == http.MethodPost:
+		fmt.Fprintf(&b, "Content-Length: %d\r\n\r\n", req.ContentLength)
+		b.Write(body)
+	default:
+		b.WriteString("\r\n")
+	}
+	return b.Bytes()
 }
 
 // fuzzRequest builds the fuzzed request, skipping inputs that no HTTP

@@ -1,14 +1,13 @@
 package runtimeapi
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"path"
+	"net"
 	"strings"
 )
 
@@ -43,6 +42,7 @@ const (
 	errTypeTruncated              = "TruncatedHTTPRequest"
 	errTypeInvalidResponseMode    = "InvalidFunctionResponseMode"
 	errTypeInternal               = "InternalServerError"
+	errTypeInvalidRequest         = "InvalidRequest"
 )
 
 // Function error types.
@@ -55,40 +55,87 @@ const (
 )
 
 var (
-	contentTypeJSON = []string{contentTypeJSONVal}
-	acceptedBody    = []byte(`{"status":"OK"}` + "\n")
-	errTooLarge     = errors.New("runtimeapi: body too large")
+	acceptedBody = []byte(`{"status":"OK"}` + "\n")
+	errTooLarge  = errors.New("runtimeapi: body too large")
 )
 
-// serveHTTP is the server's handler: it refuses requests after Close,
-// counts the ones it lets in, and routes them.
-func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	if s.phase == phaseClosed {
+// serveConn answers the requests of one connection until it ends.
+func (s *Server) serveConn(nc net.Conn) {
+	defer func() {
+		s.mu.Lock()
+		delete(s.open, nc)
 		s.mu.Unlock()
-		writeClosed(w)
-		return
+		nc.Close()
+		s.conns.Done()
+	}()
+	c := &conn{s: s, nc: nc, br: bufio.NewReaderSize(nc, 4096)}
+	for {
+		err := c.readRequest()
+		switch {
+		case errors.Is(err, errMalformed):
+			c.req.close = true
+			c.writeError(400, errTypeInvalidRequest, "Malformed HTTP request.")
+			return
+		case errors.Is(err, errHeaderTooLarge):
+			c.req.close = true
+			c.writeError(400, errTypeInvalidRequest, "Request headers too large.")
+			return
+		case err != nil:
+			return // the connection ended or broke
+		}
+		if err := s.route(c); err != nil || c.req.close {
+			return
+		}
 	}
-	s.inflight.Add(1)
-	s.mu.Unlock()
-	defer s.inflight.Done()
+}
 
-	// ServeMux would redirect an unclean path; no runtime sends one.
-	if p := r.URL.Path; p == "" || p[0] != '/' || path.Clean(p) != p {
-		http.NotFound(w, r)
-		return
+// route runs the handler of c's request. An error means the answer could
+// not be written.
+func (s *Server) route(c *conn) error {
+	s.mu.Lock()
+	closed := s.phase == phaseClosed
+	s.mu.Unlock()
+	if closed {
+		return writeClosed(c)
 	}
-	s.mux.ServeHTTP(w, r)
+	r := &c.req
+	p := r.path
+	if !cleanPath(p) {
+		return c.notFound()
+	}
+	get, post := string(r.method) == "GET", string(r.method) == "POST"
+	switch {
+	case string(p) == pathNext:
+		if !get {
+			return c.notAllowed("GET")
+		}
+		return s.handleNext(c)
+	case string(p) == pathInitError:
+		if !post {
+			return c.notAllowed("POST")
+		}
+		return s.handleInitError(c)
+	case bytes.HasPrefix(p, []byte(pathInvocation)):
+		id, op, ok := bytes.Cut(p[len(pathInvocation):], []byte("/"))
+		if !ok || len(id) == 0 || (string(op) != "response" && string(op) != "error") {
+			return c.notFound()
+		}
+		if !post {
+			return c.notAllowed("POST")
+		}
+		if string(op) == "response" {
+			return s.handleResponse(c, id)
+		}
+		return s.answer(c, id, true)
+	}
+	return c.notFound()
 }
 
 // handleNext serves GET /runtime/invocation/next: it long-polls until an
-// invocation is deliverable and sends it.
-func (s *Server) handleNext(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet { // the GET pattern also matches HEAD
-		w.Header().Set("Allow", http.MethodGet)
-		http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
-		return
-	}
+// invocation is deliverable and sends it. A runtime that goes away while it
+// waits is noticed when the invocation is written to it; it took nothing,
+// and its next /next gets the same invocation.
+func (s *Server) handleNext(c *conn) error {
 	for {
 		s.mu.Lock()
 		switch s.phase {
@@ -97,20 +144,17 @@ func (s *Server) handleNext(w http.ResponseWriter, r *http.Request) {
 			close(s.initDone)
 		case phaseInitFailed:
 			s.mu.Unlock()
-			writeError(w, http.StatusForbidden, errTypeInvalidStateTransition,
+			return c.writeError(403, errTypeInvalidStateTransition,
 				"The runtime reported an init error; it cannot ask for invocations.")
-			return
 		case phaseClosed:
 			s.mu.Unlock()
-			writeClosed(w)
-			return
+			return writeClosed(c)
 		}
 		if st := s.cur.state; st == callPending || st == callDelivered {
 			s.cur.state = callDelivered // pending|delivered -> delivered
 			out := s.cur.out
 			s.mu.Unlock()
-			writeInvocation(w, out)
-			return
+			return c.writeInvocation(out)
 		}
 		if s.wake == nil {
 			s.wake = make(chan struct{})
@@ -120,125 +164,113 @@ func (s *Server) handleNext(w http.ResponseWriter, r *http.Request) {
 
 		select {
 		case <-wake:
-		case <-r.Context().Done():
-			return // the runtime went away; it took nothing
 		case <-s.closed:
-			writeClosed(w)
-			return
+			return writeClosed(c)
 		}
 	}
 }
 
-// writeInvocation sends an invocation as the answer to /next.
-func writeInvocation(w http.ResponseWriter, o *outgoing) {
-	h := w.Header()
-	h[hdrRequestID] = o.vals[valRequestID : valRequestID+1 : valRequestID+1]
-	h[hdrDeadline] = o.vals[valDeadline : valDeadline+1 : valDeadline+1]
-	if o.vals[valARN] != "" {
-		h[hdrARN] = o.vals[valARN : valARN+1 : valARN+1]
+// writeInvocation sends an invocation as the answer to /next. An error means
+// the runtime went away; it may ask again.
+func (c *conn) writeInvocation(o *outgoing) error {
+	c.finishBody()
+	if !c.req.close {
+		return c.writeHead(o.head, o.payload)
 	}
-	if o.vals[valTrace] != "" {
-		h[hdrTrace] = o.vals[valTrace : valTrace+1 : valTrace+1]
+	c.wbuf = append(c.wbuf[:0], o.head[:len(statusLines[200])]...)
+	c.wbuf = append(c.wbuf, "Connection: close\r\n"...)
+	c.wbuf = append(c.wbuf, o.head[len(statusLines[200]):]...)
+	return c.write(o.payload)
+}
+
+// writeHead writes a prepared head and body, in one write when small.
+func (c *conn) writeHead(head, body []byte) error {
+	if len(head)+len(body) <= 64<<10 {
+		c.wbuf = append(append(c.wbuf[:0], head...), body...)
+		_, err := c.nc.Write(c.wbuf)
+		c.shrink()
+		return err
 	}
-	if o.vals[valClientContext] != "" {
-		h[hdrClientContext] = o.vals[valClientContext : valClientContext+1 : valClientContext+1]
-	}
-	if o.vals[valCognito] != "" {
-		h[hdrCognito] = o.vals[valCognito : valCognito+1 : valCognito+1]
-	}
-	h[hdrContentType] = contentTypeJSON
-	h[hdrContentLength] = o.vals[valLength : valLength+1 : valLength+1]
-	w.WriteHeader(http.StatusOK)
-	w.Write(o.payload) // an error means the runtime went away; it may ask again
+	bufs := net.Buffers{head, body}
+	_, err := bufs.WriteTo(c.nc)
+	return err
 }
 
 // handleResponse serves POST /runtime/invocation/{id}/response.
-func (s *Server) handleResponse(w http.ResponseWriter, r *http.Request) {
-	switch mode := r.Header.Get(hdrResponseMode); {
+func (s *Server) handleResponse(c *conn, id []byte) error {
+	switch mode := c.req.responseMode; {
 	case mode == "", strings.EqualFold(mode, "buffered"), strings.EqualFold(mode, "streaming"):
 	default:
-		writeError(w, http.StatusBadRequest, errTypeInvalidResponseMode,
+		return c.writeError(400, errTypeInvalidResponseMode,
 			fmt.Sprintf("Invalid function response mode %q.", mode))
-		return
 	}
-	s.answer(w, r, false)
+	return s.answer(c, id, false)
 }
 
-// handleInvokeError serves POST /runtime/invocation/{id}/error.
-func (s *Server) handleInvokeError(w http.ResponseWriter, r *http.Request) {
-	s.answer(w, r, true)
-}
-
-// answer records the runtime's answer to invocation {id}: its id is checked
+// answer records the runtime's answer to invocation id: the id is checked
 // before any state changes (claim), the body is read without the lock, then
 // the answer is recorded if the invocation is still the one claimed.
-func (s *Server) answer(w http.ResponseWriter, r *http.Request, isError bool) {
-	id := r.PathValue("id")
+func (s *Server) answer(c *conn, id []byte, isError bool) error {
 	seq, status, errType := s.claim(id)
 	if status != 0 {
-		s.log.Debug("answer refused", "request_id", id, "status", status, "reason", errType)
-		if status == http.StatusBadRequest {
-			writeError(w, status, errType, "Invalid request ID")
-		} else {
-			writeError(w, status, errType, "No invocation awaits an answer for this request ID.")
+		s.log.Debug("answer refused", "request_id", string(id), "status", status, "reason", errType)
+		if status == 400 {
+			return c.writeError(status, errType, "Invalid request ID")
 		}
-		return
+		return c.writeError(status, errType, "No invocation awaits an answer for this request ID.")
 	}
 
-	body, size, err := s.readBody(w, r)
+	body, size, err := c.readBody(s.maxResponse)
 	switch {
 	case errors.Is(err, errTooLarge):
+		c.req.close = true // the rest of the body is not read
 		if !s.finish(seq, nil, tooLarge(size, s.maxResponse)) {
-			writeStale(w)
-			return
+			return writeStale(c)
 		}
-		writeError(w, http.StatusRequestEntityTooLarge, errTypeRequestTooLarge,
+		return c.writeError(413, errTypeRequestTooLarge,
 			fmt.Sprintf("Exceeded maximum allowed payload size (%d bytes).", s.maxResponse))
-		return
 	case err != nil:
+		c.req.close = true
 		s.unclaim(seq)
-		s.log.Debug("answer truncated", "request_id", id, "err", err)
-		writeError(w, http.StatusBadRequest, errTypeTruncated, "HTTP request detected as truncated")
-		return
+		s.log.Debug("answer truncated", "request_id", string(id), "err", err)
+		return c.writeError(400, errTypeTruncated, "HTTP request detected as truncated")
 	}
 
 	resp := &Response{Payload: body}
 	if isError {
-		resp.FunctionError = errorType(r.Header.Get(hdrErrorType), body)
-	} else if t := r.Trailer.Get(hdrErrorType); t != "" {
+		resp.FunctionError = errorType(c.req.errorType, body)
+	} else if t := c.req.trailerErrorType; t != "" {
 		// The runtime's response stream failed after it had begun.
 		resp.FunctionError = t
-		resp.Payload = trailerErrorBody(r.Trailer.Get(hdrErrorBody), t)
+		resp.Payload = trailerErrorBody(c.req.trailerErrorBody, t)
 	}
 	if !s.finish(seq, resp, nil) {
-		writeStale(w)
-		return
+		return writeStale(c)
 	}
-	writeAccepted(w)
+	return c.writeAccepted()
 }
 
 // handleInitError serves POST /runtime/init/error.
-func (s *Server) handleInitError(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleInitError(c *conn) error {
 	s.mu.Lock()
 	starting := s.phase == phaseStarting
 	s.mu.Unlock()
 	if !starting {
-		writeError(w, http.StatusForbidden, errTypeInvalidStateTransition,
+		return c.writeError(403, errTypeInvalidStateTransition,
 			"An init error can only be reported before the first /next.")
-		return
 	}
-	body, _, err := s.readBody(w, r)
+	body, _, err := c.readBody(s.maxResponse)
 	switch {
 	case errors.Is(err, errTooLarge):
-		writeError(w, http.StatusRequestEntityTooLarge, errTypeRequestTooLarge,
+		c.req.close = true
+		return c.writeError(413, errTypeRequestTooLarge,
 			fmt.Sprintf("Exceeded maximum allowed payload size (%d bytes).", s.maxResponse))
-		return
 	case err != nil:
-		writeError(w, http.StatusBadRequest, errTypeTruncated, "HTTP request detected as truncated")
-		return
+		c.req.close = true
+		return c.writeError(400, errTypeTruncated, "HTTP request detected as truncated")
 	}
 	doc := parseErrorDoc(body)
-	fe := &FunctionError{Type: r.Header.Get(hdrErrorType), Message: doc.Message, Body: body}
+	fe := &FunctionError{Type: c.req.errorType, Message: doc.Message, Body: body}
 	if fe.Type == "" {
 		fe.Type = doc.Type
 	}
@@ -249,50 +281,15 @@ func (s *Server) handleInitError(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	if s.phase != phaseStarting { // lost a race with /next or another init error
 		s.mu.Unlock()
-		writeError(w, http.StatusForbidden, errTypeInvalidStateTransition,
+		return c.writeError(403, errTypeInvalidStateTransition,
 			"An init error can only be reported before the first /next.")
-		return
 	}
 	s.phase = phaseInitFailed // starting -> initFailed
 	s.initErr = fe
 	close(s.initDone)
 	s.mu.Unlock()
 	s.log.Debug("init error", "type", fe.Type, "message", fe.Message)
-	writeAccepted(w)
-}
-
-// readBody reads a request body of at most s.maxResponse bytes. Over the
-// limit it returns errTooLarge and the size if the request declared it
-// (else -1). A body of known length is read into one exact allocation; a
-// chunked one into a pooled buffer, then copied once to its exact size.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, int64, error) {
-	if r.ContentLength > s.maxResponse {
-		return nil, r.ContentLength, errTooLarge
-	}
-	body := http.MaxBytesReader(w, r.Body, s.maxResponse)
-	if r.ContentLength >= 0 {
-		buf := make([]byte, r.ContentLength)
-		if _, err := io.ReadFull(body, buf); err != nil {
-			return nil, 0, err
-		}
-		return buf, int64(len(buf)), nil
-	}
-	b := s.bufs.Get().(*bytes.Buffer)
-	defer func() {
-		if b.Cap() <= int(s.maxResponse)+bytes.MinRead {
-			b.Reset()
-			s.bufs.Put(b)
-		}
-	}()
-	b.Reset()
-	if _, err := b.ReadFrom(body); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, -1, errTooLarge
-		}
-		return nil, 0, err
-	}
-	return bytes.Clone(b.Bytes()), int64(b.Len()), nil
+	return c.writeAccepted()
 }
 
 // errorDoc is the error document runtimes send: {"errorMessage",
@@ -350,29 +347,43 @@ func tooLarge(size, limit int64) *FunctionError {
 }
 
 // writeError sends a Runtime API error body.
-func writeError(w http.ResponseWriter, status int, errType, msg string) {
+func (c *conn) writeError(status int, errType, msg string) error {
 	body, _ := json.Marshal(errorDoc{Message: msg, Type: errType})
-	w.Header()[hdrContentType] = contentTypeJSON
-	w.WriteHeader(status)
-	w.Write(body)
+	c.startAnswer(status)
+	return c.send(contentTypeJSONVal, body)
 }
 
 // writeAccepted sends 202 {"status":"OK"}.
-func writeAccepted(w http.ResponseWriter) {
-	w.Header()[hdrContentType] = contentTypeJSON
-	w.WriteHeader(http.StatusAccepted)
-	w.Write(acceptedBody)
+func (c *conn) writeAccepted() error {
+	c.startAnswer(202)
+	return c.send(contentTypeJSONVal, acceptedBody)
+}
+
+// notFound answers a path the Runtime API does not have.
+func (c *conn) notFound() error {
+	c.startAnswer(404)
+	return c.send("text/plain; charset=utf-8", []byte("404 page not found\n"))
+}
+
+// notAllowed answers a method the path does not take.
+func (c *conn) notAllowed(allow string) error {
+	c.startAnswer(405)
+	c.wbuf = append(c.wbuf, "Allow: "...)
+	c.wbuf = append(c.wbuf, allow...)
+	c.wbuf = append(c.wbuf, "\r\n"...)
+	return c.send("text/plain; charset=utf-8", []byte("Method Not Allowed\n"))
 }
 
 // writeStale answers an answer whose invocation was abandoned while its body
 // was being read.
-func writeStale(w http.ResponseWriter) {
-	writeError(w, http.StatusForbidden, errTypeInvalidStateTransition,
+func writeStale(c *conn) error {
+	return c.writeError(403, errTypeInvalidStateTransition,
 		"The invocation was abandoned before its answer arrived.")
 }
 
 // writeClosed answers a request that arrives while the server shuts down.
-func writeClosed(w http.ResponseWriter) {
-	writeError(w, http.StatusInternalServerError, errTypeInternal,
+func writeClosed(c *conn) error {
+	c.req.close = true
+	return c.writeError(500, errTypeInternal,
 		"The Runtime API is shutting down; the runtime should exit.")
 }

@@ -43,12 +43,22 @@
 //     the errorType of the JSON body, else "Runtime.Unknown".
 //   - Requests after Close get 500, which the Runtime API defines as
 //     "container error, the runtime should exit".
+//   - The HTTP/1.1 is Ember's own (wire.go), not net/http's: one goroutine
+//     per connection and one write per answer. A malformed request gets
+//     400 with an error document and the connection is closed. A runtime
+//     may hold at most 64 connections; more are closed at once. A runtime
+//     that drops a long-polling /next is noticed only when the invocation
+//     is written to it (net/http would notice at once with a background
+//     read per request): it took nothing, and its next /next gets the
+//     same invocation.
 //
 // # Concurrency
 //
 // One mutex (Server.mu) guards all state; it is never held across I/O.
-// Handlers run on net/http's goroutines; Invoke and WaitInit run on the
-// caller's. The package starts no goroutine of its own.
+// Serve runs one goroutine per connection of the runtime (wire.go), which
+// reads a request, runs its handler and answers it; Invoke and WaitInit
+// run on the caller's goroutine. Close closes the listeners and
+// connections and waits for those goroutines.
 package runtimeapi
 
 import (
@@ -58,7 +68,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"strconv"
 	"sync"
 	"time"
@@ -207,8 +216,6 @@ type Server struct {
 	maxResponse int64
 	functionARN string
 	log         *slog.Logger
-	srv         *http.Server
-	mux         *http.ServeMux
 	bufs        sync.Pool // *bytes.Buffer for chunked bodies
 
 	// closed is closed by Close. initDone is closed when the phase leaves
@@ -218,15 +225,17 @@ type Server struct {
 	initDone chan struct{}
 	result   chan struct{}
 
-	// inflight counts handlers running; Add happens under mu while not
-	// closed, so Close's Wait follows every Add.
-	inflight sync.WaitGroup
+	// conns counts the connection goroutines; Add happens under mu while
+	// not closed, so Close's Wait follows every Add.
+	conns sync.WaitGroup
 
-	mu       sync.Mutex
-	phase    phase
-	initErr  *FunctionError // set in phaseInitFailed
-	invoking bool           // an Invoke is in progress
-	cur      call
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	open      map[net.Conn]struct{}
+	phase     phase
+	initErr   *FunctionError // set in phaseInitFailed
+	invoking  bool           // an Invoke is in progress
+	cur       call
 	// wake is closed (and set to nil) when cur becomes deliverable; GET
 	// /next waiters make it on demand.
 	wake chan struct{}
@@ -251,19 +260,8 @@ func New(cfg Config) *Server {
 		result:      make(chan struct{}, 1),
 		bufs:        sync.Pool{New: func() any { return new(bytes.Buffer) }},
 	}
-	s.mux = http.NewServeMux()
-	s.mux.HandleFunc("GET "+pathNext, s.handleNext)
-	s.mux.HandleFunc("POST "+pathInvocation+"{id}/response", s.handleResponse)
-	s.mux.HandleFunc("POST "+pathInvocation+"{id}/error", s.handleInvokeError)
-	s.mux.HandleFunc("POST "+pathInitError, s.handleInitError)
-	s.srv = &http.Server{
-		Handler: http.HandlerFunc(s.serveHTTP),
-		// A runtime may put an X-Ray error cause of up to 1 MB in a header.
-		MaxHeaderBytes: 2 << 20,
-		// OPTIONS * is not part of the Runtime API: 404 like any other.
-		DisableGeneralOptionsHandler: true,
-		ErrorLog:                     slog.NewLogLogger(lg.Handler(), slog.LevelWarn),
-	}
+	s.listeners = make(map[net.Listener]struct{})
+	s.open = make(map[net.Conn]struct{})
 	return s
 }
 
@@ -271,16 +269,65 @@ func New(cfg Config) *Server {
 // nil once Close has been called (also when Close came first, so that the
 // caller's goroutine need not race it), or else the listener's error.
 func (s *Server) Serve(ln net.Listener) error {
-	err := s.srv.Serve(ln)
-	if errors.Is(err, http.ErrServerClosed) {
+	s.mu.Lock()
+	if s.phase == phaseClosed {
+		s.mu.Unlock()
+		ln.Close()
 		return nil
 	}
-	return err
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+		ln.Close()
+	}()
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			select {
+			case <-s.closed:
+				return nil
+			default:
+			}
+			if ne, ok := err.(net.Error); ok && ne.Timeout() || isTemporary(err) {
+				// As net/http does: EMFILE and the like pass.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept", "err", err, "retry_in", backoff)
+				select {
+				case <-time.After(backoff):
+				case <-s.closed:
+					return nil
+				}
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		s.mu.Lock()
+		switch {
+		case s.phase == phaseClosed:
+			s.mu.Unlock()
+			nc.Close()
+			return nil
+		case len(s.open) >= maxConns:
+			s.mu.Unlock()
+			s.log.Warn("too many connections from the runtime; closing a new one", "limit", maxConns)
+			nc.Close()
+			continue
+		}
+		s.open[nc] = struct{}{}
+		s.conns.Add(1)
+		s.mu.Unlock()
+		go s.serveConn(nc)
+	}
 }
 
 // Close stops serving: it closes the listeners and connections, fails any
-// waiting WaitInit and Invoke with ErrClosed, and returns once every handler
-// has returned. It is safe to call more than once.
+// waiting WaitInit and Invoke with ErrClosed, and returns once every
+// connection's goroutine has returned. It is safe to call more than once.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	if s.phase != phaseClosed {
@@ -290,9 +337,17 @@ func (s *Server) Close() error {
 		s.phase = phaseClosed
 		close(s.closed)
 	}
+	var err error
+	for ln := range s.listeners {
+		if e := ln.Close(); e != nil && err == nil && !errors.Is(e, net.ErrClosed) {
+			err = e
+		}
+	}
+	for nc := range s.open {
+		nc.Close()
+	}
 	s.mu.Unlock()
-	err := s.srv.Close()
-	s.inflight.Wait()
+	s.conns.Wait()
 	return err
 }
 
@@ -423,14 +478,14 @@ func (s *Server) wakeLocked() {
 // claim moves the invocation id from delivered to receiving. On refusal it
 // returns the HTTP status and error type to answer with; state is
 // unchanged.
-func (s *Server) claim(id string) (seq uint64, status int, errType string) {
+func (s *Server) claim(id []byte) (seq uint64, status int, errType string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cur.state != callDelivered {
-		return 0, http.StatusForbidden, errTypeInvalidStateTransition
+		return 0, 403, errTypeInvalidStateTransition
 	}
-	if s.cur.out.id != id {
-		return 0, http.StatusBadRequest, errTypeInvalidRequestID
+	if s.cur.out.id != string(id) {
+		return 0, 400, errTypeInvalidRequestID
 	}
 	s.cur.state = callReceiving
 	return s.cur.seq, 0, ""
@@ -461,24 +516,13 @@ func (s *Server) finish(seq uint64, resp *Response, err error) bool {
 	return true
 }
 
-// outgoing is an invocation as GET /next sends it, computed once per Invoke.
-// vals backs the header values, so that setting a header allocates nothing.
+// outgoing is an invocation as GET /next sends it, computed once per Invoke:
+// head is the whole answer but its body, from the status line on.
 type outgoing struct {
 	id      string
 	payload []byte
-	vals    [7]string
+	head    []byte
 }
-
-// Indexes into outgoing.vals.
-const (
-	valRequestID = iota
-	valDeadline
-	valARN
-	valTrace
-	valClientContext
-	valCognito
-	valLength
-)
 
 // prepare validates inv and computes what /next sends.
 func (s *Server) prepare(inv *Invocation) (*outgoing, error) {
@@ -495,20 +539,38 @@ func (s *Server) prepare(inv *Invocation) (*outgoing, error) {
 	if arn == "" {
 		arn = s.functionARN
 	}
-	o := &outgoing{id: inv.RequestID, payload: inv.Payload}
-	o.vals[valRequestID] = inv.RequestID
-	o.vals[valDeadline] = strconv.FormatInt(inv.Deadline.UnixMilli(), 10)
-	o.vals[valARN] = arn
-	o.vals[valTrace] = inv.TraceID
-	o.vals[valClientContext] = inv.ClientContext
-	o.vals[valCognito] = inv.CognitoIdentity
-	o.vals[valLength] = strconv.Itoa(len(inv.Payload))
-	for _, v := range o.vals[valARN:valLength] {
-		if !validHeaderValue(v) {
-			return nil, fmt.Errorf("%w: header value %q", ErrInvalidInvocation, v)
+	optional := [...]struct{ name, value string }{
+		{hdrARN, arn},
+		{hdrTrace, inv.TraceID},
+		{hdrClientContext, inv.ClientContext},
+		{hdrCognito, inv.CognitoIdentity},
+	}
+	size := 200 + len(inv.RequestID)
+	for _, h := range optional {
+		if !validHeaderValue(h.value) {
+			return nil, fmt.Errorf("%w: header value %q", ErrInvalidInvocation, h.value)
+		}
+		size += len(h.name) + len(h.value) + 4
+	}
+	h := make([]byte, 0, size)
+	h = append(h, statusLines[200]...)
+	h = append(h, hdrRequestID+": "...)
+	h = append(h, inv.RequestID...)
+	h = append(h, "\r\n"+hdrDeadline+": "...)
+	h = strconv.AppendInt(h, inv.Deadline.UnixMilli(), 10)
+	h = append(h, "\r\n"...)
+	for _, o := range optional {
+		if o.value != "" {
+			h = append(h, o.name...)
+			h = append(h, ": "...)
+			h = append(h, o.value...)
+			h = append(h, "\r\n"...)
 		}
 	}
-	return o, nil
+	h = append(h, hdrContentType+": "+contentTypeJSONVal+"\r\n"+hdrContentLength+": "...)
+	h = strconv.AppendInt(h, int64(len(inv.Payload)), 10)
+	h = append(h, "\r\n\r\n"...)
+	return &outgoing{id: inv.RequestID, payload: inv.Payload, head: h}, nil
 }
 
 // validRequestID reports whether id can travel in a URL path segment as is.
