@@ -193,10 +193,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if want["runtimes"] {
 		// The managed runtimes' cold starts, where the host has them.
 		for _, rt := range []struct{ runtime, file, handler, code string }{
-			{"python3.11", "app.py", "app.handler", "def handler(event, context):\n    return event\n"},
-			{"nodejs20.x", "index.mjs", "index.handler", "export const handler = async (event) => event;\n"},
+			{newestRuntime("python"), "app.py", "app.handler", "def handler(event, context):\n    return event\n"},
+			{newestRuntime("nodejs"), "index.mjs", "index.handler", "export const handler = async (event) => event;\n"},
 		} {
-			if _, ok := runtimes.Lookup(rt.runtime); !ok {
+			if rt.runtime == "" {
 				continue
 			}
 			z, err := zipOne(rt.file, rt.code)
@@ -290,6 +290,18 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fmt.Fprintf(stdout, "\nasync: %d events sent (%d measured in %.2f s, %.0f accepted/s, Ember and the client using %.0f%% of a CPU); all run %.2f s after the first (%.0f/s), %.2f s after the last 202\n",
 		async.Events, *events, async.AcceptSeconds, async.AcceptedPerSecond, async.AcceptCPUPercent, async.ProcessedSeconds, async.ProcessedPerSecond, async.DrainSeconds)
 	return nil
+}
+
+// newestRuntime is the last runtime name of a family (python, nodejs), in
+// Ember's list of known runtimes, that this host serves; "" if none.
+func newestRuntime(family string) string {
+	name := ""
+	for _, n := range runtimes.Known() {
+		if _, ok := runtimes.Lookup(n); ok && strings.HasPrefix(n, family) {
+			name = n
+		}
+	}
+	return name
 }
 
 type benchRow struct {

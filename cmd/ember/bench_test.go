@@ -11,6 +11,9 @@ import (
 // works end to end (every row measured, no errors) and leaves no process
 // behind (processes, cgroups, goroutines, files, mounts), not its figures.
 func TestBenchQuick(t *testing.T) {
+	if newestRuntime("python") == "" || newestRuntime("nodejs") == "" {
+		t.Fatalf("the host serves no Python or no Node.js runtime (.ci/run installs them)")
+	}
 	leaks := takeBaseline()
 	var out, errOut bytes.Buffer
 	if err := run(context.Background(), []string{"bench", "--quick"}, &out, &errOut); err != nil {
@@ -18,7 +21,7 @@ func TestBenchQuick(t *testing.T) {
 	}
 	t.Logf("%s\n%s", errOut.String(), out.String())
 	for _, row := range []string{"loopback HTTP echo (floor)", "Ember cold invoke (new sandbox", "Ember warm invoke",
-		"Ember cold invoke, python3.11 hello", "Ember cold invoke, nodejs20.x hello",
+		"Ember cold invoke, " + newestRuntime("python") + " hello", "Ember cold invoke, " + newestRuntime("nodejs") + " hello",
 		"Ember sandbox creation, 20 at once", "20 idle warm sandboxes", "Ember's own memory per sandbox",
 		"function processes:", "Ember async accept (Event invoke, durable, to 202)", "Ember async processed",
 		"async: 232 events sent"} {
