@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 
 	"github.com/emberfn/ember/internal/invoke"
@@ -24,3 +25,17 @@ func (h ctxHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 }
 
 func (h ctxHandler) WithGroup(name string) slog.Handler { return ctxHandler{h.Handler.WithGroup(name)} }
+
+// logFormats are the values of ember serve --log-format.
+var logFormats = []string{"text", "json"}
+
+// checkLogFormat rejects a --log-format other than text or json (an
+// unknown one would otherwise silently give text).
+func checkLogFormat(format string) error {
+	for _, f := range logFormats {
+		if format == f {
+			return nil
+		}
+	}
+	return fmt.Errorf("--log-format %q: want text or json", format)
+}
