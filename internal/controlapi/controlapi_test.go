@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -367,7 +368,8 @@ func newTestServer(t testing.TB, st Store, clk *clock) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return New(Config{Store: st, Auth: trustAll{}, Signer: sealer, Now: clk.now, RatePerSecond: 1e6, Burst: 1e6})
+	return New(Config{Store: st, Auth: trustAll{}, Signer: sealer, Now: clk.now, RatePerSecond: 1e6, Burst: 1e6,
+		Logger: slog.New(slog.DiscardHandler)})
 }
 
 func do(s *Server, method, path string, body []byte) *httptest.ResponseRecorder {
