@@ -628,11 +628,34 @@ func scrapeMetrics(t *testing.T, srv *emberServer, token string) map[string]floa
 	return out
 }
 
+// setAccountLimit sets an account's concurrency limit through Ember's
+// admin API, with the administrator's keys.
+func setAccountLimit(t *testing.T, srv *emberServer, account string, limit int) {
+	t.Helper()
+	body := []byte(`{"Limit":` + strconv.Itoa(limit) + `}`)
+	req, _ := http.NewRequest("PUT", srv.url+"/ember/v1/accounts/"+account+"/concurrency-limit", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	sum := sha256.Sum256(body)
+	if err := v4.NewSigner().SignHTTP(context.Background(), srv.creds("default"), req, hex.EncodeToString(sum[:]), "ember", "us-east-1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("set the account's concurrency limit: %d %s", resp.StatusCode, b)
+	}
+}
+
 func TestMetricsCountInvokesThrottlesAndFailures(t *testing.T) {
 	ctx := context.Background()
 	srv, c, dp := startInvokeEmber(t, func(cfg *serveConfig) { cfg.AccountConcurrency = 1 })
 	createProbe(t, c, "m", nil)
 	createProbe(t, c, "slowpoke", func(in *lambda.CreateFunctionInput) { in.Timeout = aws.Int32(1) })
+	createProbe(t, c, "capped", nil)
 	fn, err := c.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String("m")})
 	if err != nil {
 		t.Fatal(err)
@@ -663,19 +686,37 @@ func TestMetricsCountInvokesThrottlesAndFailures(t *testing.T) {
 		t.Fatalf("beside a running invoke: %v", err)
 	}
 	<-done
+	// Reserved concurrency 0 throttles every invoke of a function for its
+	// reservation. (The account's limit goes up first: a reservation must
+	// leave 100 unreserved.)
+	setAccountLimit(t, srv, account, 100)
+	if _, err := c.PutFunctionConcurrency(ctx, &lambda.PutFunctionConcurrencyInput{
+		FunctionName: aws.String("capped"), ReservedConcurrentExecutions: aws.Int32(0)}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		_, err = c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("capped"), Payload: []byte(`{}`)})
+		if !errors.As(err, &tm) || tm.Reason != types.ThrottleReasonReservedFunctionConcurrentInvocationLimitExceeded {
+			t.Fatalf("reserved 0: %v", err)
+		}
+	}
 	after := scrapeMetrics(t, srv, "")
 
 	delta := func(series string) float64 { return after[series] - before[series] }
 	for series, want := range map[string]float64{
-		"ember_invocations_total" + m + `,outcome="success"}`:                                      3,
-		"ember_invocations_total" + m + `,outcome="function_error"}`:                               1,
-		`ember_invocations_total{account="` + account + `",function="slowpoke",outcome="timeout"}`: 1,
-		"ember_function_errors_total" + m + `}`:                                                    1,
-		`ember_function_errors_total{account="` + account + `",function="slowpoke"}`:               1,
-		"ember_throttles_total" + m + `,reason="ConcurrentInvocationLimitExceeded"}`:               1,
-		"ember_cold_starts_total" + m + `}`:                                                        1,
-		"ember_init_duration_seconds_count" + m + `}`:                                              1,
-		"ember_invoke_duration_seconds_count" + m + `}`:                                            4,
+		"ember_invocations_total" + m + `,outcome="success"}`:                                                                           3,
+		"ember_invocations_total" + m + `,outcome="function_error"}`:                                                                    1,
+		`ember_invocations_total{account="` + account + `",function="slowpoke",outcome="timeout"}`:                                      1,
+		"ember_function_errors_total" + m + `}`:                                                                                         1,
+		`ember_function_errors_total{account="` + account + `",function="slowpoke"}`:                                                    1,
+		"ember_throttles_total" + m + `,reason="ConcurrentInvocationLimitExceeded"}`:                                                    1,
+		"ember_throttles_total" + m + `,reason="ReservedFunctionConcurrentInvocationLimitExceeded"}`:                                    0,
+		`ember_throttles_total{account="` + account + `",function="capped",reason="ReservedFunctionConcurrentInvocationLimitExceeded"}`: 2,
+		`ember_throttles_total{account="` + account + `",function="capped",reason="ConcurrentInvocationLimitExceeded"}`:                 0,
+		`ember_invocations_total{account="` + account + `",function="capped",outcome="success"}`:                                        0,
+		"ember_cold_starts_total" + m + `}`:                                                                                             1,
+		"ember_init_duration_seconds_count" + m + `}`:                                                                                   1,
+		"ember_invoke_duration_seconds_count" + m + `}`:                                                                                 4,
 	} {
 		if got := delta(series); got != want {
 			t.Errorf("%s moved by %v; want %v", series, got, want)
