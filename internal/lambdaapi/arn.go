@@ -64,6 +64,16 @@ func ParseFunctionRef(s string) (FunctionRef, error) {
 		if hasQual = len(parts) == 4; hasQual {
 			ref.Qualifier = parts[3]
 		}
+	case parts[0] == "function" && len(parts) >= 2:
+		// function:NAME[:QUALIFIER]: Lambda's pattern takes the optional
+		// "function:" first, so "function:x" is the function x.
+		if len(parts) > 3 {
+			return bad()
+		}
+		ref.Name = parts[1]
+		if hasQual = len(parts) == 3; hasQual {
+			ref.Qualifier = parts[2]
+		}
 	default:
 		// NAME[:QUALIFIER]
 		if len(parts) > 2 {

@@ -16,6 +16,8 @@ func TestParseFunctionRef(t *testing.T) {
 		{"my-fn:prod", FunctionRef{Name: "my-fn", Qualifier: "prod"}},
 		{"123456789012:function:my-fn", FunctionRef{Account: "123456789012", Name: "my-fn"}},
 		{"123456789012:function:my-fn:7", FunctionRef{Account: "123456789012", Name: "my-fn", Qualifier: "7"}},
+		{"function:my-fn", FunctionRef{Name: "my-fn"}},
+		{"function:my-fn:prod", FunctionRef{Name: "my-fn", Qualifier: "prod"}},
 		{"arn:aws:lambda:us-east-1:123456789012:function:my-fn", FunctionRef{Region: "us-east-1", Account: "123456789012", Name: "my-fn"}},
 		{"arn:aws:lambda:eu-west-2:123456789012:function:f:$LATEST", FunctionRef{Region: "eu-west-2", Account: "123456789012", Name: "f", Qualifier: "$LATEST"}},
 		{strings.Repeat("a", 64), FunctionRef{Name: strings.Repeat("a", 64)}},
