@@ -668,6 +668,8 @@ func TestInvokeEdgeCases(t *testing.T) {
 		{arn, "", arn},
 		{"probe", "$LATEST", arn + ":$LATEST"},
 		{account + ":function:probe", "$LATEST", arn + ":$LATEST"},
+		{"function:probe", "", arn},
+		{"function:probe:$LATEST", "", arn + ":$LATEST"},
 	} {
 		in := &lambda.InvokeInput{FunctionName: aws.String(ref.name), Payload: []byte(`{"mode":"env"}`)}
 		if ref.qualifier != "" {
