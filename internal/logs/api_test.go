@@ -371,3 +371,48 @@ func TestIsLogsRequest(t *testing.T) {
 		}
 	}
 }
+
+// storedBytesOf is DescribeLogGroups' storedBytes of the one group.
+func storedBytesOf(t *testing.T, c *cloudwatchlogs.Client) int64 {
+	t.Helper()
+	g, err := c.DescribeLogGroups(context.Background(), &cloudwatchlogs.DescribeLogGroupsInput{})
+	if err != nil || len(g.LogGroups) != 1 {
+		t.Fatalf("groups: %+v %v", g, err)
+	}
+	return aws.ToInt64(g.LogGroups[0].StoredBytes)
+}
+
+// DescribeLogGroups' storedBytes is what the group's batches take: the
+// messages and a few bytes per event and batch; it grows with each write
+// and is the account's own.
+func TestStoredBytes(t *testing.T) {
+	e := newEnv(t, logs.Config{})
+	a, b := e.client("ALICE"), e.client("BOB")
+	msgs, events, batches := 0, 0, 0
+	within := func(what string, got int64) {
+		t.Helper()
+		if lo, hi := int64(msgs), int64(msgs+12*events+24*batches); got < lo || got > hi {
+			t.Fatalf("%s: storedBytes %d; want %d to %d (%d events in %d batches)", what, got, lo, hi, events, batches)
+		}
+	}
+	line := strings.Repeat("z", 1000)
+	for i := range 3 {
+		var evs []logs.Event
+		for j := range 20 {
+			m := fmt.Sprintf("%d.%d %s\n", i, j, line)
+			evs = append(evs, logs.Event{Time: t0.Add(time.Duration(i*20+j) * time.Millisecond), Message: m})
+			msgs += len(m)
+		}
+		e.writer.Append(alice, group, streamA, evs...)
+		e.flush(t)
+		events, batches = events+20, batches+1
+		within(fmt.Sprintf("after batch %d", i), storedBytesOf(t, a))
+	}
+	if got := storedBytesOf(t, a); got != storedBytesOf(t, a) {
+		t.Fatal("storedBytes changed without a write")
+	}
+	e.write(t, bob, streamA, "bob", 0, 1)
+	if got, mine := storedBytesOf(t, b), storedBytesOf(t, a); got <= 0 || got >= 100 || mine < int64(msgs) {
+		t.Fatalf("bob's group %d bytes, alice's %d", got, mine)
+	}
+}

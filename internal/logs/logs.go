@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -80,6 +81,9 @@ type Store struct {
 	cfg    Config
 	js     jetstream.JetStream
 	stream jetstream.Stream
+
+	sizesMu sync.Mutex
+	sizes   map[string]groupSize // by group filter (read.go, storedBytes)
 }
 
 // Open creates or updates the log stream with cfg's limits.
@@ -117,7 +121,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("logs: stream %s: %w", StreamName, err)
 	}
-	return &Store{cfg: cfg, js: js, stream: st}, nil
+	return &Store{cfg: cfg, js: js, stream: st, sizes: map[string]groupSize{}}, nil
 }
 
 // Limits are the store's retention limits.

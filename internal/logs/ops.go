@@ -19,6 +19,10 @@ type logGroup struct {
 	LogGroupClass     string `json:"logGroupClass"`
 }
 
+// sizeBudget bounds the bytes of batches one DescribeLogGroups reads to
+// bring its groups' storedBytes up to date (Store.storedBytes).
+const sizeBudget = 16 << 20
+
 // describeLogGroups lists the caller's log groups by name.
 func (a *API) describeLogGroups(ctx context.Context, account string, body []byte) (any, error) {
 	var in struct {
@@ -54,6 +58,7 @@ func (a *API) describeLogGroups(ctx context.Context, account string, body []byte
 		LogGroups []logGroup `json:"logGroups"`
 		NextToken string     `json:"nextToken,omitempty"`
 	}{LogGroups: []logGroup{}}
+	budget := sizeBudget
 	for _, g := range names {
 		switch {
 		case tok != nil && g <= tok.Name:
@@ -71,10 +76,14 @@ func (a *API) describeLogGroups(ctx context.Context, account string, body []byte
 		if err != nil {
 			return nil, err
 		}
+		stored, err := a.cfg.Store.storedBytes(ctx, account, g, &budget)
+		if err != nil {
+			return nil, err
+		}
 		arn := a.groupARN(account, g)
 		out.LogGroups = append(out.LogGroups, logGroup{
 			LogGroupName: g, CreationTime: created, RetentionInDays: retention,
-			Arn: arn + ":*", LogGroupArn: arn, LogGroupClass: "STANDARD",
+			Arn: arn + ":*", LogGroupArn: arn, LogGroupClass: "STANDARD", StoredBytes: stored,
 		})
 	}
 	return out, nil

@@ -346,3 +346,58 @@ func (s *Store) describeStream(ctx context.Context, account, group, name string)
 	}
 	return si, true, nil
 }
+
+// groupSize is what storedBytes has counted of a group: the bytes of its
+// stored batches from sequence first (the group's oldest then) up to next.
+type groupSize struct {
+	first, next uint64
+	bytes       int64
+}
+
+// storedBytes is how many bytes an account's log group holds in the log
+// stream (its batches as stored), for DescribeLogGroups' storedBytes. It
+// counts incrementally: each call reads only batches not counted before,
+// at most *budget bytes of them (spent from *budget), so a call on a large
+// group answers in bounded time with a count that catches up over later
+// calls. Once retention removed the group's oldest batch, it counts again
+// from the new oldest.
+func (s *Store) storedBytes(ctx context.Context, account, group string, budget *int) (int64, error) {
+	filter := groupFilter(account, group)
+	fm, err := s.next(ctx, filter, 1)
+	if err != nil {
+		return 0, err
+	}
+	s.sizesMu.Lock()
+	gs := s.sizes[filter]
+	if fm == nil {
+		delete(s.sizes, filter)
+	}
+	s.sizesMu.Unlock()
+	if fm == nil {
+		return 0, nil
+	}
+	if gs.first != fm.seq {
+		gs = groupSize{first: fm.seq, next: fm.seq}
+	}
+	for *budget > 0 {
+		m := fm
+		if m == nil || m.seq < gs.next {
+			if m, err = s.next(ctx, filter, gs.next); err != nil {
+				return 0, err
+			}
+		}
+		fm = nil
+		if m == nil {
+			break
+		}
+		gs.bytes += int64(m.size)
+		gs.next = m.seq + 1
+		*budget -= m.size
+	}
+	s.sizesMu.Lock()
+	if cur := s.sizes[filter]; cur.first != gs.first || cur.next <= gs.next {
+		s.sizes[filter] = gs // not behind a concurrent count of the same
+	}
+	s.sizesMu.Unlock()
+	return gs.bytes, nil
+}

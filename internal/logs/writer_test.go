@@ -190,6 +190,11 @@ func TestRetentionTrimsOldestByBytes(t *testing.T) {
 		}
 		e.writer.Append(alice, group, streamA, evs...)
 		e.flush(t)
+		if i == 10 { // counted before the trims: counted again after
+			if sb := storedBytesOf(t, e.client("ALICE")); sb < 11*10*205 {
+				t.Fatalf("storedBytes %d after 110 events of 205 bytes", sb)
+			}
+		}
 	}
 	c := e.client("ALICE")
 	out, err := c.GetLogEvents(ctx, &cloudwatchlogs.GetLogEventsInput{LogGroupName: aws.String(group),
@@ -207,6 +212,15 @@ func TestRetentionTrimsOldestByBytes(t *testing.T) {
 	fmt.Sscanf(aws.ToString(out.Events[0].Message), "%d", &first)
 	if first+n != 1000 {
 		t.Fatalf("kept %d events from %d", n, first)
+	}
+	// storedBytes counts what is left: under the limit, at least the
+	// messages kept.
+	g, err := c.DescribeLogGroups(ctx, &cloudwatchlogs.DescribeLogGroupsInput{})
+	if err != nil || len(g.LogGroups) != 1 {
+		t.Fatalf("groups: %+v %v", g, err)
+	}
+	if sb := aws.ToInt64(g.LogGroups[0].StoredBytes); sb < int64(n*205) || sb > 64<<10 {
+		t.Fatalf("storedBytes %d with %d events of 205 bytes kept under a limit of 64 KiB", sb, n)
 	}
 }
 
