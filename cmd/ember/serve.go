@@ -25,6 +25,7 @@ import (
 	"github.com/emberfn/ember/internal/controlapi"
 	"github.com/emberfn/ember/internal/counting"
 	"github.com/emberfn/ember/internal/frontend"
+	"github.com/emberfn/ember/internal/lambdaapi"
 	"github.com/emberfn/ember/internal/logs"
 	"github.com/emberfn/ember/internal/metrics"
 	"github.com/emberfn/ember/internal/natsd"
@@ -178,7 +179,14 @@ func serve(ctx context.Context, cfg serveConfig, stdout io.Writer) (err error) {
 				(*h).ServeHTTP(w, r)
 				return
 			}
-			http.Error(w, "starting", http.StatusServiceUnavailable)
+			// Lambda's error shape, with a request id; 503 is what the
+			// AWS SDKs retry.
+			h := w.Header()
+			h.Set("X-Amzn-RequestId", lambdaapi.NewRequestID())
+			h.Set("X-Amzn-ErrorType", lambdaapi.Service)
+			h.Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, `{"Type":"Service","message":"Ember is starting; try again shortly."}`)
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -442,6 +450,13 @@ func serve(ctx context.Context, cfg serveConfig, stdout io.Writer) (err error) {
 	available := map[string]bool{}
 	for name, rt := range runtimes.Available() {
 		available[name] = rt.NeedsBootstrap
+	}
+	for _, name := range runtimes.Known() {
+		if rt, ok := runtimes.Lookup(name); ok && rt.Interpreter != "" {
+			log.Info("runtime available", "runtime", name, "interpreter", rt.Interpreter)
+		} else if !ok {
+			log.Debug("runtime not available", "runtime", name, "why", runtimes.Unavailable(name))
+		}
 	}
 	control := controlapi.New(controlapi.Config{
 		Runtimes: available,
