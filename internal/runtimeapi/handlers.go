@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"strings"
 )
 
@@ -247,6 +248,11 @@ func (s *Server) answer(c *conn, id []byte, isError bool) error {
 	if !s.finish(seq, resp, nil) {
 		return writeStale(c)
 	}
+	// Invoke's goroutine is ready (and next to run on this P): let it
+	// carry the answer to its caller before this one writes the 202,
+	// which only lets the runtime ask for its next invocation. In
+	// BenchmarkLambdaGoRoundTrip this took about a tenth off a round trip.
+	runtime.Gosched()
 	return c.writeAccepted()
 }
 
