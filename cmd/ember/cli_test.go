@@ -389,8 +389,9 @@ func TestCLIBuiltBinary(t *testing.T) {
 		}
 		exited := make(chan error, 1)
 		go func() { exited <- cmd.Wait() }()
+		stopped := false
 		defer func() {
-			if cmd.ProcessState == nil {
+			if !stopped {
 				_ = cmd.Process.Kill()
 				<-exited
 			}
@@ -407,6 +408,7 @@ func TestCLIBuiltBinary(t *testing.T) {
 			})
 			select {
 			case err := <-exited:
+				stopped = true
 				t.Fatalf("logs -f exited: %v\n%s", err, errOut.String())
 			default:
 			}
@@ -435,6 +437,7 @@ func TestCLIBuiltBinary(t *testing.T) {
 		}
 		select {
 		case err := <-exited:
+			stopped = true
 			if err != nil {
 				t.Fatalf("logs -f on SIGINT: %v\n%s", err, errOut.String())
 			}
