@@ -14,10 +14,7 @@ import (
 // knownUnattributed are invoke-time lines of other packages that do not
 // carry the invoke's attrs yet (their loggers are not given the invoke's
 // context); every other line of an invoke must.
-var knownUnattributed = map[string]bool{
-	"cold invoke":     true, // internal/frontend: logged with r.Context(), not the invoke's
-	"sandbox started": true, // internal/sandbox: the manager's logger, no context
-}
+var knownUnattributed = map[string]bool{}
 
 // checkInvokeLines checks the lines of Ember's log (each already parsed)
 // that an invoke wrote: those with its request id, and all those

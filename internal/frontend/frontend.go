@@ -542,8 +542,10 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request, requestID string
 	err = s.writeResult(w, logType, fn.VersionName(), res)
 	if tr != nil && tr.cold {
 		tr.mark(stepWrite)
-		s.log.DebugContext(r.Context(), "cold invoke", "total", time.Since(tr.t0), "auth", tr.steps[stepAuth],
-			"lookup", tr.steps[stepLookup], "slot", tr.steps[stepSlot], "sandbox", tr.steps[stepSandbox],
+		ctx := invoke.WithLogAttrs(r.Context(), slog.String("request_id", requestID),
+			slog.String("function", fn.VersionKey()), slog.String("sandbox", tr.sandbox))
+		s.log.DebugContext(ctx, "cold invoke", "total", time.Since(tr.t0), "auth", tr.steps[stepAuth],
+			"lookup", tr.steps[stepLookup], "slot", tr.steps[stepSlot], "sandbox_wait", tr.steps[stepSandbox],
 			"invoke", tr.steps[stepInvoke], "write", tr.steps[stepWrite])
 	}
 	return err
@@ -591,6 +593,7 @@ func putHex(dst []byte, v uint64) {
 type invokeTrace struct {
 	t0, last time.Time
 	cold     bool
+	sandbox  string // the sandbox's id, for the log line
 	steps    [numSteps]time.Duration
 }
 
@@ -677,7 +680,7 @@ func (s *Server) run(ctx context.Context, fn *store.Function, req *invoke.Reques
 	a, err := s.cfg.Pool.Acquire(ctx, fn)
 	tr.mark(stepSandbox)
 	if tr != nil {
-		tr.cold = a.Cold
+		tr.cold, tr.sandbox = a.Cold, a.SandboxID
 	}
 	var ie *invoke.InitError
 	if errors.As(err, &ie) {

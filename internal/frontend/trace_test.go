@@ -75,7 +75,7 @@ func TestColdInvokeStepsLoggedAtDebug(t *testing.T) {
 			t.Fatalf("info: %d cold invoke lines, want none:\n%s", lines, out.String())
 		}
 		if level == slog.LevelDebug {
-			for _, step := range []string{"total=", "auth=", "lookup=", "slot=", "sandbox=", "invoke=", "write="} {
+			for _, step := range []string{"total=", "auth=", "lookup=", "slot=", "sandbox_wait=", "invoke=", "write="} {
 				if !strings.Contains(out.String(), step) {
 					t.Errorf("the cold invoke line has no %s: %s", step, out.String())
 				}

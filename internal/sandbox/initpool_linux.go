@@ -389,7 +389,7 @@ func (m *Manager) startC(ctx context.Context, spec *Spec) (_ *Sandbox, err error
 		return nil, fmt.Errorf("%w: %s: %s", ErrSetup, spec.ID, initMessage(msg))
 	}
 	tr.mark(&tr.exec)
-	m.log.Debug("sandbox started", "id", spec.ID, "pid", s.pid, "ids", tr.ids, "take_init", tr.take,
+	m.log.DebugContext(ctx, "sandbox started", "sandbox", spec.ID, "pid", s.pid, "ids", tr.ids, "take_init", tr.take,
 		"send_config", tr.send, "listen", tr.listen, "userns", tr.userns, "exec", tr.exec, "total", time.Since(tr.t0))
 	if traceHook != nil {
 		traceHook(tr)

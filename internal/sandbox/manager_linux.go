@@ -337,7 +337,7 @@ func (m *Manager) start(ctx context.Context, spec *Spec) (_ *Sandbox, err error)
 		return nil, fmt.Errorf("%w: %s: %s", ErrSetup, spec.ID, initMessage(msg))
 	}
 	tr.mark(&tr.exec)
-	m.log.Debug("sandbox started", "id", spec.ID, "pid", s.pid, "ids", tr.ids, "cgroup", tr.cgroup,
+	m.log.DebugContext(ctx, "sandbox started", "sandbox", spec.ID, "pid", s.pid, "ids", tr.ids, "cgroup", tr.cgroup,
 		"clone", tr.clone, "attach", tr.attach, "listen", tr.listen, "userns", tr.userns, "exec", tr.exec, "total", time.Since(tr.t0))
 	if traceHook != nil {
 		traceHook(tr)
