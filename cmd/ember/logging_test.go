@@ -131,6 +131,11 @@ func TestEmberLogLinesOfAnInvoke(t *testing.T) {
 // its request id, function and sandbox.
 func TestServeLogFormats(t *testing.T) {
 	b := buildEmber(t)
+	// An unknown format is refused before anything starts.
+	if _, stderr, code := b.run(b.env(), "serve", "--log-format", "yaml", "--data-dir", t.TempDir()); code != 2 ||
+		!strings.Contains(stderr, `--log-format "yaml": want text or json`) {
+		t.Fatalf("serve --log-format yaml: exit %d, %s", code, stderr)
+	}
 	for _, format := range []string{"json", "text"} {
 		t.Run(format, func(t *testing.T) {
 			b := &builtEmber{t: t, bin: b.bin, xdg: b.xdg}

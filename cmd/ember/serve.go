@@ -126,6 +126,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if err := checkLogFormat(*logFormat); err != nil {
+		return err
+	}
 	if *metricsTokenFile != "" {
 		b, err := os.ReadFile(*metricsTokenFile)
 		if err != nil {

@@ -88,7 +88,13 @@ func (s *Server) putFunctionConcurrency(w http.ResponseWriter, r *request) error
 		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
 			"ReservedConcurrentExecutions %d should not be lower than function's total provisioned concurrency [%d]", n, p)
 	}
-	if limit-(reserved+n) < s.cfg.MinUnreserved {
+	// Only a reservation that grows can take the unreserved pool below its
+	// minimum: 0, or less than the function has, is always allowed.
+	had := 0
+	if cur.ReservedConcurrency != nil {
+		had = *cur.ReservedConcurrency
+	}
+	if n > had && limit-(reserved+n) < s.cfg.MinUnreserved {
 		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
 			"Specified ReservedConcurrentExecutions for function decreases account's UnreservedConcurrentExecution below its minimum value of [%d].", s.cfg.MinUnreserved)
 	}
