@@ -3,21 +3,29 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 
+	"github.com/emberfn/ember/internal/auth"
 	"github.com/emberfn/ember/internal/natsd"
 )
 
@@ -51,17 +59,13 @@ func TestSignatures(t *testing.T) {
 		{"stale date", good, time.Now().Add(-20 * time.Minute), nil, "InvalidSignatureException"},
 		{"future date", good, time.Now().Add(20 * time.Minute), nil, "InvalidSignatureException"},
 		{"missing header", good, time.Now(), func(r *http.Request) { r.Header.Del("Authorization") }, "MissingAuthenticationTokenException"},
-		{"missing date", good, time.Now(), func(r *http.Request) { r.Header.Del("X-Amz-Date") }, ""},
+		{"missing date", good, time.Now(), func(r *http.Request) { r.Header.Del("X-Amz-Date") }, "IncompleteSignatureException"},
 		{"garbled header", good, time.Now(), func(r *http.Request) { r.Header.Set("Authorization", "AWS4-HMAC-SHA256 nonsense") }, "IncompleteSignatureException"},
 	}
 	for _, tc := range cases {
-		resp := srv.signed(tc.creds, "POST", path, body, tc.at, tc.mutate)
-		if resp.StatusCode != 403 {
-			t.Fatalf("%s: status %d, want 403", tc.name, resp.StatusCode)
-		}
-		if tc.code != "" {
-			rawErr(t, resp, tc.code, 403)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			rawErr(t, srv.signed(tc.creds, "POST", path, body, tc.at, tc.mutate), tc.code, 403)
+		})
 	}
 	// Nothing was created by any of them.
 	c := srv.client(good)
@@ -146,7 +150,8 @@ func TestRestartLosesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	var stdout, stderr bytes.Buffer
-	if err := run(ctx, []string{"account", "create", "carol", "--endpoint", srv.url, "--data-dir", dir, "--write", filepath.Join(dir, "carol")}, &stdout, &stderr); err != nil {
+	carolFile := filepath.Join(t.TempDir(), "carol")
+	if err := run(ctx, []string{"account", "create", "carol", "--endpoint", srv.url, "--data-dir", dir, "--write", carolFile}, &stdout, &stderr); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(srv.stdout.String(), filepath.Join(dir, "credentials")) {
@@ -157,6 +162,15 @@ func TestRestartLosesNothing(t *testing.T) {
 		t.Fatalf("credentials file: %v %v", fi, err)
 	}
 	srv.stop()
+	_, carolSecret, err := auth.ReadCredentials(carolFile, "carol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// At rest, the secrets are in the credentials file written for the
+	// user and nowhere else under the data dir (the NATS store holds them
+	// sealed): carol's, handed out by the CLI, nowhere at all.
+	secretsOnlyInCredentials(t, dir, map[string]string{"default": creds.SecretAccessKey, "carol": carolSecret},
+		map[string]bool{"default": true})
 
 	srv2 := startEmber(t, dir)
 	if srv2.creds("default") != creds {
@@ -183,13 +197,79 @@ func TestRestartLosesNothing(t *testing.T) {
 	if !bytes.Equal(got.Bytes(), zip) {
 		t.Fatal("code changed across restart")
 	}
-	cfg, err := config.LoadDefaultConfig(ctx, config.WithSharedCredentialsFiles([]string{filepath.Join(dir, "carol")}), config.WithSharedConfigProfile("carol"), config.WithRegion("us-east-1"))
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithSharedCredentialsFiles([]string{carolFile}), config.WithSharedConfigProfile("carol"), config.WithRegion("us-east-1"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	carol, _ := cfg.Credentials.Retrieve(ctx)
 	if _, err := srv2.client(carol).ListFunctions(ctx, &lambda.ListFunctionsInput{}); err != nil {
 		t.Fatalf("carol's keys after restart: %v", err)
+	}
+	srv2.stop()
+	secretsOnlyInCredentials(t, dir, map[string]string{"default": creds.SecretAccessKey, "carol": carol.SecretAccessKey},
+		map[string]bool{"default": true})
+}
+
+// secretsOnlyInCredentials walks the data dir (the NATS store under
+// DIR/nats included) and fails if a secret's bytes appear in any file but
+// DIR/credentials, and there only for the profiles of inCredentials. It
+// looks for each secret as is, in hex, and in base64 at every alignment
+// (as JSON would store it inside a []byte).
+func secretsOnlyInCredentials(t *testing.T, dir string, secrets map[string]string, inCredentials map[string]bool) {
+	t.Helper()
+	credPath := filepath.Join(dir, "credentials")
+	forms := map[string][][]byte{}
+	for name, s := range secrets {
+		if len(s) != 40 {
+			t.Fatalf("secret of %s has %d characters", name, len(s))
+		}
+		fs := [][]byte{[]byte(s), []byte(hex.EncodeToString([]byte(s)))}
+		for k := 0; k < 3; k++ {
+			enc := base64.StdEncoding.EncodeToString(append(make([]byte, k), s...))
+			fs = append(fs, []byte(enc[4:len(enc)-4])) // the part no neighbour changes
+		}
+		forms[name] = fs
+	}
+	files, natsFiles := 0, 0
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		files++
+		if strings.HasPrefix(path, filepath.Join(dir, "nats")+string(filepath.Separator)) {
+			natsFiles++
+		}
+		for name, variants := range forms {
+			for _, f := range variants {
+				if !bytes.Contains(b, f) {
+					continue
+				}
+				if path == credPath && inCredentials[name] && bytes.Equal(f, []byte(secrets[name])) {
+					continue
+				}
+				t.Errorf("the secret of %s appears in %s (as %q)", name, path, f)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred, err := os.ReadFile(credPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range inCredentials {
+		if !bytes.Contains(cred, []byte(secrets[name])) {
+			t.Fatalf("the secret of %s is not in %s", name, credPath)
+		}
+	}
+	if natsFiles == 0 {
+		t.Fatalf("no files under %s (%d files in all): the walk proves nothing", filepath.Join(dir, "nats"), files)
 	}
 }
 
@@ -292,5 +372,66 @@ func TestProcessShutsDownOnSIGTERM(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "stopped") {
 		t.Fatalf("no clean stop logged: %s", stderr.String())
+	}
+}
+
+// TestUnknownKeyRefusedBeforeBody: a request signed with an access key
+// Ember never issued, declaring a 60 MB body (under the 70 MB bound), is
+// answered 403 UnrecognizedClientException while the client has sent only
+// its first megabyte: Ember does not read, let alone buffer, the body of a
+// caller it cannot know. The same holds for an unsigned request.
+func TestUnknownKeyRefusedBeforeBody(t *testing.T) {
+	srv := startEmber(t, t.TempDir())
+	unknown := aws.Credentials{AccessKeyID: "EMBRAAAAAAAAAAAAAAAA", SecretAccessKey: srv.creds("default").SecretAccessKey}
+	const declared, sent = 60 << 20, 1 << 20
+	for _, tc := range []struct {
+		name string
+		sign bool
+		code string
+	}{{"unknown key", true, "UnrecognizedClientException"}, {"unsigned", false, "MissingAuthenticationTokenException"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			pr, pw := io.Pipe()
+			defer pw.Close()
+			// An Ember that waited for the body would never answer: give
+			// up after 30 s, closing the body so that the client's write
+			// of it ends too.
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			context.AfterFunc(ctx, func() { pw.CloseWithError(errors.New("test: no answer in time")) })
+			req, err := http.NewRequestWithContext(ctx, "POST", srv.url+"/2015-03-31/functions", pr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.ContentLength = declared
+			req.Header.Set("Content-Type", "application/json")
+			if tc.sign {
+				// The payload hash of a body that will never be sent in
+				// full: the key is refused before it matters.
+				if err := v4.NewSigner().SignHTTP(context.Background(), unknown, req, strings.Repeat("0", 64), "lambda", "us-east-1", time.Now()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var written atomic.Int64
+			go func() {
+				chunk := bytes.Repeat([]byte(" "), 64<<10)
+				for written.Load() < sent {
+					n, err := pw.Write(chunk)
+					written.Add(int64(n))
+					if err != nil {
+						return
+					}
+				}
+			}()
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatalf("no answer before the body was sent: %v", err)
+			}
+			defer resp.Body.Close()
+			rawErr(t, resp, tc.code, 403)
+			if n := written.Load(); n > sent {
+				t.Fatalf("the client sent %d bytes, more than the %d the test allows", n, sent)
+			}
+			pw.CloseWithError(errors.New("test: rest of the body not sent"))
+		})
 	}
 }

@@ -277,7 +277,10 @@ func TestControlErrors(t *testing.T) {
 	// answer comes while the client has sent none of its 71 MB.
 	pr, pw := io.Pipe()
 	defer pw.Close()
-	req, err := http.NewRequest("POST", srv.url+"/2015-03-31/functions", pr)
+	bodyCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	context.AfterFunc(bodyCtx, func() { pw.CloseWithError(errors.New("test: no answer in time")) })
+	req, err := http.NewRequestWithContext(bodyCtx, "POST", srv.url+"/2015-03-31/functions", pr)
 	if err != nil {
 		t.Fatal(err)
 	}
