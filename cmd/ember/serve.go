@@ -463,15 +463,16 @@ func serve(ctx context.Context, cfg serveConfig, stdout io.Writer) (err error) {
 	}
 	control := controlapi.New(controlapi.Config{
 		Runtimes: available,
-		Store:    writeThrough{st, front}, Auth: verifier, Signer: sealer, Accounts: accounts, Region: cfg.Region,
+		// A known runtime this host cannot serve is refused naming its
+		// interpreter.
+		RuntimeCatalog: controlapi.RuntimeCatalog{Known: runtimes.Known(), Unavailable: runtimes.Unavailable},
+		Store:          writeThrough{st, front}, Auth: verifier, Signer: sealer, Accounts: accounts, Region: cfg.Region,
 		RatePerSecond: cfg.ControlRate, Burst: cfg.ControlBurst, Logger: log,
 		AccountConcurrency: cfg.AccountConcurrency, OnReservation: counter.SetReserved,
 		// Provisioned concurrency: the manager keeps the sandboxes, the
 		// Counting Service carves the slots out.
 		Provisioner: countedProvisioner{manager, counter}, MinUnreserved: cfg.minUnreserved,
 	})
-	// A known runtime this host cannot serve is refused naming its interpreter.
-	control.SetRuntimeCatalog(controlapi.RuntimeCatalog{Known: runtimes.Known(), Unavailable: runtimes.Unavailable})
 	if err := control.RestoreProvisioned(ctx); err != nil {
 		log.Warn("provisioned concurrency not restored", "err", err)
 	}

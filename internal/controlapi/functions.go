@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/emberfn/ember/internal/codepkg"
 	"github.com/emberfn/ember/internal/lambdaapi"
@@ -617,25 +616,6 @@ type RuntimeCatalog struct {
 	Unavailable func(name string) string
 }
 
-// runtimeCatalogs holds each Server's RuntimeCatalog. It belongs in
-// Config; until Config (server.go) has the field, SetRuntimeCatalog keeps
-// it here, by server.
-var runtimeCatalogs sync.Map // *Server -> RuntimeCatalog
-
-// SetRuntimeCatalog sets the runtimes Ember knows; call it before serving.
-// Without one, every runtime not in Config.Runtimes is refused with the
-// enum message.
-func (s *Server) SetRuntimeCatalog(c RuntimeCatalog) {
-	c.Known = slices.Clone(c.Known)
-	runtimeCatalogs.Store(s, c)
-}
-
-func (s *Server) runtimeCatalog() RuntimeCatalog {
-	c, _ := runtimeCatalogs.Load(s)
-	rc, _ := c.(RuntimeCatalog)
-	return rc
-}
-
 // checkRuntime refuses a runtime this host does not serve: a runtime Ember
 // knows with what the host lacks for it (its interpreter), any other name
 // with Lambda's enum message.
@@ -643,7 +623,7 @@ func (s *Server) checkRuntime(rt string) error {
 	if _, ok := s.cfg.Runtimes[rt]; ok {
 		return nil
 	}
-	cat := s.runtimeCatalog()
+	cat := s.cfg.RuntimeCatalog
 	if cat.Unavailable != nil && slices.Contains(cat.Known, rt) {
 		if msg := cat.Unavailable(rt); msg != "" {
 			return lambdaapi.Errorf(lambdaapi.InvalidParameterValue, "%s", msg)

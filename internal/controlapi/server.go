@@ -87,6 +87,10 @@ type Config struct {
 	Accounts AccountCreator // nil: no account administration
 	// Region appears in ARNs (default us-east-1).
 	Region string
+	// RuntimeCatalog is every runtime Ember knows, served here or not;
+	// without one, every runtime not in Runtimes is refused with Lambda's
+	// enum message.
+	RuntimeCatalog RuntimeCatalog
 	// Runtimes accepted by CreateFunction/UpdateFunctionConfiguration,
 	// each mapped to whether its package needs a bootstrap at the root.
 	// Default: provided.al2023 and provided.al2.
