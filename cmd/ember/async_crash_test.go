@@ -41,6 +41,14 @@ func startEmberProcess(t *testing.T, dir string, env ...string) *emberProcess {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "serve", "--listen", "127.0.0.1:0", "--data-dir", dir)
 	cmd.Env = append(append(os.Environ(), "EMBER_TEST_AS_MAIN=1"), env...)
+	return runServeProcess(t, cmd, dir, false)
+}
+
+// runServeProcess starts cmd, an `ember serve` on dir, and waits until it
+// serves. When the test ends the process is killed, or with graceful sent
+// SIGTERM, and must then exit 0 within a minute.
+func runServeProcess(t *testing.T, cmd *exec.Cmd, dir string, graceful bool) *emberProcess {
+	t.Helper()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -63,16 +71,30 @@ func startEmberProcess(t *testing.T, dir string, env ...string) *emberProcess {
 		close(p.exited)
 	}()
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-p.exited
+		if !graceful {
+			_ = cmd.Process.Kill()
+			<-p.exited
+			return
+		}
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.exited:
+			if code := cmd.ProcessState.ExitCode(); code != 0 {
+				t.Errorf("ember serve exited %d:\n%s", code, p.stderr.String())
+			}
+		case <-time.After(60 * time.Second):
+			_ = cmd.Process.Kill()
+			<-p.exited
+			t.Error("ember serve did not stop on SIGTERM")
+		}
 	})
 	select {
 	case url := <-urls:
 		p.emberServer = &emberServer{t: t, url: url, dataDir: dir}
 	case <-p.exited:
-		t.Fatalf("ember exited: %s", p.stderr.String())
+		t.Fatalf("ember serve exited: %s", p.stderr.String())
 	case <-time.After(60 * time.Second):
-		t.Fatal("ember did not start")
+		t.Fatal("ember serve did not start")
 	}
 	return p
 }

@@ -26,7 +26,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 
 	"github.com/emberfn/ember/internal/auth"
-	"github.com/emberfn/ember/internal/natsd"
 )
 
 func TestSignatures(t *testing.T) {
@@ -274,16 +273,8 @@ func secretsOnlyInCredentials(t *testing.T, dir string, secrets map[string]strin
 }
 
 func TestExternalNATS(t *testing.T) {
-	base := takeBaseline()
 	dir := t.TempDir()
-	ns, err := natsd.Start(natsd.Config{StoreDir: t.TempDir(), Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		ns.Shutdown()
-		base.check(t, dir)
-	}()
+	ns := startExternalNATS(t, dir)
 	srv := startEmber(t, dir, func(c *serveConfig) { c.NATSURL = ns.ClientURL() })
 	srv.noLeakCheck = true
 	c := srv.client(srv.creds("default"))

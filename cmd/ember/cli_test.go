@@ -2,7 +2,6 @@ package main
 
 import (
 	"archive/zip"
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -14,7 +13,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -173,12 +171,7 @@ func (b *builtEmber) cli(srv *emberServer, args ...string) (string, string, int)
 }
 
 // builtServe is `ember serve` of the built binary on a free port.
-type builtServe struct {
-	*emberServer // url and data dir only
-	cmd          *exec.Cmd
-	stderr       *syncBuffer
-	exited       chan struct{}
-}
+type builtServe = emberProcess
 
 // serve starts `ember serve` with extra flags and waits until it serves;
 // at the test's end it is stopped with SIGTERM and must exit 0.
@@ -188,49 +181,7 @@ func (b *builtEmber) serve(extra ...string) *builtServe {
 	dir := t.TempDir()
 	cmd := exec.Command(b.bin, append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dir}, extra...)...)
 	cmd.Env = b.env()
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &builtServe{cmd: cmd, stderr: &syncBuffer{}, exited: make(chan struct{})}
-	cmd.Stderr = s.stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	urls := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		re := regexp.MustCompile(`serving the Lambda API on (http://\S+)`)
-		for sc.Scan() {
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				urls <- m[1]
-			}
-		}
-		_ = cmd.Wait()
-		close(s.exited)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-s.exited:
-			if code := cmd.ProcessState.ExitCode(); code != 0 {
-				t.Errorf("ember serve exited %d:\n%s", code, s.stderr.String())
-			}
-		case <-time.After(60 * time.Second):
-			_ = cmd.Process.Kill()
-			<-s.exited
-			t.Error("ember serve did not stop on SIGTERM")
-		}
-	})
-	select {
-	case url := <-urls:
-		s.emberServer = &emberServer{t: t, url: url, dataDir: dir}
-	case <-s.exited:
-		t.Fatalf("ember serve exited: %s", s.stderr.String())
-	case <-time.After(60 * time.Second):
-		t.Fatal("ember serve did not start")
-	}
-	return s
+	return runServeProcess(t, cmd, dir, true)
 }
 
 // The built binary against a real `ember serve` of the same binary: help,

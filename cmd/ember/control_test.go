@@ -22,7 +22,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/emberfn/ember/internal/natsd"
 	"github.com/emberfn/ember/internal/store"
 )
 
@@ -327,16 +326,8 @@ func TestControlRateLimit(t *testing.T) {
 // carry an X-Amzn-RequestId too.
 func TestStoreFailureThroughSDK(t *testing.T) {
 	ctx := context.Background()
-	base := takeBaseline()
 	dir := t.TempDir()
-	ns, err := natsd.Start(natsd.Config{StoreDir: t.TempDir(), Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		ns.Shutdown()
-		base.check(t, dir)
-	}()
+	ns := startExternalNATS(t, dir)
 	srv := startEmber(t, dir, func(c *serveConfig) { c.NATSURL = ns.ClientURL() })
 	srv.noLeakCheck = true
 	defer srv.stop()

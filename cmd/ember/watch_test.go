@@ -21,17 +21,8 @@ import (
 // 404 once the function is deleted.
 func TestConfigWatchAcrossEmbers(t *testing.T) {
 	ctx := context.Background()
-	base := takeBaseline()
 	dir := t.TempDir()
-	ns, err := natsd.Start(natsd.Config{StoreDir: t.TempDir(), Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Runs last: after both Embers stopped.
-	t.Cleanup(func() {
-		ns.Shutdown()
-		base.check(t, dir)
-	})
+	ns := startExternalNATS(t, dir)
 	start := func() (*emberServer, *lambda.Client, *dataPlane) {
 		dp := &dataPlane{}
 		srv := startEmber(t, dir, func(c *serveConfig) {
@@ -97,6 +88,24 @@ func TestConfigWatchAcrossEmbers(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "B to retire the deleted function's sandbox", func() bool { return dpB.worker.Sandboxes() == 0 })
-	_, err = b.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("probe")})
+	_, err := b.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("probe")})
 	apiErr(t, err, "ResourceNotFoundException", 404)
+}
+
+// startExternalNATS starts a NATS server of the test's own for Embers on
+// dataDir to use (serveConfig.NATSURL), as `--nats` does. Call it before
+// they start: its cleanup runs after theirs, stops it, and then checks
+// that nothing of theirs was left (so they can set noLeakCheck).
+func startExternalNATS(t *testing.T, dataDir string) *natsd.Server {
+	t.Helper()
+	base := takeBaseline()
+	ns, err := natsd.Start(natsd.Config{StoreDir: t.TempDir(), Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ns.Shutdown()
+		base.check(t, dataDir)
+	})
+	return ns
 }
