@@ -45,6 +45,19 @@ type Authenticator interface {
 	Verify(ctx context.Context, r *http.Request, body []byte, service string) (auth.Principal, error)
 }
 
+// preAuthenticator is an Authenticator that can check a request's
+// signature header, date and access key before its body is read
+// (auth.Verifier.Precheck).
+type preAuthenticator interface {
+	Precheck(ctx context.Context, r *http.Request, service string) error
+}
+
+// precheckAbove is the body size (declared, or unknown) over which the
+// checks that need no body run before the body is read: an unsigned or
+// unknown caller makes Ember buffer at most this much. Smaller bodies are
+// read first and verified once, which keeps the warm path to one check.
+const precheckAbove = 64 << 10
+
 // Counter grants a concurrency slot (the Counting Service).
 type Counter interface {
 	// Acquire takes a slot held at most for timeout (plus a grace).
@@ -450,6 +463,12 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request, requestID string
 	var tr *invokeTrace
 	if s.log.Enabled(r.Context(), slog.LevelDebug) {
 		tr = &invokeTrace{t0: time.Now()}
+	}
+	if pre, ok := s.cfg.Auth.(preAuthenticator); ok && (r.ContentLength < 0 || r.ContentLength > precheckAbove) &&
+		r.ContentLength <= MaxRequestPayload {
+		if err := pre.Precheck(r.Context(), r, "lambda"); err != nil {
+			return err
+		}
 	}
 	body, err := readBody(w, r)
 	if err != nil {

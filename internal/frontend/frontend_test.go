@@ -3,6 +3,7 @@ package frontend
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/emberfn/ember/internal/auth"
 	"github.com/emberfn/ember/internal/invoke"
+	"github.com/emberfn/ember/internal/lambdaapi"
 	"github.com/emberfn/ember/internal/store"
 )
 
@@ -308,5 +310,60 @@ func TestStaleFillIsDropped(t *testing.T) {
 	s.fill("k", gen, func(c *fnCache) { c.latest = &store.Function{} })
 	if _, ok := s.cached("k", func(c *fnCache) bool { return c.latest != nil }); ok {
 		t.Fatal("a stale read was cached")
+	}
+}
+
+// precheckRefuses is an Authenticator whose checks before the body refuse
+// every caller; Verify would accept.
+type precheckRefuses struct{ trustAll }
+
+func (precheckRefuses) Precheck(context.Context, *http.Request, string) error {
+	return lambdaapi.Errorf(lambdaapi.UnrecognizedClient, "The security token included in the request is invalid.")
+}
+
+// countingBody counts the bytes read of a request body.
+type countingBody struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingBody) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}
+
+// A caller refused by the checks that need no body gets its 403 before
+// Ember reads a large body (declared or chunked); a small one is read and
+// verified in one go, as on the warm path.
+func TestLargeBodyNotReadBeforeAuth(t *testing.T) {
+	echo := fakeWorker{fn: func(req *invoke.Request) (*invoke.Result, error) { return &invoke.Result{Payload: req.Payload}, nil }}
+	c, p, ff := &fakeCounter{}, &fakePool{worker: echo}, newFakeFunctions()
+	s := New(Config{Auth: precheckRefuses{}, Counter: c, Pool: p, Functions: ff})
+	for _, tc := range []struct {
+		name     string
+		size     int
+		declared bool
+		read     bool
+	}{
+		{"large declared", 1 << 20, true, false},
+		{"large chunked", 1 << 20, false, false},
+		{"small declared", 100, true, true},
+	} {
+		body := &countingBody{r: bytes.NewReader(bytes.Repeat([]byte("1"), tc.size))}
+		req := httptest.NewRequest("POST", "/2015-03-31/functions/f/invocations", body)
+		req.SetPathValue("fn", "f")
+		req.ContentLength = -1
+		if tc.declared {
+			req.ContentLength = int64(tc.size)
+		}
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, req)
+		switch {
+		case !tc.read && (w.Code != 403 || body.n != 0):
+			t.Errorf("%s: %d after reading %d bytes, want 403 before any", tc.name, w.Code, body.n)
+		case tc.read && body.n != tc.size:
+			t.Errorf("%s: read %d bytes of %d", tc.name, body.n, tc.size)
+		}
 	}
 }
