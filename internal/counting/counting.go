@@ -41,7 +41,10 @@ type Config struct {
 // concurrency is part of R). A function without a reservation but with
 // provisioned concurrency P has P slots to itself, taken out of the
 // account's unreserved pool so that other functions cannot use them; past
-// P its invokes share the unreserved pool like any other function's.
+// P its invokes share the unreserved pool like any other function's,
+// counted by amount (what it holds beyond P). Whatever the configuration
+// does while slots are held, no slot is granted beyond the account's
+// limit.
 //
 // Lock order: mu only; nothing is called with it held.
 type Service struct {
@@ -56,30 +59,25 @@ type Service struct {
 type account struct {
 	limit       int // 0: the default
 	inUse       int
-	unreserved  int            // slots held in the unreserved pool
 	reserved    map[string]int // function -> reservation
 	provisioned map[string]int // function -> provisioned concurrency (all its versions)
 	// carved is what the reservations and the provisioned concurrency of
 	// functions without a reservation take out of the limit.
-	carved    int
+	carved int
+	// pool is the unreserved pool's use: over the functions without a
+	// reservation, what each holds beyond its provisioned concurrency
+	// (chargeOf). Counted by amount, not by slot: a function within its
+	// provisioned concurrency uses none of the pool, whichever of its
+	// slots ended first (Lambda counts spillover the same way).
+	pool      int
 	functions map[string]*function
 }
 
 type function struct {
-	inUse     int
-	provInUse int     // slots held in its provisioned concurrency
-	tokens    float64 // scaling budget
-	last      time.Time
+	inUse  int
+	tokens float64 // scaling budget
+	last   time.Time
 }
-
-// slotKind is which part of the account's limit a lease holds.
-type slotKind uint8
-
-const (
-	slotUnreserved  slotKind = iota // the shared pool
-	slotReserved                    // the function's reservation
-	slotProvisioned                 // the function's provisioned concurrency
-)
 
 // Lease is a granted slot. It is given back by its release function, or
 // taken back by Reap after its expiry.
@@ -87,7 +85,6 @@ type Lease struct {
 	id       uint64
 	account  string
 	function string
-	kind     slotKind
 	expires  time.Time
 	released bool
 }
@@ -147,39 +144,47 @@ func throttle(reason, msg string) *lambdaapi.Error {
 // Acquire takes a slot for one invocation of function, held at most for
 // timeout plus the grace, or answers Lambda's 429. The returned release
 // gives it back; calling it again, or after Reap took it, does nothing.
+//
+// A slot is granted within the function's reservation, else within its
+// provisioned concurrency or the unreserved pool; and never beyond the
+// account's limit, which a configuration changed while slots are held
+// (a reservation removed or lowered, provisioned concurrency lowered)
+// could otherwise let the carve-outs and the pool add up past.
 func (s *Service) Acquire(_ context.Context, acct, fn string, timeout time.Duration) (release func(), err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a := s.accountLocked(acct)
 	f := a.function(fn)
-	var kind slotKind
+	limit := s.limitOf(a)
 	if r, ok := a.reserved[fn]; ok {
-		if f.inUse >= r {
+		if f.inUse >= r || a.inUse >= limit {
 			return nil, throttle(lambdaapi.ReasonReservedFunctionConcurrentInvocationLimit, "Rate Exceeded.")
 		}
-		kind = slotReserved
-	} else if f.provInUse < a.provisioned[fn] {
-		kind = slotProvisioned
-	} else if a.unreserved >= s.limitOf(a)-a.carved {
+	} else if f.inUse >= a.provisioned[fn] && a.pool >= limit-a.carved || a.inUse >= limit {
 		return nil, throttle(lambdaapi.ReasonConcurrentInvocationLimitExceeded, "Rate Exceeded.")
 	}
+	a.pool -= a.chargeOf(fn, f)
 	f.inUse++
 	a.inUse++
-	switch kind {
-	case slotUnreserved:
-		a.unreserved++
-	case slotProvisioned:
-		f.provInUse++
-	}
+	a.pool += a.chargeOf(fn, f)
 	s.nextID++
-	l := &Lease{id: s.nextID, account: acct, function: fn, kind: kind,
-		expires: s.cfg.Now().Add(timeout + s.cfg.LeaseGrace)}
+	l := &Lease{id: s.nextID, account: acct, function: fn, expires: s.cfg.Now().Add(timeout + s.cfg.LeaseGrace)}
 	s.leases[l.id] = l
 	return func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.releaseLocked(l)
 	}, nil
+}
+
+// chargeOf is what function fn (f) takes of the unreserved pool: nothing
+// with a reservation, else what it holds beyond its provisioned
+// concurrency.
+func (a *account) chargeOf(fn string, f *function) int {
+	if _, ok := a.reserved[fn]; ok {
+		return 0
+	}
+	return max(0, f.inUse-a.provisioned[fn])
 }
 
 func (s *Service) releaseLocked(l *Lease) {
@@ -189,15 +194,11 @@ func (s *Service) releaseLocked(l *Lease) {
 	l.released = true
 	delete(s.leases, l.id)
 	a := s.accountLocked(l.account)
-	a.inUse--
 	f := a.function(l.function)
+	a.pool -= a.chargeOf(l.function, f)
+	a.inUse--
 	f.inUse--
-	switch l.kind {
-	case slotUnreserved:
-		a.unreserved--
-	case slotProvisioned:
-		f.provInUse--
-	}
+	a.pool += a.chargeOf(l.function, f)
 }
 
 // Reap takes back the slots whose leases expired by now and returns how
@@ -267,12 +268,15 @@ func (s *Service) SetReserved(acct, fn string, n *int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a := s.accountLocked(acct)
+	f := a.function(fn)
 	a.carved -= a.carveOf(fn)
+	a.pool -= a.chargeOf(fn, f)
 	delete(a.reserved, fn)
 	if n != nil {
 		a.reserved[fn] = *n
 	}
 	a.carved += a.carveOf(fn)
+	a.pool += a.chargeOf(fn, f)
 }
 
 // SetProvisioned records the sum of a function's provisioned concurrency
@@ -281,12 +285,15 @@ func (s *Service) SetProvisioned(acct, fn string, n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a := s.accountLocked(acct)
+	f := a.function(fn)
 	a.carved -= a.carveOf(fn)
+	a.pool -= a.chargeOf(fn, f)
 	delete(a.provisioned, fn)
 	if n > 0 {
 		a.provisioned[fn] = n
 	}
 	a.carved += a.carveOf(fn)
+	a.pool += a.chargeOf(fn, f)
 }
 
 // carveOf is what fn takes out of the account's limit: its reservation,

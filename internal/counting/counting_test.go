@@ -238,18 +238,23 @@ func TestProvisionedCarvedOut(t *testing.T) {
 	if s.FunctionInUse("a", "p") != 3 || s.AccountUsage("a").InUse != 6 {
 		t.Fatalf("in use: p %d, account %+v", s.FunctionInUse("a", "p"), s.AccountUsage("a"))
 	}
-	// A provisioned slot given back is provisioned again: the pool's
-	// slot the spill holds stays counted in the pool.
+	// The pool is charged by amount: once p holds no more than its
+	// provisioned 2 (whichever of its slots ended), it uses none of the
+	// pool, and the pool's slot goes to another function.
 	prov[0]()
-	if _, err := s.Acquire(ctx, "a", "other", time.Second); err == nil {
-		t.Fatal("a provisioned slot given back went to the pool")
+	if _, err := s.Acquire(ctx, "a", "other", time.Second); err != nil {
+		t.Fatalf("p within its provisioned concurrency still charged to the pool: %v", err)
 	}
-	if _, err := s.Acquire(ctx, "a", "p", time.Second); err != nil {
-		t.Fatalf("provisioned slot not back: %v", err)
+	_, err = s.Acquire(ctx, "a", "p", time.Second)
+	if reason(t, err) != lambdaapi.ReasonConcurrentInvocationLimitExceeded {
+		t.Fatal("p past its provisioned concurrency with the pool full")
+	}
+	if u := s.AccountUsage("a"); u.InUse != 6 {
+		t.Fatalf("in use %d, want the limit 6", u.InUse)
 	}
 	spill()
-	if _, err := s.Acquire(ctx, "a", "other", time.Second); err != nil {
-		t.Fatalf("the spilled slot not back in the pool: %v", err)
+	if _, err := s.Acquire(ctx, "a", "p", time.Second); err != nil {
+		t.Fatalf("p's provisioned slot not back: %v", err)
 	}
 
 	// With a reservation, provisioned concurrency is part of it: the
@@ -299,5 +304,75 @@ func TestProvisionedCarvedOut(t *testing.T) {
 	}
 	if _, err := s3.Acquire(ctx, "a", "p", time.Second); err != nil {
 		t.Fatalf("the reaped provisioned slot is not back: %v", err)
+	}
+}
+
+// A configuration changed while slots are held never lets the account go
+// past its limit: a reservation removed from a function with provisioned
+// concurrency, provisioned concurrency removed, a reservation lowered.
+func TestLimitHeldThroughConfigurationChanges(t *testing.T) {
+	ctx := context.Background()
+	ten := 10
+	for name, change := range map[string]func(s *Service){
+		"reservation removed (provisioned 10 left)": func(s *Service) { s.SetReserved("a", "f", nil) },
+		"provisioned removed":                       func(s *Service) { s.SetProvisioned("a", "f", 0); s.SetReserved("a", "f", nil) },
+		"reservation lowered":                       func(s *Service) { one := 1; s.SetReserved("a", "f", &one) },
+	} {
+		s := New(Config{AccountLimit: 110})
+		s.SetProvisioned("a", "f", 10)
+		s.SetReserved("a", "f", &ten)
+		for i := 0; i < 10; i++ {
+			if _, err := s.Acquire(ctx, "a", "f", time.Minute); err != nil {
+				t.Fatalf("%s: f's slot %d: %v", name, i, err)
+			}
+		}
+		change(s)
+		granted := 10
+		for i := 0; i < 200; i++ {
+			fn := "g"
+			if i%2 == 0 {
+				fn = "f"
+			}
+			if _, err := s.Acquire(ctx, "a", fn, time.Minute); err == nil {
+				granted++
+			}
+		}
+		if u := s.AccountUsage("a"); u.InUse != granted || granted > 110 {
+			t.Errorf("%s: %d slots granted (%d in use), limit 110", name, granted, u.InUse)
+		}
+	}
+}
+
+// A function past its provisioned concurrency charges the pool only for
+// what it holds beyond it: when its earlier slots end, the pool is free
+// for the others again (it cannot keep the account to itself).
+func TestSpilloverChargedByAmount(t *testing.T) {
+	ctx := context.Background()
+	s := New(Config{AccountLimit: 1000})
+	s.SetProvisioned("a", "f", 500)
+	var first []func()
+	for i := 0; i < 1000; i++ {
+		rel, err := s.Acquire(ctx, "a", "f", time.Minute)
+		if err != nil {
+			t.Fatalf("f's slot %d: %v", i, err)
+		}
+		if i < 500 {
+			first = append(first, rel)
+		}
+	}
+	if _, err := s.Acquire(ctx, "a", "g", time.Minute); err == nil {
+		t.Fatal("g got a slot with the account full")
+	}
+	for _, rel := range first {
+		rel()
+	}
+	// f holds 500, within its provisioned 500: the pool (500) is free.
+	for i := 0; i < 500; i++ {
+		if _, err := s.Acquire(ctx, "a", "g", time.Minute); err != nil {
+			t.Fatalf("g's slot %d with f within its provisioned concurrency: %v", i, err)
+		}
+	}
+	if _, err := s.Acquire(ctx, "a", "f", time.Minute); err == nil {
+		t.Fatal("f got a slot past its provisioned concurrency with the pool full")
 	}
 }
