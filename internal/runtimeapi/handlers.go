@@ -1,7 +1,6 @@
 package runtimeapi
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
@@ -10,6 +9,7 @@ import (
 	"net"
 	"runtime"
 	"strings"
+	"time"
 )
 
 // Paths of the Runtime API, version 2018-06-01.
@@ -61,15 +61,14 @@ var (
 )
 
 // serveConn answers the requests of one connection until it ends.
-func (s *Server) serveConn(nc net.Conn) {
+func (s *Server) serveConn(c *conn) {
 	defer func() {
 		s.mu.Lock()
-		delete(s.open, nc)
+		delete(s.open, c.nc)
 		s.mu.Unlock()
-		nc.Close()
+		c.nc.Close()
 		s.conns.Done()
 	}()
-	c := &conn{s: s, nc: nc, br: bufio.NewReaderSize(nc, 4096)}
 	for {
 		err := c.readRequest()
 		switch {
@@ -87,6 +86,7 @@ func (s *Server) serveConn(nc net.Conn) {
 		if err := s.route(c); err != nil || c.req.close {
 			return
 		}
+		c.shrinkScratch()
 	}
 }
 
@@ -137,6 +137,9 @@ func (s *Server) route(c *conn) error {
 // waits is noticed when the invocation is written to it; it took nothing,
 // and its next /next gets the same invocation.
 func (s *Server) handleNext(c *conn) error {
+	// A body (no runtime sends one) is skipped before the long poll, or
+	// the connection ends after the answer.
+	c.finishBody()
 	for {
 		s.mu.Lock()
 		switch s.phase {
@@ -161,13 +164,19 @@ func (s *Server) handleNext(c *conn) error {
 			s.wake = make(chan struct{})
 		}
 		wake := s.wake
+		c.polling, c.pollSince = true, time.Now()
 		s.mu.Unlock()
 
 		select {
 		case <-wake:
 		case <-s.closed:
 			return writeClosed(c)
+		case <-c.evicted:
+			return errEvicted
 		}
+		s.mu.Lock()
+		c.polling = false
+		s.mu.Unlock()
 	}
 }
 
@@ -258,14 +267,26 @@ func (s *Server) answer(c *conn, id []byte, isError bool) error {
 
 // handleInitError serves POST /runtime/init/error.
 func (s *Server) handleInitError(c *conn) error {
+	// One init error body is read at a time: a runtime cannot make the
+	// server hold one per connection.
 	s.mu.Lock()
-	starting := s.phase == phaseStarting
+	starting, busy := s.phase == phaseStarting, s.initErrBusy
+	if starting && !busy {
+		s.initErrBusy = true
+	}
 	s.mu.Unlock()
-	if !starting {
+	switch {
+	case !starting:
 		return c.writeError(403, errTypeInvalidStateTransition,
 			"An init error can only be reported before the first /next.")
+	case busy:
+		return c.writeError(403, errTypeInvalidStateTransition,
+			"Another init error is being received.")
 	}
 	body, _, err := c.readBody(s.maxResponse)
+	s.mu.Lock()
+	s.initErrBusy = false
+	s.mu.Unlock()
 	switch {
 	case errors.Is(err, errTooLarge):
 		c.req.close = true

@@ -231,11 +231,13 @@ type Server struct {
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
-	open      map[net.Conn]struct{}
+	open      map[net.Conn]*conn
 	phase     phase
 	initErr   *FunctionError // set in phaseInitFailed
-	invoking  bool           // an Invoke is in progress
-	cur       call
+	// initErrBusy: a POST /init/error's body is being read.
+	initErrBusy bool
+	invoking    bool // an Invoke is in progress
+	cur         call
 	// wake is closed (and set to nil) when cur becomes deliverable; GET
 	// /next waiters make it on demand.
 	wake chan struct{}
@@ -261,7 +263,7 @@ func New(cfg Config) *Server {
 		bufs:        sync.Pool{New: func() any { return new(bytes.Buffer) }},
 	}
 	s.listeners = make(map[net.Listener]struct{})
-	s.open = make(map[net.Conn]struct{})
+	s.open = make(map[net.Conn]*conn)
 	return s
 }
 
@@ -313,15 +315,28 @@ func (s *Server) Serve(ln net.Listener) error {
 			nc.Close()
 			return nil
 		case len(s.open) >= maxConns:
-			s.mu.Unlock()
-			s.log.Warn("too many connections from the runtime; closing a new one", "limit", maxConns)
-			nc.Close()
-			continue
+			// A runtime uses one connection. At the limit, the one that
+			// has waited in /next the longest is dropped for the new one
+			// (a client that gave up on its long poll leaves it behind,
+			// unnoticed until written to); with none waiting, the new one
+			// is refused.
+			victim := s.oldestPollerLocked()
+			if victim == nil {
+				s.mu.Unlock()
+				s.log.Warn("too many connections from the runtime; closing a new one", "limit", maxConns)
+				nc.Close()
+				continue
+			}
+			victim.polling = false
+			close(victim.evicted)
+			victim.nc.Close()
+			s.log.Debug("too many connections from the runtime; dropped the oldest long poll", "limit", maxConns)
 		}
-		s.open[nc] = struct{}{}
+		c := newConn(s, nc)
+		s.open[nc] = c
 		s.conns.Add(1)
 		s.mu.Unlock()
-		go s.serveConn(nc)
+		go s.serveConn(c)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"syscall"
+	"time"
 )
 
 // The Runtime API's HTTP/1.1, spoken without net/http.
@@ -57,6 +58,7 @@ type request struct {
 	contentLength int64
 	expect        bool // Expect: 100-continue
 	close         bool // Connection: close, or HTTP/1.0 without keep-alive
+	http10        bool
 	bodyRead      bool // the body was consumed (or there was none)
 	errorType     string
 	responseMode  string
@@ -77,8 +79,36 @@ type conn struct {
 	line []byte // a header line longer than br's buffer
 	head []byte // the request line and path, copied out of br
 	req  request
-	// budget is what is left of maxHeaderBytes for the current request.
+	// budget is what is left of maxHeaderBytes for the current request's
+	// line and headers, then for its trailers; a chunked body's framing
+	// has its own bound (readBody).
 	budget int
+	// evicted is closed when the server drops this connection, waiting in
+	// /next, to make room for a new one (Serve). polling and pollSince,
+	// guarded by Server.mu, say since when it waits.
+	evicted   chan struct{}
+	polling   bool
+	pollSince time.Time
+}
+
+// newConn wraps a connection of the runtime.
+func newConn(s *Server, nc net.Conn) *conn {
+	return &conn{s: s, nc: nc, br: bufio.NewReaderSize(nc, 4096), evicted: make(chan struct{})}
+}
+
+// errEvicted ends a connection the server dropped.
+var errEvicted = errors.New("runtimeapi: connection dropped for a newer one")
+
+// oldestPollerLocked is the connection that has waited in /next the
+// longest, or nil.
+func (s *Server) oldestPollerLocked() *conn {
+	var oldest *conn
+	for _, c := range s.open {
+		if c.polling && (oldest == nil || c.pollSince.Before(oldest.pollSince)) {
+			oldest = c
+		}
+	}
+	return oldest
 }
 
 // readLine returns the next line without its line ending, counting it
@@ -138,7 +168,7 @@ func (c *conn) readRequest() error {
 	switch string(version) {
 	case "HTTP/1.1":
 	case "HTTP/1.0":
-		r.close = true
+		r.close, r.http10 = true, true
 	default:
 		return errMalformed
 	}
@@ -169,7 +199,7 @@ func (c *conn) readRequest() error {
 		r.path = []byte(p)
 	}
 
-	var chunked, haveLength bool
+	var chunked, haveLength, closeAsked, keepAlive bool
 	for {
 		line, err := c.readLine()
 		if err != nil {
@@ -198,16 +228,24 @@ func (c *conn) readRequest() error {
 			}
 			chunked = true
 		case asciiEqualFold(name, "Expect"):
-			if !asciiEqualFold(value, "100-continue") {
+			switch {
+			case len(value) == 0: // as net/http: ignored
+			case asciiEqualFold(value, "100-continue"):
+				r.expect = !r.http10 // HTTP/1.0 has no 100 Continue
+			default:
 				return errMalformed // 417 in net/http; no runtime sends another
 			}
-			r.expect = true
 		case asciiEqualFold(name, "Connection"):
-			switch {
-			case asciiEqualFold(value, "close"):
-				r.close = true
-			case asciiEqualFold(value, "keep-alive"):
-				r.close = false
+			// A list of tokens; close anywhere wins, keep-alive keeps an
+			// HTTP/1.0 connection.
+			for tok := range bytes.SplitSeq(value, []byte(",")) {
+				tok = bytes.Trim(tok, " \t")
+				switch {
+				case asciiEqualFold(tok, "close"):
+					closeAsked = true
+				case asciiEqualFold(tok, "keep-alive"):
+					keepAlive = true
+				}
 			}
 		case asciiEqualFold(name, hdrErrorType):
 			r.errorType = string(value)
@@ -215,20 +253,29 @@ func (c *conn) readRequest() error {
 			r.responseMode = string(value)
 		}
 	}
+	switch {
+	case closeAsked:
+		r.close = true
+	case keepAlive && r.http10:
+		r.close = false
+	}
 	if chunked {
 		r.contentLength = -1 // chunked wins over Content-Length (RFC 9112 6.3)
+		if haveLength {
+			r.close = true // RFC 9112 6.1: close after answering
+		}
 	}
 	r.bodyRead = r.contentLength == 0
 	return nil
 }
 
-// readBody reads the request's body, up to max bytes. Over max it returns
+// readBody reads the request's body, up to limit bytes. Over it returns
 // errTooLarge and the declared size (-1 if chunked); the connection must
 // then be closed. Any other error means the body was cut short or
 // malformed.
-func (c *conn) readBody(max int64) ([]byte, int64, error) {
+func (c *conn) readBody(limit int64) ([]byte, int64, error) {
 	r := &c.req
-	if r.contentLength > max {
+	if r.contentLength > limit {
 		return nil, r.contentLength, errTooLarge
 	}
 	if err := c.continue100(); err != nil {
@@ -244,17 +291,23 @@ func (c *conn) readBody(max int64) ([]byte, int64, error) {
 	}
 	b := c.s.bufs.Get().(*bytes.Buffer)
 	defer func() {
-		if b.Cap() <= int(max)+bytes.MinRead {
+		if b.Cap() <= int(limit)+bytes.MinRead {
 			b.Reset()
 			c.s.bufs.Put(b)
 		}
 	}()
 	b.Reset()
+	// The framing (chunk-size lines and the CRLF after each chunk) is
+	// bounded as net/http bounds it: up to 16 bytes and twice the chunk's
+	// size per chunk, and 16 KiB beyond that in all; each line to 4 KiB.
+	excess := 0
 	for {
+		c.budget = 4 << 10
 		line, err := c.readLine()
 		if err != nil {
 			return nil, 0, err
 		}
+		excess += len(line) + 2
 		if i := bytes.IndexByte(line, ';'); i >= 0 { // chunk extensions
 			line = line[:i]
 		}
@@ -265,12 +318,13 @@ func (c *conn) readBody(max int64) ([]byte, int64, error) {
 		if n == 0 {
 			break
 		}
-		if int64(b.Len())+n > max {
+		if int64(b.Len())+n > limit {
 			return nil, -1, errTooLarge
 		}
 		if _, err := io.CopyN(b, c.br, n); err != nil {
 			return nil, 0, err
 		}
+		c.budget = 4 << 10
 		crlf, err := c.readLine()
 		if err != nil {
 			return nil, 0, err
@@ -278,7 +332,12 @@ func (c *conn) readBody(max int64) ([]byte, int64, error) {
 		if len(crlf) != 0 {
 			return nil, 0, errMalformed
 		}
+		excess += 2 - 16 - 2*int(min(n, 1<<20))
+		if excess = max(excess, 0); excess > 16<<10 {
+			return nil, 0, errMalformed
+		}
 	}
+	c.budget = maxHeaderBytes
 	for { // trailers
 		line, err := c.readLine()
 		if err != nil {
@@ -317,8 +376,8 @@ func (c *conn) continue100() error {
 // Expect is read and dropped; otherwise the connection is to be closed.
 func (c *conn) finishBody() {
 	r := &c.req
-	if !r.hasBody() {
-		return
+	if !r.hasBody() || r.close {
+		return // nothing to skip, or the connection ends anyway
 	}
 	if r.expect || r.contentLength < 0 || r.contentLength > maxDiscard {
 		r.close = true
@@ -385,6 +444,18 @@ func (c *conn) write(body []byte) error {
 func (c *conn) shrink() {
 	if cap(c.wbuf) > 128<<10 {
 		c.wbuf = nil
+	}
+}
+
+// shrinkScratch drops the scratch space a long header line or path made
+// large, once its request is done: a runtime's idle connections keep
+// little.
+func (c *conn) shrinkScratch() {
+	if cap(c.line) > 64<<10 {
+		c.line = nil
+	}
+	if cap(c.head) > 64<<10 {
+		c.head = nil
 	}
 }
 

@@ -229,12 +229,13 @@ func FuzzWire(f *testing.F) {
 		defer s.Close()
 		res := invokeAsync(context.Background(), s, inv("w", `{"e":1}`))
 		server, client := net.Pipe()
+		c := newConn(s, server)
 		s.mu.Lock()
-		s.open[server] = struct{}{}
+		s.open[server] = c
 		s.conns.Add(1)
 		s.mu.Unlock()
 		done := make(chan struct{})
-		go func() { defer close(done); s.serveConn(server) }()
+		go func() { defer close(done); s.serveConn(c) }()
 		go func() {
 			client.Write(data)
 			// The server may now wait in a /next with nothing to give:
@@ -272,4 +273,102 @@ func FuzzWire(f *testing.F) {
 		s.Close()
 		<-res
 	})
+}
+
+// TestWireEvictsAbandonedPolls: long polls whose clients went away hold
+// their connections until written to; at the limit, the oldest is dropped
+// for a new connection, which then gets the invocation.
+func TestWireEvictsAbandonedPolls(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	for range maxConns {
+		c, _ := dialRaw(t, ts)
+		io.WriteString(c, "GET "+pathNext+" HTTP/1.1\r\n\r\n")
+	}
+	eventually(t, "every connection polling", func() bool {
+		ts.mu.Lock()
+		defer ts.mu.Unlock()
+		n := 0
+		for _, c := range ts.open {
+			if c.polling {
+				n++
+			}
+		}
+		return n == maxConns
+	})
+	c, br := dialRaw(t, ts)
+	io.WriteString(c, "GET "+pathNext+" HTTP/1.1\r\n\r\n")
+	eventually(t, "the oldest poll dropped", func() bool {
+		ts.mu.Lock()
+		defer ts.mu.Unlock()
+		return len(ts.open) == maxConns
+	})
+	res := invokeAsync(t.Context(), ts.Server, inv("ev", `{}`))
+	// Every waiting poll is handed it (a runtime polls from one loop, so
+	// there is one), the new connection's too.
+	resp, body := readAnswer(t, br, "GET")
+	if resp.StatusCode != 200 || resp.Header.Get(hdrRequestID) != "ev" || body != `{}` {
+		t.Fatalf("the new connection's poll: %d %v %q", resp.StatusCode, resp.Header, body)
+	}
+	io.WriteString(c, "POST "+pathInvocation+"ev/response HTTP/1.1\r\nContent-Length: 2\r\n\r\nok")
+	if resp, _ := readAnswer(t, br, "POST"); resp.StatusCode != 202 {
+		t.Fatalf("answer: %d", resp.StatusCode)
+	}
+	if got := wait(t, res); got.err != nil || string(got.resp.Payload) != "ok" {
+		t.Fatalf("Invoke = %+v, %v", got.resp, got.err)
+	}
+}
+
+// TestWireManySmallChunks: a body sent in many small chunks (a streaming
+// runtime's writes) is read whole: its framing is not charged to the
+// header budget.
+func TestWireManySmallChunks(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	c, br := dialRaw(t, ts)
+	c.SetDeadline(time.Now().Add(60 * time.Second))
+	res := invokeAsync(t.Context(), ts.Server, inv("sm", `{}`))
+	io.WriteString(c, "GET "+pathNext+" HTTP/1.1\r\n\r\n")
+	if resp, _ := readAnswer(t, br, "GET"); resp.StatusCode != 200 {
+		t.Fatalf("next: %d", resp.StatusCode)
+	}
+	const n = 500_000
+	var req bytes.Buffer
+	req.WriteString("POST " + pathInvocation + "sm/response HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
+	for range n {
+		req.WriteString("1\r\nx\r\n")
+	}
+	req.WriteString("0\r\n\r\n")
+	go c.Write(req.Bytes())
+	if resp, body := readAnswer(t, br, "POST"); resp.StatusCode != 202 {
+		t.Fatalf("answer in %d one-byte chunks: %d %s", n, resp.StatusCode, body)
+	}
+	if got := wait(t, res); got.err != nil || len(got.resp.Payload) != n {
+		t.Fatalf("Invoke = %d bytes, %v", len(got.resp.Payload), got.err)
+	}
+}
+
+// TestWireHeaderForms: Connection is a list (close anywhere ends the
+// connection), an empty Expect is ignored, HTTP/1.0 gets no 100 Continue,
+// and a refused request whose body never comes is answered at once.
+func TestWireHeaderForms(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	c, br := dialRaw(t, ts)
+	io.WriteString(c, "GET /nope HTTP/1.1\r\nConnection: TE, close\r\nExpect:\r\n\r\n")
+	if resp, _ := readAnswer(t, br, "GET"); resp.StatusCode != 404 || !resp.Close {
+		t.Fatalf("Connection: TE, close: %d close=%v", resp.StatusCode, resp.Close)
+	}
+
+	c, br = dialRaw(t, ts)
+	io.WriteString(c, "POST "+pathInitError+" HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n{}")
+	line, _ := br.ReadString('\n')
+	if line != "HTTP/1.1 202 Accepted\r\n" {
+		t.Fatalf("HTTP/1.0 with Expect: first line %q, want the answer itself", line)
+	}
+
+	// Malformed, with a body announced that never comes: 400 at once.
+	c, br = dialRaw(t, ts)
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "POST /x HTTP/1.1\r\nContent-Length: 1000\r\nTransfer-Encoding: gzip\r\n\r\n")
+	if resp, _ := readAnswer(t, br, "POST"); resp.StatusCode != 400 {
+		t.Fatalf("malformed with an unsent body: %d", resp.StatusCode)
+	}
 }
