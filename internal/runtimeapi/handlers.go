@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"runtime"
 	"strings"
 	"time"
 )
@@ -257,11 +256,6 @@ func (s *Server) answer(c *conn, id []byte, isError bool) error {
 	if !s.finish(seq, resp, nil) {
 		return writeStale(c)
 	}
-	// Invoke's goroutine is ready (and next to run on this P): let it
-	// carry the answer to its caller before this one writes the 202,
-	// which only lets the runtime ask for its next invocation. In
-	// BenchmarkLambdaGoRoundTrip this took about a tenth off a round trip.
-	runtime.Gosched()
 	return c.writeAccepted()
 }
 
