@@ -46,7 +46,8 @@
 //   - The HTTP/1.1 is Ember's own (wire.go), not net/http's: one goroutine
 //     per connection and one write per answer. A malformed request gets
 //     400 with an error document and the connection is closed. A runtime
-//     may hold at most 64 connections; more are closed at once. A runtime
+//     may hold at most 64 connections; at the limit the one that has
+//     waited in /next the longest is dropped for a new one. A runtime
 //     that drops a long-polling /next is noticed only when the invocation
 //     is written to it (net/http would notice at once with a background
 //     read per request): it took nothing, and its next /next gets the
