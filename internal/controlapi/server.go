@@ -246,7 +246,7 @@ func (s *Server) routeService(pattern string, maxBody int64, service string, h h
 			s.writeError(w, r, err)
 			return
 		}
-		if pre != nil {
+		if pre != nil && r.ContentLength != 0 { // no body (a GET): Verify alone
 			if err := pre.Precheck(r.Context(), r, service); err != nil {
 				s.writeError(w, r, err)
 				return
