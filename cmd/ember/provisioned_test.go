@@ -145,8 +145,9 @@ func TestProvisionedConcurrencyAliasAndDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "sandboxes of the deleted function to go", func() bool { return dp.worker.Sandboxes() == 0 })
-	// Nothing comes back on the next ticks.
-	time.Sleep(300 * time.Millisecond)
+	// Nothing comes back in the next rounds of the manager's upkeep.
+	r0 := dp.manager.Rounds()
+	waitFor(t, "three rounds of upkeep", func() bool { return dp.manager.Rounds() >= r0+3 })
 	if n := dp.worker.Sandboxes(); n != 0 {
 		t.Fatalf("%d sandboxes after the function was deleted", n)
 	}

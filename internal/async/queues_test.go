@@ -112,15 +112,32 @@ func TestQueueLifecycle(t *testing.T) {
 		t.Fatalf("peek of an empty queue: %+v", peeked)
 	}
 
-	// Long polling returns as soon as a message comes.
-	go func() {
-		time.Sleep(300 * time.Millisecond)
-		_ = q.send(context.Background(), m, []byte(`"late"`), nil, "late")
-	}()
+	// Long polling returns as soon as a message comes: the message is
+	// sent once the receive's pull waits on the queue's consumer.
+	type received struct {
+		msgs []Message
+		err  error
+	}
+	polled := make(chan received, 1)
 	start := time.Now()
-	late, err := q.receive(ctx, m, 10, 10*time.Second)
-	if err != nil || len(late) != 1 || time.Since(start) > 5*time.Second {
-		t.Fatalf("long poll: %+v %v after %v", late, err, time.Since(start))
+	go func() {
+		msgs, err := q.receive(ctx, m, 10, 10*time.Second)
+		polled <- received{msgs, err}
+	}()
+	cons, err := q.js.Consumer(ctx, m.stream(), queueConsumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the long poll to wait on the queue", func() bool {
+		info, err := cons.Info(ctx)
+		return err == nil && info.NumWaiting > 0
+	})
+	if err := q.send(context.Background(), m, []byte(`"late"`), nil, "late"); err != nil {
+		t.Fatal(err)
+	}
+	late := <-polled
+	if late.err != nil || len(late.msgs) != 1 || time.Since(start) > 5*time.Second {
+		t.Fatalf("long poll: %+v %v after %v", late.msgs, late.err, time.Since(start))
 	}
 
 	if err := q.deleteQueue(ctx, acct, "jobs"); err != nil {

@@ -94,6 +94,9 @@ type Manager struct {
 	log *slog.Logger
 	seq atomic.Uint64
 	wg  sync.WaitGroup // destroys in flight
+	// rounds counts Run's finished rounds of upkeep (reclaim, pre-warm,
+	// provisioned concurrency).
+	rounds atomic.Uint64
 
 	mu        sync.Mutex
 	closed    bool
@@ -558,9 +561,14 @@ func (m *Manager) Run(ctx context.Context) {
 			}
 			m.startPrewarms(now)
 			m.reconcileProvisioned(now)
+			m.rounds.Add(1)
 		}
 	}
 }
+
+// Rounds is how many rounds of upkeep Run has finished: a caller that saw
+// it move by two knows a whole round ran after its own change.
+func (m *Manager) Rounds() uint64 { return m.rounds.Load() }
 
 // Shutdown refuses new work, destroys every idle sandbox, lets busy ones be
 // destroyed on release, and waits until every destroy has finished or the
