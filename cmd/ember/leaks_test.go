@@ -102,22 +102,7 @@ func children() []string {
 // sandboxCgroups lists cgroup directories that Ember's sandboxes of this
 // process would live in.
 func sandboxCgroups() []string {
-	var out []string
-	name := "ember-" + strconv.Itoa(os.Getpid())
-	_ = filepath.WalkDir("/sys/fs/cgroup", func(path string, d os.DirEntry, err error) error {
-		if err != nil || !d.IsDir() {
-			return nil
-		}
-		if d.Name() == name {
-			out = append(out, path)
-			return filepath.SkipDir
-		}
-		if strings.Count(path, "/") > 8 {
-			return filepath.SkipDir
-		}
-		return nil
-	})
-	return out
+	return cgroupsNamed("ember-" + strconv.Itoa(os.Getpid()))
 }
 
 func (b leakBaseline) check(t *testing.T, dataDir string) {

@@ -54,6 +54,33 @@ func fuzzServer(t *testing.T) (*fakeStore, *Server) {
 	return st, s
 }
 
+// updated is the outcome of fuzzUpdate: the configuration answered (nil
+// if refused), the store's contents before and after, and the server.
+type updated struct {
+	out           *lambdaapi.FunctionConfiguration
+	before, after snapshot
+	s             *Server
+}
+
+// fuzzUpdate PUTs body to path on a fresh server holding function f. A
+// refusal must leave the store as it was (refusal).
+func fuzzUpdate(t *testing.T, path string, body []byte) updated {
+	t.Helper()
+	st, s := fuzzServer(t)
+	u := updated{before: st.snapshot(), s: s}
+	w := do(s, "PUT", path, body)
+	u.after = st.snapshot()
+	if w.Code != 200 {
+		refusal(t, w, u.before, u.after)
+		return u
+	}
+	u.out = new(lambdaapi.FunctionConfiguration)
+	if err := json.Unmarshal(w.Body.Bytes(), u.out); err != nil {
+		t.Fatalf("200 with a body that is no configuration: %v %s", err, w.Body)
+	}
+	return u
+}
+
 // snapshot is a deep copy of what the fake store holds.
 type snapshot struct {
 	fns      map[string]store.Revision
@@ -138,17 +165,10 @@ func FuzzUpdateFunctionConfigurationRequest(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		st, s := fuzzServer(t)
-		before := st.snapshot()
-		w := do(s, "PUT", "/2015-03-31/functions/f/configuration", body)
-		after := st.snapshot()
-		if w.Code != 200 {
-			refusal(t, w, before, after)
+		u := fuzzUpdate(t, "/2015-03-31/functions/f/configuration", body)
+		out, before, after, s := u.out, u.before, u.after, u.s
+		if out == nil {
 			return
-		}
-		var out lambdaapi.FunctionConfiguration
-		if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil {
-			t.Fatalf("200 with a body that is no configuration: %v %s", err, w.Body)
 		}
 		old, now := before.fns[acct+".f"].Function, after.fns[acct+".f"].Function
 		if now.RevisionID == old.RevisionID || out.RevisionId != now.RevisionID {
@@ -205,17 +225,10 @@ func FuzzUpdateFunctionCodeRequest(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		st, s := fuzzServer(t)
-		before := st.snapshot()
-		w := do(s, "PUT", "/2015-03-31/functions/f/code", body)
-		after := st.snapshot()
-		if w.Code != 200 {
-			refusal(t, w, before, after)
+		u := fuzzUpdate(t, "/2015-03-31/functions/f/code", body)
+		out, before, after := u.out, u.before, u.after
+		if out == nil {
 			return
-		}
-		var out lambdaapi.FunctionConfiguration
-		if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil {
-			t.Fatalf("200 with a body that is no configuration: %v %s", err, w.Body)
 		}
 		latest := after.fns[acct+".f"].Function
 		if codeSHA(t, out.CodeSha256) != latest.CodeSHA256 {

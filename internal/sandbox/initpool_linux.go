@@ -313,21 +313,9 @@ func (m *Manager) startC(ctx context.Context, spec *Spec) (_ *Sandbox, err error
 	s.ids = &ids // destroy releases it from here on
 	s.destroyMu.Unlock()
 	defer p.close()
-	defer func() {
-		if err != nil {
-			cctx, cancel := cleanupContext(ctx)
-			defer cancel()
-			if derr := s.destroy(cctx); derr != nil {
-				m.log.Error("clean up after failed start", "id", spec.ID, "err", derr)
-			}
-		}
-	}()
+	defer m.destroyIfFailed(ctx, s, &err)
 	// Bound the handshake by ctx: expiry unblocks the socket and pipe.
-	stop := context.AfterFunc(ctx, func() {
-		p.sync.SetDeadline(time.Now())
-		p.errR.SetDeadline(time.Now())
-	})
-	defer stop()
+	defer unblockOnDone(ctx, p.sync, p.errR)()
 
 	trees, err := cloneMounts(spec.Mounts)
 	if err != nil {

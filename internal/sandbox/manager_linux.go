@@ -291,22 +291,10 @@ func (m *Manager) start(ctx context.Context, spec *Spec) (_ *Sandbox, err error)
 	}
 	s := &Sandbox{id: spec.ID, pid: cmd.Process.Pid, cmd: cmd, cg: cg, m: m, ids: &ids, done: make(chan struct{})}
 	go s.reap()
-	defer func() {
-		if err != nil {
-			cctx, cancel := cleanupContext(ctx)
-			defer cancel()
-			if derr := s.destroy(cctx); derr != nil {
-				m.log.Error("clean up after failed start", "id", spec.ID, "err", derr)
-			}
-		}
-	}()
+	defer m.destroyIfFailed(ctx, s, &err)
 
 	// Bound the handshake by ctx: expiry unblocks the pipe operations.
-	stop := context.AfterFunc(ctx, func() {
-		syncW.SetDeadline(time.Now())
-		errR.SetDeadline(time.Now())
-	})
-	defer stop()
+	defer unblockOnDone(ctx, syncW, errR)()
 	// The init sets up its root file system while this process puts it
 	// into its cgroups and opens its listener; it waits for goByte before
 	// it drops its privileges and execs the program.
@@ -355,6 +343,30 @@ type startTrace struct {
 	t0, last                                         time.Time
 	ids, cgroup, clone, attach, listen, userns, exec time.Duration
 	take, send                                       time.Duration // C init: take (or start) one, send its config
+}
+
+// destroyIfFailed destroys s, a sandbox whose Start is ending, if *errp
+// says the start failed.
+func (m *Manager) destroyIfFailed(ctx context.Context, s *Sandbox, errp *error) {
+	if *errp == nil {
+		return
+	}
+	cctx, cancel := cleanupContext(ctx)
+	defer cancel()
+	if derr := s.destroy(cctx); derr != nil {
+		m.log.Error("clean up after failed start", "id", s.id, "err", derr)
+	}
+}
+
+// unblockOnDone sets a deadline in the past on each of fs once ctx is
+// done, which unblocks a handshake's reads and writes on them; call what
+// it returns when the handshake is over.
+func unblockOnDone(ctx context.Context, fs ...interface{ SetDeadline(time.Time) error }) func() bool {
+	return context.AfterFunc(ctx, func() {
+		for _, f := range fs {
+			f.SetDeadline(time.Now())
+		}
+	})
 }
 
 func (t *startTrace) mark(d *time.Duration) {
