@@ -2,8 +2,6 @@ package async
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -12,19 +10,24 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Group commit of accepted events.
+// Group commit of accepted events, and how the groups are run.
 //
 // Every write of the embedded server is synced to disk, one after the
 // other: a disk that syncs 400 times a second accepts at most 400 events a
 // second if each event is its own write. Event invokes that arrive while
 // one is being stored are therefore stored together, as one message of the
 // inbox stream (one synced write), and each of their callers gets its 202
-// once that message is acknowledged. A splitter (part of Run) moves each
-// inbox message's events into the event stream, one message per event
-// with the event's request id as message id, and acks the inbox message
-// only after all of them are stored: a crash in between stores them again,
-// deduplicated by the server within the duplicate window. A lone event
-// (no other waiting) is stored in the event stream directly, as before.
+// once that message is acknowledged. A lone event (no other waiting) is
+// stored in the event stream directly.
+//
+// A group is run from the inbox as it is (groups.go): its events are
+// invoked like the event stream's, and the group is acked once each of
+// them has its outcome recorded. An event that does not finish there (a
+// throttle, a retry after a function error, a failed store of its
+// outcome, a shutdown) is stored on its own in the event stream, whose
+// pollers take it from there. A successful event therefore costs no write
+// of its own; the price is that a crash runs again the events of the
+// groups that were running (at-least-once, as Lambda's queue is).
 //
 // No goroutine waits for work: the first caller that finds no commit
 // running commits (its own event and whatever else is waiting); while
@@ -35,7 +38,7 @@ import (
 const (
 	inboxStream   = "EMBER_ASYNC_INBOX"
 	inboxSubject  = "async.inbox"
-	inboxConsumer = "ember-async-splitter"
+	inboxConsumer = "ember-async-splitter" // runs the groups (its name is older)
 )
 
 // Bounds of one group commit.
@@ -56,9 +59,10 @@ type acceptor struct {
 	mu      sync.Mutex
 	waiting []*accepting
 	running bool // a commit loop is running
-	groups  uint64
-	grouped uint64
-	split   uint64
+	groups    uint64
+	grouped   uint64
+	groupsRun uint64
+	deferred  uint64
 }
 
 // store stores ev (as data) with the others waiting, and returns once it
@@ -151,6 +155,19 @@ func (q *Queue) commit(group []*accepting) {
 // publishGroup stores the group as one inbox message: a JSON array of the
 // events.
 func (q *Queue) publishGroup(ctx context.Context, group []*accepting) error {
+	if err := q.publishEvents(ctx, group, group[0].ev.RequestID+"/group"); err != nil {
+		return err
+	}
+	acc := &q.acceptor
+	acc.mu.Lock()
+	acc.groups++
+	acc.grouped += uint64(len(group))
+	acc.mu.Unlock()
+	return nil
+}
+
+// publishEvents stores events as one inbox message, with message id msgID.
+func (q *Queue) publishEvents(ctx context.Context, group []*accepting, msgID string) error {
 	size := 2
 	for _, a := range group {
 		size += len(a.data) + 1
@@ -166,35 +183,31 @@ func (q *Queue) publishGroup(ctx context.Context, group []*accepting) error {
 	b = append(b, ']')
 	msg := nats.NewMsg(inboxSubject)
 	msg.Data = b
-	if err := q.publishRetry(ctx, msg, jetstream.WithMsgID(group[0].ev.RequestID+"/group")); err != nil {
+	if err := q.publishRetry(ctx, msg, jetstream.WithMsgID(msgID)); err != nil {
 		return fmt.Errorf("async: storing %d events: %w", len(group), err)
 	}
-	acc := &q.acceptor
-	acc.mu.Lock()
-	acc.groups++
-	acc.grouped += uint64(len(group))
-	acc.mu.Unlock()
 	return nil
 }
 
-// GroupStats says how the accepted events were stored: Groups inbox
-// messages holding Grouped events (the rest were stored alone), and Split
-// events moved from the inbox to the event stream.
-type GroupStats struct{ Groups, Grouped, Split uint64 }
+// GroupStats says how the accepted events were stored and run: Groups
+// inbox messages holding Grouped events (the rest were stored alone);
+// GroupsRun groups run from the inbox, Deferred events of them stored on
+// their own in the event stream to finish there.
+type GroupStats struct{ Groups, Grouped, GroupsRun, Deferred uint64 }
 
-// GroupStats returns the group commit counters.
+// GroupStats returns the group counters.
 func (q *Queue) GroupStats() GroupStats {
 	acc := &q.acceptor
 	acc.mu.Lock()
 	defer acc.mu.Unlock()
-	return GroupStats{Groups: acc.groups, Grouped: acc.grouped, Split: acc.split}
+	return GroupStats{Groups: acc.groups, Grouped: acc.grouped, GroupsRun: acc.groupsRun, Deferred: acc.deferred}
 }
 
 // openInbox creates or updates the inbox stream.
 func openInbox(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.Stream, error) {
 	st, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        inboxStream,
-		Description: "Ember asynchronous invocations accepted together, before they are split into " + StreamName,
+		Description: "Ember asynchronous invocations accepted together, run from here (the rest of " + StreamName + ")",
 		Subjects:    []string{inboxSubject},
 		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     jetstream.FileStorage,
@@ -208,90 +221,3 @@ func openInbox(ctx context.Context, js jetstream.JetStream, replicas int) (jetst
 	return st, nil
 }
 
-// splitter makes the consumer that split reads.
-func (q *Queue) splitter(ctx context.Context) (jetstream.Consumer, error) {
-	cons, err := q.inbox.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable:       inboxConsumer,
-		Description:   "Ember: splits groups of accepted events into " + StreamName,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       q.ackWait(),
-		MaxDeliver:    -1,
-		MaxAckPending: 64,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("async: splitter consumer: %w", err)
-	}
-	return cons, nil
-}
-
-// split moves the inbox's events into the event stream until ctx ends.
-func (q *Queue) split(ctx context.Context, cons jetstream.Consumer) {
-	for ctx.Err() == nil {
-		batch, err := cons.Fetch(8, jetstream.FetchMaxWait(time.Second))
-		if err == nil {
-			for msg := range batch.Messages() {
-				q.splitOne(ctx, msg)
-			}
-			err = batch.Error()
-		}
-		if err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) && ctx.Err() == nil {
-			q.log.Warn("fetching accepted groups", "err", err)
-			select {
-			case <-time.After(time.Second):
-			case <-ctx.Done():
-			}
-		}
-	}
-}
-
-// splitOne stores each event of one inbox message in the event stream
-// (all published before any ack is awaited), then acks the message.
-func (q *Queue) splitOne(ctx context.Context, msg jetstream.Msg) {
-	var raws []json.RawMessage
-	if err := json.Unmarshal(msg.Data(), &raws); err != nil {
-		q.malformed.Add(1)
-		q.log.Error("dropping a malformed group of events", "err", err)
-		_ = msg.Term()
-		return
-	}
-	futs := make([]jetstream.PubAckFuture, 0, len(raws))
-	var failed error
-	for _, raw := range raws {
-		var ev event
-		if err := json.Unmarshal(raw, &ev); err != nil || !validToken(ev.Account) || ev.Function == "" {
-			q.malformed.Add(1)
-			q.log.Error("dropping a malformed event of a group", "err", err)
-			continue
-		}
-		f, err := q.js.PublishAsync(subjectPrefix+ev.Account+"."+ev.Function, raw, jetstream.WithMsgID(ev.RequestID))
-		if err != nil {
-			failed = err
-			break
-		}
-		futs = append(futs, f)
-	}
-	for _, f := range futs {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			failed = err
-		case <-ctx.Done():
-			failed = ctx.Err()
-		}
-	}
-	if failed != nil {
-		if ctx.Err() == nil {
-			q.log.Warn("splitting a group of events; trying again", "err", failed)
-		}
-		_ = msg.NakWithDelay(time.Second)
-		return
-	}
-	if err := msg.DoubleAck(ctx); err != nil && ctx.Err() == nil {
-		// Redelivered later and split again: deduplicated.
-		q.log.Warn("acking a split group", "err", err)
-	}
-	acc := &q.acceptor
-	acc.mu.Lock()
-	acc.split += uint64(len(futs))
-	acc.mu.Unlock()
-}

@@ -145,6 +145,9 @@ type event struct {
 	NotBefore time.Time `json:"notBefore,omitzero"`
 	// Last is the response of the last attempt (for the record).
 	Last *response `json:"last,omitempty"`
+	// Deferrals counts how often an event of a group was put off
+	// (groups.go): its deliveries so far, less one.
+	Deferrals int `json:"deferrals,omitempty"`
 }
 
 type response struct {
@@ -347,14 +350,14 @@ func (q *Queue) Run(ctx context.Context, inv Invoker) error {
 	slots := make(chan struct{}, q.cfg.Concurrency)
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	split, err := q.splitter(ctx)
+	groups, err := q.groupRunner(ctx)
 	if err != nil {
 		return err
 	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		q.split(ctx, split)
+		q.runGroups(ctx, inv, groups)
 	}()
 	for ctx.Err() == nil {
 		// Take one free slot (waiting for it), then every other free one:
@@ -416,9 +419,11 @@ func (q *Queue) scaled(d time.Duration) time.Duration {
 }
 
 // handle runs one delivery of an event and records its outcome.
-func (q *Queue) handle(ctx context.Context, inv Invoker, msg jetstream.Msg) {
+func (q *Queue) handle(ctx context.Context, inv Invoker, msg delivery) {
 	var ev event
-	if err := json.Unmarshal(msg.Data(), &ev); err != nil {
+	if m, ok := msg.(*member); ok {
+		ev = m.ev
+	} else if err := json.Unmarshal(msg.Data(), &ev); err != nil {
 		q.malformed.Add(1)
 		q.log.Error("dropping a malformed event", "subject", msg.Subject(), "err", err)
 		_ = msg.Term()
@@ -450,21 +455,11 @@ func (q *Queue) handle(ctx context.Context, inv Invoker, msg jetstream.Msg) {
 		return
 	}
 
-	// Keep the delivery ours while the function runs.
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		t := time.NewTicker(q.ackWait() / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				_ = msg.InProgress()
-			case <-stop:
-				return
-			}
-		}
-	}()
+	// Keep the delivery ours while the function runs (a group keeps
+	// itself).
+	if m, ok := msg.(jetstream.Msg); ok {
+		defer keepInProgress(m, q.ackWait()/3)()
+	}
 	q.invocations.Add(1)
 	res, version, err := inv.InvokeAsync(ctx, ev.Account, ev.Function, ev.Qualifier, ev.Payload, ev.RequestID)
 	if err != nil {
@@ -592,7 +587,7 @@ type responseContext struct {
 // message, a dead-letter message, or a drop by policy) and then acks it.
 // cause is the error of the last attempt that did not reach the function
 // (a throttle or platform error), if that is why the event expired.
-func (q *Queue) finish(ctx context.Context, msg jetstream.Msg, ev *event, cfg effective, condition string, cause *lambdaapi.Error, log *slog.Logger) {
+func (q *Queue) finish(ctx context.Context, msg delivery, ev *event, cfg effective, condition string, cause *lambdaapi.Error, log *slog.Logger) {
 	dest := cfg.onFailure
 	if condition == conditionSuccess {
 		dest = cfg.onSuccess

@@ -584,7 +584,7 @@ func (q *Queue) CheckDeadLetterTarget(ctx context.Context, account, arn string) 
 // toQueueDestination stores an invocation record in a destination queue,
 // then acks the event. A queue that no longer exists loses the record
 // (counted, as Lambda's DestinationDeliveryFailures).
-func (q *Queue) toQueueDestination(ctx context.Context, msg jetstream.Msg, ev *event, dest *destination, record []byte, condition string, log *slog.Logger) {
+func (q *Queue) toQueueDestination(ctx context.Context, msg delivery, ev *event, dest *destination, record []byte, condition string, log *slog.Logger) {
 	m, err := q.lookupQueue(ctx, dest.Account, dest.Name)
 	if errors.Is(err, store.ErrNotFound) {
 		q.destinationFailures.Add(1)
@@ -612,7 +612,7 @@ func (q *Queue) toQueueDestination(ctx context.Context, msg jetstream.Msg, ev *e
 // attributes. It reports whether it took care of msg (stored and acked,
 // or to be retried); false means there is no dead-letter queue (or it is
 // gone) and the event is to be dropped.
-func (q *Queue) deadLetter(ctx context.Context, msg jetstream.Msg, ev *event, cause *lambdaapi.Error, log *slog.Logger) bool {
+func (q *Queue) deadLetter(ctx context.Context, msg delivery, ev *event, cause *lambdaapi.Error, log *slog.Logger) bool {
 	target, err := q.deadLetterTarget(ctx, ev)
 	if err != nil {
 		log.Warn("reading the dead-letter config", "err", err)
