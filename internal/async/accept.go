@@ -56,9 +56,9 @@ type accepting struct {
 
 // acceptor holds the events waiting for a group commit.
 type acceptor struct {
-	mu      sync.Mutex
-	waiting []*accepting
-	running bool // a commit loop is running
+	mu        sync.Mutex
+	waiting   []*accepting
+	running   bool // a commit loop is running
 	groups    uint64
 	grouped   uint64
 	groupsRun uint64
@@ -220,4 +220,3 @@ func openInbox(ctx context.Context, js jetstream.JetStream, replicas int) (jetst
 	}
 	return st, nil
 }
-

@@ -42,11 +42,11 @@ type delivery interface {
 // groupRunner makes the inbox's consumer.
 func (q *Queue) groupRunner(ctx context.Context) (jetstream.Consumer, error) {
 	cons, err := q.inbox.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable:       inboxConsumer,
-		Description:   "Ember: runs the groups of accepted events",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       q.ackWait(),
-		MaxDeliver:    -1,
+		Durable:     inboxConsumer,
+		Description: "Ember: runs the groups of accepted events",
+		AckPolicy:   jetstream.AckExplicitPolicy,
+		AckWait:     q.ackWait(),
+		MaxDeliver:  -1,
 		// Groups put back until due are pending too.
 		MaxAckPending: 100000,
 	})
