@@ -70,7 +70,8 @@ type Config struct {
 	// Replicas of the stream and bucket (default 1; 3 in a NATS cluster).
 	Replicas int
 	// Concurrency bounds the events invoked at once by this node's pollers
-	// (default 64). Pollers take as many events as are queued, up to it.
+	// (default 64); below it the pollers adapt how many they run at once
+	// to how the invocations' durations grow with it (limiter.go).
 	Concurrency int
 	// TimeScale multiplies every delay of the retry policy and the maximum
 	// event age (default 1; tests use a small factor). See TimeScaleFromEnv.
@@ -120,6 +121,7 @@ type Queue struct {
 	kv     jetstream.KeyValue
 	queues jetstream.KeyValue // the registry of Ember queues (queues.go)
 	inbox  jetstream.Stream   // groups of accepted events (accept.go)
+	limit  *limiter           // events invoked at once (limiter.go)
 
 	acceptor acceptor
 	// backingOff holds, by request id, why an event backing off did not
@@ -218,7 +220,8 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 	if err != nil {
 		return nil, err
 	}
-	q := &Queue{cfg: cfg, log: cfg.Logger.With("component", "async"), nc: nc, js: js, stream: st, kv: kv, queues: queues, inbox: inbox}
+	q := &Queue{cfg: cfg, log: cfg.Logger.With("component", "async"), nc: nc, js: js, stream: st, kv: kv, queues: queues, inbox: inbox,
+		limit: newLimiter(cfg.Concurrency, time.Now)}
 	q.removeOrphanQueueStreams(ctx)
 	return q, nil
 }
@@ -347,7 +350,6 @@ func (q *Queue) Run(ctx context.Context, inv Invoker) error {
 	if err != nil {
 		return fmt.Errorf("async: consumer: %w", err)
 	}
-	slots := make(chan struct{}, q.cfg.Concurrency)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	groups, err := q.groupRunner(ctx)
@@ -360,40 +362,28 @@ func (q *Queue) Run(ctx context.Context, inv Invoker) error {
 		q.runGroups(ctx, inv, groups)
 	}()
 	for ctx.Err() == nil {
-		// Take one free slot (waiting for it), then every other free one:
-		// the pollers fetch as many events as are queued, up to the cap,
-		// and hold no goroutine for an empty queue but this loop.
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			return nil
-		}
-		n := 1
-	more:
-		for n < cap(slots) {
-			select {
-			case slots <- struct{}{}:
-				n++
-			default:
-				break more
-			}
-		}
-		batch, err := cons.Fetch(n, jetstream.FetchMaxWait(time.Second))
-		got := 0
+		// Fetch as many events as there are free places (at least one,
+		// waiting up to a second for it), then run each in a place,
+		// waiting for one: the pollers hold no goroutine for an empty
+		// queue but this loop.
+		batch, err := cons.Fetch(max(1, q.limit.free()), jetstream.FetchMaxWait(time.Second))
 		if err == nil {
 			for msg := range batch.Messages() {
-				got++
+				stop := keepInProgress(msg, q.ackWait()/3)
+				if !q.limit.acquire(ctx) {
+					stop()
+					_ = msg.Nak() // shutting down: the next start runs it
+					continue
+				}
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					defer func() { <-slots }()
+					defer q.limit.release()
+					defer stop()
 					q.handle(ctx, inv, msg)
 				}()
 			}
 			err = batch.Error()
-		}
-		for ; got < n; got++ {
-			<-slots
 		}
 		if err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) && ctx.Err() == nil {
 			q.log.Warn("fetching events", "err", err)
@@ -455,13 +445,12 @@ func (q *Queue) handle(ctx context.Context, inv Invoker, msg delivery) {
 		return
 	}
 
-	// Keep the delivery ours while the function runs (a group keeps
-	// itself).
-	if m, ok := msg.(jetstream.Msg); ok {
-		defer keepInProgress(m, q.ackWait()/3)()
-	}
 	q.invocations.Add(1)
+	began := time.Now()
 	res, version, err := inv.InvokeAsync(ctx, ev.Account, ev.Function, ev.Qualifier, ev.Payload, ev.RequestID)
+	if err == nil {
+		q.limit.observe(ev.Account+"/"+ev.Function, time.Since(began))
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			_ = msg.Nak() // shutting down: the next start runs it

@@ -56,19 +56,16 @@ func (q *Queue) groupRunner(ctx context.Context) (jetstream.Consumer, error) {
 	return cons, nil
 }
 
-// runGroups takes groups from the inbox and runs their events,
-// cfg.Concurrency at once, until ctx ends; it then waits for the groups it
-// runs. A group is taken only when a slot is free, and the next only once
-// every due event of the one before has a slot: the groups running are
-// those with an event in flight.
+// runGroups takes groups from the inbox and runs their events, as many at
+// once as the limiter allows, until ctx ends; it then waits for the groups it
+// runs. A group is taken only when a place is free, and the next only
+// once every due event of the one before has a place: the groups running
+// are those with an event in flight.
 func (q *Queue) runGroups(ctx context.Context, inv Invoker, cons jetstream.Consumer) {
-	slots := make(chan struct{}, q.cfg.Concurrency)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for ctx.Err() == nil {
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
+		if !q.limit.acquire(ctx) {
 			return
 		}
 		var msg jetstream.Msg
@@ -80,7 +77,7 @@ func (q *Queue) runGroups(ctx context.Context, inv Invoker, cons jetstream.Consu
 			err = batch.Error()
 		}
 		if msg == nil {
-			<-slots
+			q.limit.release()
 			if err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) && ctx.Err() == nil {
 				q.log.Warn("fetching accepted groups", "err", err)
 				select {
@@ -90,7 +87,7 @@ func (q *Queue) runGroups(ctx context.Context, inv Invoker, cons jetstream.Consu
 			}
 			continue
 		}
-		q.runGroup(ctx, inv, msg, slots, &wg)
+		q.runGroup(ctx, inv, msg, &wg)
 	}
 }
 
@@ -131,12 +128,12 @@ func (m *member) Metadata() (*jetstream.MsgMetadata, error) {
 }
 
 // runGroup starts the events of one inbox message that are due (the first
-// in the slot the caller took for it, the others each in a slot it waits
+// in the place the caller took for it, the others each in a place it waits
 // for), and leaves the rest of the group's run to a goroutine of wg's.
-func (q *Queue) runGroup(ctx context.Context, inv Invoker, msg jetstream.Msg, slots chan struct{}, wg *sync.WaitGroup) {
+func (q *Queue) runGroup(ctx context.Context, inv Invoker, msg jetstream.Msg, wg *sync.WaitGroup) {
 	var raws []json.RawMessage
 	if err := json.Unmarshal(msg.Data(), &raws); err != nil {
-		<-slots
+		q.limit.release()
 		q.malformed.Add(1)
 		q.log.Error("dropping a malformed group of events", "err", err)
 		_ = msg.Term()
@@ -162,7 +159,7 @@ func (q *Queue) runGroup(ctx context.Context, inv Invoker, msg jetstream.Msg, sl
 		}
 	}
 	if len(due) == 0 {
-		<-slots
+		q.limit.release()
 		if wait >= 0 {
 			_ = msg.NakWithDelay(wait) // back when the first is due
 		} else {
@@ -171,19 +168,14 @@ func (q *Queue) runGroup(ctx context.Context, inv Invoker, msg jetstream.Msg, sl
 		return
 	}
 	var run sync.WaitGroup
-dispatch:
 	for i, m := range due {
-		if i > 0 {
-			select {
-			case slots <- struct{}{}:
-			case <-ctx.Done():
-				break dispatch // the rest is stored as it came
-			}
+		if i > 0 && !q.limit.acquire(ctx) {
+			break // shutting down: the rest is stored as it came
 		}
 		run.Add(1)
 		go func() {
 			defer run.Done()
-			defer func() { <-slots }()
+			defer q.limit.release()
 			q.handle(ctx, inv, m)
 		}()
 	}
