@@ -237,7 +237,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	var fleet fleetResult
-	var async asyncResult
+	async := &asyncResult{}
 	if want["fleet"] || want["async"] {
 		// One function for the sandbox fleet (its version 1) and the
 		// asynchronous invokes ($LATEST), 128 MB. A timeout of 30 s, not
@@ -262,11 +262,25 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if want["async"] {
 		progress(fmt.Sprintf("%d asynchronous invokes", *events))
 		var eventRows []benchRow
-		eventRows, async, err = benchEvents(c, url[len("http://"):], "many", *events, *eventConc)
+		eventRows, async, err = benchEvents(c, url[len("http://"):], "many", *events, *eventConc, false)
 		if err != nil {
 			return fmt.Errorf("async invokes: %w", err)
 		}
 		rows = append(rows, eventRows...)
+		// The accept path alone at the same concurrency, and at twice
+		// it: a sender waits for its event's group commit (a synced
+		// write), so that its rate is bounded by the senders, not by
+		// what Ember can accept.
+		for _, conc := range []int{*eventConc, 2 * *eventConc} {
+			progress(fmt.Sprintf("%d asynchronous invokes of a function held, %d at once", *events, conc))
+			var held *asyncResult
+			eventRows, held, err = benchEvents(c, url[len("http://"):], "many", *events, conc, true)
+			if err != nil {
+				return fmt.Errorf("async invokes of a function held: %w", err)
+			}
+			rows = append(rows, eventRows...)
+			async.Held = append(async.Held, held)
+		}
 	}
 	progress("done")
 	if *asJSON {
@@ -289,6 +303,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fmt.Fprintf(stdout, "\nasync: %d events sent (%d measured in %.2f s, %.0f accepted/s, Ember and the client using %.0f%% of a CPU); all run %.2f s after the first (%.0f/s), %.2f s after the last 202\n",
 		async.Events, *events, async.AcceptSeconds, async.AcceptedPerSecond, async.AcceptCPUPercent, async.ProcessedSeconds, async.ProcessedPerSecond, async.DrainSeconds)
+	for _, h := range async.Held {
+		fmt.Fprintf(stdout, "async, the function held (reserved concurrency 0 while sent), %d at once: %d events sent (%d measured in %.2f s, %.0f accepted/s, Ember and the client using %.0f%% of a CPU); all run %.2f s after the release\n",
+			h.Concurrency, h.Events, *events, h.AcceptSeconds, h.AcceptedPerSecond, h.AcceptCPUPercent, h.DrainSeconds)
+	}
 	return nil
 }
 
@@ -556,6 +574,11 @@ type asyncResult struct {
 	// AcceptCPUPercent is this process's CPU use (Ember and the client)
 	// while the measured events were sent, in percent of one CPU.
 	AcceptCPUPercent float64
+	// Held is the same for events sent while the function was held
+	// (reserved concurrency 0), their DrainSeconds from the release.
+	Held []*asyncResult `json:",omitempty"`
+	// Concurrency is how many senders sent the events at once.
+	Concurrency int
 }
 
 // benchEvents measures asynchronous invokes of the probe echo (function
@@ -565,8 +588,14 @@ type asyncResult struct {
 // the write, synced to disk, before the Front End answers), then the time
 // until Ember's pollers have run every one of them (the function's
 // successful invocations in ember_invocations_total on /metrics).
-func benchEvents(c *benchClient, host, name string, n, conc int) ([]benchRow, asyncResult, error) {
-	var res asyncResult
+//
+// held measures the accept path alone: the function's reserved
+// concurrency is 0 while the events are sent (Lambda's way to stop a
+// function: its events wait, throttled, and are tried again with a
+// backoff), so that running them does not take the CPUs the accept path
+// uses; then it is released, and the events are run.
+func benchEvents(c *benchClient, host, name string, n, conc int, held bool) ([]benchRow, *asyncResult, error) {
+	res := &asyncResult{Concurrency: conc}
 	payload := []byte(`{"hello":"world"}`)
 	event := map[string]string{"X-Amz-Invocation-Type": "Event"}
 	path := "/2015-03-31/functions/" + name + "/invocations"
@@ -574,44 +603,63 @@ func benchEvents(c *benchClient, host, name string, n, conc int) ([]benchRow, as
 		_, err := c.do("POST", host, path, payload, true, event)
 		return err
 	}
+	before, _, err := invocationsOf(c, host, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	concurrency := "/2017-10-31/functions/" + name + "/concurrency"
+	if held {
+		if _, err := c.do("PUT", host, concurrency, []byte(`{"ReservedConcurrentExecutions":0}`), true, nil); err != nil {
+			return nil, nil, err
+		}
+	}
 	warm := conc
 	res.Events = n + warm
 	start := time.Now()
 	for i := 0; i < warm; i++ {
 		if err := accept(); err != nil {
-			return nil, res, err
+			return nil, nil, err
 		}
 	}
 	cpu0 := cpuTime(syscall.RUSAGE_SELF)
 	lat, wall, err := measureWarm(n, conc, 0, accept)
 	if err != nil {
-		return nil, res, err
+		return nil, nil, err
 	}
 	res.AcceptCPUPercent = 100 * (cpuTime(syscall.RUSAGE_SELF) - cpu0).Seconds() / wall.Seconds()
 	accepted := time.Now()
+	if held {
+		if _, err := c.do("DELETE", host, concurrency, nil, true, nil); err != nil {
+			return nil, nil, err
+		}
+		accepted = time.Now()
+	}
 	deadline := accepted.Add(3 * time.Minute)
 	for {
 		ok, other, err := invocationsOf(c, host, name)
 		if err != nil {
-			return nil, res, err
+			return nil, nil, err
 		}
 		if len(other) > 0 {
-			return nil, res, fmt.Errorf("events ended other than in success: %s", strings.Join(other, "; "))
+			return nil, nil, fmt.Errorf("events ended other than in success: %s", strings.Join(other, "; "))
 		}
-		if ok >= float64(res.Events) {
+		if ok-before >= float64(res.Events) {
 			break
 		}
 		if time.Now().After(deadline) {
-			return nil, res, fmt.Errorf("%v of %d events run after %v", ok, res.Events, time.Since(start))
+			return nil, nil, fmt.Errorf("%v of %d events run after %v", ok-before, res.Events, time.Since(start))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	done := time.Now()
 	res.AcceptSeconds = wall.Seconds()
 	res.AcceptedPerSecond = float64(n) / wall.Seconds()
+	res.DrainSeconds = done.Sub(accepted).Seconds()
+	if held {
+		return []benchRow{summarize("Ember async accept, the function held (the accept path alone)", conc, lat, wall)}, res, nil
+	}
 	res.ProcessedSeconds = done.Sub(start).Seconds()
 	res.ProcessedPerSecond = float64(res.Events) / res.ProcessedSeconds
-	res.DrainSeconds = done.Sub(accepted).Seconds()
 	return []benchRow{
 		summarize("Ember async accept (Event invoke, durable, to 202)", conc, lat, wall),
 		// A throughput only: each event's time to run is not measured.
