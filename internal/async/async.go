@@ -1,11 +1,14 @@
 // Package async runs Lambda's asynchronous invocations: a durable event
-// queue (the JetStream stream EMBER_ASYNC, work-queue retention), pollers
-// that invoke queued events through the Front End, Lambda's retries, maximum
+// queue (the JetStream streams EMBER_ASYNC_INBOX, groups of events accepted
+// together, and EMBER_ASYNC, events stored alone; work-queue retention),
+// pollers that invoke queued events through the Front End (groups.go runs
+// the groups; limiter.go says how many at once), Lambda's retries, maximum
 // event age and destinations, the event-invoke-config API, and Ember queues
 // (queues.go): durable named queues that are destinations and dead-letter
 // queues, read through Ember's own API and `ember queue read`.
 //
-// An event is acked only once its outcome is recorded: success (or its
+// An event is acked (a group once all its events are) only once its
+// outcome is recorded: success (or its
 // OnSuccess destination event or queue message stored), a retry stored as a
 // new message, or its OnFailure destination event or queue message stored,
 // or its dead-letter message stored, or a drop by policy. A crash at any
@@ -238,8 +241,8 @@ func (q *Queue) Stats() Stats {
 }
 
 // Depth is the number of events queued or in flight, and when the oldest
-// stored one was stored. A group of accepted events not split yet counts
-// as one (accept.go).
+// stored one was stored. A group of accepted events (accept.go) counts
+// as one.
 func (q *Queue) Depth(ctx context.Context) (n uint64, oldest time.Time, err error) {
 	info, err := q.stream.Info(ctx)
 	if err != nil {
