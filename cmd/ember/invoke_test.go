@@ -303,11 +303,22 @@ func TestInvokeColdThenWarm(t *testing.T) {
 		"AWS_LAMBDA_FUNCTION_VERSION": "$LATEST", "LAMBDA_TASK_ROOT": "/var/task", "AWS_REGION": "us-east-1",
 		"TZ": ":UTC", "_HANDLER": "bootstrap", "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001", "GREETING": "hello",
 		"AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/probe", "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+		"GOMAXPROCS": "1", // its CPU share: 128 of the 1,769 MB of one CPU
 	}
 	for k, v := range want {
 		if env[k] != v {
 			t.Errorf("env %s = %v, want %q", k, env[k], v)
 		}
+	}
+	if e1["gomaxprocs"] != 1.0 {
+		t.Errorf("the Go runtime's GOMAXPROCS is %v, want 1", e1["gomaxprocs"])
+	}
+	// A function that sets GOMAXPROCS keeps its own.
+	createProbe(t, c, "own-procs", func(in *lambda.CreateFunctionInput) {
+		in.Environment = &types.Environment{Variables: map[string]string{"GOMAXPROCS": "3"}}
+	})
+	if _, own := invokeJSON(t, c, "own-procs", map[string]any{"mode": "env"}, false); own["gomaxprocs"] != 3.0 {
+		t.Errorf("a function's own GOMAXPROCS=3 gave %v", own["gomaxprocs"])
 	}
 	if !strings.HasPrefix(env["AWS_LAMBDA_LOG_STREAM_NAME"].(string), time.Now().UTC().Format("2006/01/02")+"/[$LATEST]") {
 		t.Errorf("log stream name %v", env["AWS_LAMBDA_LOG_STREAM_NAME"])

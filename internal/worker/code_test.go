@@ -9,10 +9,15 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/emberfn/ember/internal/store"
 )
 
 type memCode map[string][]byte // account/sha -> zip
@@ -210,5 +215,32 @@ func TestCodeUnpackedOncePerDigest(t *testing.T) {
 	// Later callers find it without fetching.
 	if p, err := c.path(context.Background(), "acct", sha); err != nil || p != paths[0] || src.fetches.Load() != 1 {
 		t.Fatalf("warm: %s %v, %d fetches", p, err, src.fetches.Load())
+	}
+}
+
+// A Go function's GOMAXPROCS is its CPU share (1,769 MB a CPU), rounded
+// up, at most the host's CPUs, unless it sets its own.
+func TestGoMaxProcs(t *testing.T) {
+	cpus := runtime.NumCPU()
+	for mem, want := range map[int]int{128: 1, 1769: 1, 1770: min(2, cpus), 3538: min(2, cpus), 10240: min(6, cpus)} {
+		if got := goMaxProcs(mem); got != want {
+			t.Errorf("%d MB: GOMAXPROCS %d, want %d", mem, got, want)
+		}
+	}
+	w := &Worker{}
+	has := func(env []string, kv string) bool { return slices.Contains(env, kv) }
+	env := w.environment(&store.Function{Name: "f", MemorySize: 128}, "s")
+	if !has(env, "GOMAXPROCS=1") {
+		t.Errorf("no GOMAXPROCS=1 in %v", env)
+	}
+	env = w.environment(&store.Function{Name: "f", MemorySize: 128, Environment: map[string]string{"GOMAXPROCS": "4"}}, "s")
+	n := 0
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "GOMAXPROCS=") {
+			n++
+		}
+	}
+	if !has(env, "GOMAXPROCS=4") || n != 1 {
+		t.Errorf("the function's own GOMAXPROCS=4 not kept alone: %v", env)
 	}
 }

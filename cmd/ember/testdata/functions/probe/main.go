@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -78,6 +79,7 @@ func handle(ctx context.Context, raw json.RawMessage) (any, error) {
 			"deadline_ms": deadline.UnixMilli(), "env": env, "pid": os.Getpid(),
 			"uid": os.Getuid(), "hostname": host, "invocations": invocations,
 			"started": started.UnixNano(), "client_context": cc,
+			"gomaxprocs": runtime.GOMAXPROCS(0),
 		}, nil
 	}
 	return raw, nil
