@@ -316,6 +316,11 @@ func (m *Manager) startC(ctx context.Context, spec *Spec) (_ *Sandbox, err error
 	defer m.destroyIfFailed(ctx, s, &err)
 	// Bound the handshake by ctx: expiry unblocks the socket and pipe.
 	defer unblockOnDone(ctx, p.sync, p.errR)()
+	// The Runtime API's listener is made in the sandbox's network
+	// namespace (which the init has from its clone) while the init is
+	// sent its config and sets up its root, and its ids are mapped.
+	lst := startListening(s.pid, spec.ListenAddr)
+	defer lst.discard()
 
 	trees, err := cloneMounts(spec.Mounts)
 	if err != nil {
@@ -354,16 +359,14 @@ func (m *Manager) startC(ctx context.Context, spec *Spec) (_ *Sandbox, err error
 	}
 	tr.mark(&tr.send)
 	// The init sets up its root meanwhile.
-	if spec.ListenAddr != "" {
-		if s.ln, err = listenInNetns(s.pid, spec.ListenAddr); err != nil {
-			return nil, err
-		}
-	}
-	tr.mark(&tr.listen)
 	if err := m.mapIDs(ctx, spec.ID, s.pid, ids, p.errR); err != nil {
 		return nil, err
 	}
 	tr.mark(&tr.userns)
+	if s.ln, err = lst.wait(); err != nil {
+		return nil, err
+	}
+	tr.mark(&tr.listen)
 	if _, err := p.sync.Write([]byte{goByte}); err != nil {
 		return nil, m.setupError(spec.ID, p.errR, fmt.Errorf("sandbox: send go: %w", ctxErr(ctx, err)))
 	}
@@ -378,7 +381,7 @@ func (m *Manager) startC(ctx context.Context, spec *Spec) (_ *Sandbox, err error
 	}
 	tr.mark(&tr.exec)
 	m.log.DebugContext(ctx, "sandbox started", "sandbox", spec.ID, "pid", s.pid, "ids", tr.ids, "take_init", tr.take,
-		"send_config", tr.send, "listen", tr.listen, "userns", tr.userns, "exec", tr.exec, "total", time.Since(tr.t0))
+		"send_config", tr.send, "userns", tr.userns, "listen", tr.listen, "exec", tr.exec, "total", time.Since(tr.t0))
 	if traceHook != nil {
 		traceHook(tr)
 	}

@@ -39,6 +39,53 @@ func listenInNetns(pid int, addr string) (net.Listener, error) {
 	return r.ln, r.err
 }
 
+// listening is a listener being made by listenInNetns on a goroutine of
+// its own while a start goes on; nil when there is no address.
+type listening struct {
+	ch    chan listenResult
+	taken bool
+}
+
+type listenResult struct {
+	ln  net.Listener
+	err error
+}
+
+// startListening starts making a listener on addr in the network
+// namespace of pid ("" : none).
+func startListening(pid int, addr string) *listening {
+	if addr == "" {
+		return nil
+	}
+	l := &listening{ch: make(chan listenResult, 1)}
+	go func() {
+		ln, err := listenInNetns(pid, addr)
+		l.ch <- listenResult{ln, err}
+	}()
+	return l
+}
+
+// wait returns the listener (nil, nil without an address); from then on
+// it is the caller's.
+func (l *listening) wait() (net.Listener, error) {
+	if l == nil {
+		return nil, nil
+	}
+	l.taken = true
+	r := <-l.ch
+	return r.ln, r.err
+}
+
+// discard closes the listener unless wait took it.
+func (l *listening) discard() {
+	if l == nil || l.taken {
+		return
+	}
+	if r := <-l.ch; r.ln != nil {
+		r.ln.Close()
+	}
+}
+
 // listenLocked does listenInNetns's work on the locked thread; restored
 // reports whether the thread is back in its original namespace.
 func listenLocked(pid int, addr string) (ln net.Listener, restored bool, err error) {
