@@ -22,11 +22,11 @@ import (
 //
 // A group is run from the inbox as it is (groups.go): its events are
 // invoked like the event stream's, and the group is acked once each of
-// them has its outcome recorded. An event that does not finish there (a
-// throttle, a retry after a function error, a failed store of its
-// outcome, a shutdown) is stored on its own in the event stream, whose
-// pollers take it from there. A successful event therefore costs no write
-// of its own; the price is that a crash runs again the events of the
+// them has its outcome recorded (a retry after a function error, a
+// destination record: stored as before) or is deferred (a throttle's
+// backoff, a failed store of its outcome, a shutdown): the deferred
+// events of a group are stored together as a new group. A successful
+// event therefore costs no write of its own; the price is that a crash runs again the events of the
 // groups that were running (at-least-once, as Lambda's queue is).
 //
 // No goroutine waits for work: the first caller that finds no commit
@@ -191,8 +191,8 @@ func (q *Queue) publishEvents(ctx context.Context, group []*accepting, msgID str
 
 // GroupStats says how the accepted events were stored and run: Groups
 // inbox messages holding Grouped events (the rest were stored alone);
-// GroupsRun groups run from the inbox, Deferred events of them stored on
-// their own in the event stream to finish there.
+// GroupsRun groups run from the inbox (and acked), Deferred events of them
+// stored again in a new group (groups.go).
 type GroupStats struct{ Groups, Grouped, GroupsRun, Deferred uint64 }
 
 // GroupStats returns the group counters.

@@ -90,8 +90,8 @@ func publishTestGroup(t *testing.T, q *Queue, msgID string, ids ...string) {
 
 // The events of a group reach the same outcomes as events stored alone
 // (TestThrottlesFunctionErrorsAndDrops): those that do not finish in the
-// group (throttled, a platform error, a retry) finish in the event stream,
-// and the group is acked.
+// group (throttled, a platform error) are deferred to a new group, a
+// retry goes to the event stream, and every group is acked.
 func TestGroupOutcomes(t *testing.T) {
 	q, stop := openTest(t, t.TempDir(), Config{TimeScale: 0.01})
 	defer stop()
@@ -130,7 +130,7 @@ func TestGroupOutcomes(t *testing.T) {
 	// inbox (failing's retries are retries, stored in the event stream):
 	// at least three groups ran (more if a group came back when one of its
 	// events was due and another not yet).
-	if gs := q.GroupStats(); gs.GroupsRun < 3 || gs.Deferred < 3 || gs.GroupsRun != gs.Deferred {
+	if gs := q.GroupStats(); gs.GroupsRun < 3 || gs.Deferred < 3 {
 		t.Fatalf("group stats %+v", gs)
 	}
 }
@@ -271,10 +271,12 @@ func TestThrottledGroupDefersInOneWrite(t *testing.T) {
 	if ev.State.LastSeq != 0 {
 		t.Errorf("%d events written to the event stream one by one", ev.State.LastSeq)
 	}
-	// One group per round (a round can split in two when some events are
-	// due and others not quite yet).
-	if in.State.LastSeq > 1+2*rounds+2 {
-		t.Errorf("%d groups written for %d rounds of throttles", in.State.LastSeq, rounds)
+	// About one group per round: a round's events are deferred to times a
+	// few ms apart (they run in waves of the limiter's size), so a group
+	// can come back when some are due and others not yet, and split. One
+	// write per throttled event would be 40 a round; allow 1 per 4.
+	if throttles := q.Stats().Throttled; in.State.LastSeq*4 > throttles {
+		t.Errorf("%d groups written for %d throttles in %d rounds", in.State.LastSeq, throttles, rounds)
 	}
 	for _, id := range ids {
 		if n := inv.count(id); n < 4 {

@@ -57,17 +57,14 @@ func (q *Queue) groupRunner(ctx context.Context) (jetstream.Consumer, error) {
 }
 
 // runGroups takes groups from the inbox and runs their events, as many at
-// once as the limiter allows, until ctx ends; it then waits for the groups it
-// runs. A group is taken only when a place is free, and the next only
-// once every due event of the one before has a place: the groups running
-// are those with an event in flight.
+// once as the limiter allows, until ctx ends; it then waits for the groups
+// it runs. The next group is taken only once every due event of the one
+// before has a place: the groups running are those with an event in
+// flight, and one waiting for places.
 func (q *Queue) runGroups(ctx context.Context, inv Invoker, cons jetstream.Consumer) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for ctx.Err() == nil {
-		if !q.limit.acquire(ctx) {
-			return
-		}
 		var msg jetstream.Msg
 		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(time.Second))
 		if err == nil {
@@ -77,7 +74,6 @@ func (q *Queue) runGroups(ctx context.Context, inv Invoker, cons jetstream.Consu
 			err = batch.Error()
 		}
 		if msg == nil {
-			q.limit.release()
 			if err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) && ctx.Err() == nil {
 				q.log.Warn("fetching accepted groups", "err", err)
 				select {
@@ -127,13 +123,12 @@ func (m *member) Metadata() (*jetstream.MsgMetadata, error) {
 	return &jetstream.MsgMetadata{NumDelivered: uint64(1 + m.ev.Deferrals)}, nil
 }
 
-// runGroup starts the events of one inbox message that are due (the first
-// in the place the caller took for it, the others each in a place it waits
-// for), and leaves the rest of the group's run to a goroutine of wg's.
+// runGroup starts the events of one inbox message that are due, each in a
+// place it waits for, and leaves the rest of the group's run to a
+// goroutine of wg's.
 func (q *Queue) runGroup(ctx context.Context, inv Invoker, msg jetstream.Msg, wg *sync.WaitGroup) {
 	var raws []json.RawMessage
 	if err := json.Unmarshal(msg.Data(), &raws); err != nil {
-		q.limit.release()
 		q.malformed.Add(1)
 		q.log.Error("dropping a malformed group of events", "err", err)
 		_ = msg.Term()
@@ -159,7 +154,6 @@ func (q *Queue) runGroup(ctx context.Context, inv Invoker, msg jetstream.Msg, wg
 		}
 	}
 	if len(due) == 0 {
-		q.limit.release()
 		if wait >= 0 {
 			_ = msg.NakWithDelay(wait) // back when the first is due
 		} else {
@@ -167,9 +161,17 @@ func (q *Queue) runGroup(ctx context.Context, inv Invoker, msg jetstream.Msg, wg
 		}
 		return
 	}
+	// Kept ours from here on, also while its events wait for places.
+	stop := keepInProgress(msg, q.ackWait()/3)
 	var run sync.WaitGroup
 	for i, m := range due {
-		if i > 0 && !q.limit.acquire(ctx) {
+		if !q.limit.acquire(ctx) {
+			if i == 0 {
+				// Shutting down before any started: as it came.
+				stop()
+				_ = msg.Nak()
+				return
+			}
 			break // shutting down: the rest is stored as it came
 		}
 		run.Add(1)
@@ -182,9 +184,8 @@ func (q *Queue) runGroup(ctx context.Context, inv Invoker, msg jetstream.Msg, wg
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		stop := keepInProgress(msg, q.ackWait()/3)
+		defer stop()
 		run.Wait()
-		stop()
 		q.endGroup(msg, members)
 	}()
 }

@@ -23,8 +23,10 @@ import (
 // sleep) takes the limit up to Config.Concurrency; CPU-bound ones keep it
 // a few above what the CPUs run at once. The least duration is learnt
 // at a low concurrency: when a period of minPeriod ends, the limit drops
-// to limitMin for probeTime (as BBR probes a path's round trip), then
-// comes back.
+// to limitMin (as BBR probes a path's round trip) until probeTime after
+// the invocations in flight are down to it, or probeMax at most (long
+// invocations never drain in time), then comes back; a timer ends the
+// probe when nothing else happens.
 const (
 	limitMin     = 2
 	limitStart   = 8
@@ -36,6 +38,7 @@ const (
 	// and the previous period: it forgets in one to two periods.
 	minPeriod = 30 * time.Second
 	probeTime = 200 * time.Millisecond
+	probeMax  = time.Second
 )
 
 // limiter is a semaphore whose size adapts (see above).
@@ -55,15 +58,21 @@ type limiter struct {
 
 	cur, prev map[string]time.Duration // least duration by function
 	period    time.Time
-	// probeUntil is when the probe ends (zero: none); saved is the limit
-	// to come back to.
-	probeUntil time.Time
-	saved      float64
+	// A probe: probing, until probeEnd (zero until the invocations in
+	// flight drained to the probe's limit), at most until probeMaxEnd;
+	// saved is the limit to come back to.
+	probing     bool
+	probeEnd    time.Time
+	probeMaxEnd time.Time
+	saved       float64
+	// after runs f after d (time.AfterFunc; tests replace it).
+	after func(d time.Duration, f func())
 }
 
 func newLimiter(max int, now func() time.Time) *limiter {
 	l := &limiter{max: float64(max), now: now, limit: min(limitStart, float64(max)),
-		cur: map[string]time.Duration{}, prev: map[string]time.Duration{}}
+		cur: map[string]time.Duration{}, prev: map[string]time.Duration{},
+		after: func(d time.Duration, f func()) { time.AfterFunc(d, f) }}
 	l.winStart, l.period = now(), now()
 	return l
 }
@@ -77,6 +86,9 @@ func (l *limiter) Limit() int {
 
 // acquire takes a place, waiting for one; false if ctx ended first.
 func (l *limiter) acquire(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return false
+	}
 	l.mu.Lock()
 	l.tickLocked(l.now())
 	if l.inflight < int(l.limit) && len(l.waiters) == 0 {
@@ -90,7 +102,11 @@ func (l *limiter) acquire(ctx context.Context) bool {
 	l.mu.Unlock()
 	select {
 	case <-ch:
-		return true
+		if ctx.Err() == nil {
+			return true
+		}
+		l.release() // granted as ctx ended: give it back
+		return false
 	case <-ctx.Done():
 		l.mu.Lock()
 		defer l.mu.Unlock()
@@ -119,6 +135,7 @@ func (l *limiter) free() int {
 func (l *limiter) release() {
 	l.mu.Lock()
 	l.inflight--
+	l.tickLocked(l.now())
 	l.wakeLocked()
 	l.mu.Unlock()
 }
@@ -150,7 +167,7 @@ func (l *limiter) observe(fn string, d time.Duration) {
 	if m, ok := l.prev[fn]; ok && m < least {
 		least = m
 	}
-	if !l.probeUntil.IsZero() {
+	if l.probing {
 		return
 	}
 	l.winN++
@@ -171,18 +188,40 @@ func (l *limiter) observe(fn string, d time.Duration) {
 	l.wakeLocked()
 }
 
-// tickLocked ends a probe that is over, and starts one (with a new period
-// of least durations) when the period is over.
+// tickLocked moves a probe on (its measuring starts once the invocations
+// in flight drained to its limit; it ends probeTime later, or at
+// probeMaxEnd), and starts one (with a new period of least durations)
+// when the period is over.
 func (l *limiter) tickLocked(now time.Time) {
-	if !l.probeUntil.IsZero() && !now.Before(l.probeUntil) {
-		l.limit, l.probeUntil = l.saved, time.Time{}
-		l.winN, l.winSum, l.winStart, l.winPeak = 0, 0, now, l.inflight
-		l.wakeLocked()
+	if l.probing {
+		if l.probeEnd.IsZero() && l.inflight <= int(l.limit) {
+			l.probeEnd = now.Add(probeTime)
+			l.after(probeTime, l.tick)
+		}
+		if !now.Before(l.probeMaxEnd) || !l.probeEnd.IsZero() && !now.Before(l.probeEnd) {
+			l.limit, l.probing = l.saved, false
+			l.winN, l.winSum, l.winStart, l.winPeak = 0, 0, now, l.inflight
+			l.wakeLocked()
+		}
 	}
 	if now.Sub(l.period) >= minPeriod {
 		l.prev, l.cur, l.period = l.cur, map[string]time.Duration{}, now
-		if lower := min(limitMin, l.max); l.probeUntil.IsZero() && l.limit > lower {
-			l.saved, l.limit, l.probeUntil = l.limit, lower, now.Add(probeTime)
+		if lower := min(limitMin, l.max); !l.probing && l.limit > lower {
+			l.saved, l.limit, l.probing = l.limit, lower, true
+			l.probeEnd, l.probeMaxEnd = time.Time{}, now.Add(probeMax)
+			l.after(probeMax, l.tick)
+			if l.inflight <= int(l.limit) {
+				l.probeEnd = now.Add(probeTime)
+				l.after(probeTime, l.tick)
+			}
 		}
 	}
+}
+
+// tick is tickLocked from a timer: a probe ends even when no place is
+// taken or given back meanwhile.
+func (l *limiter) tick() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.tickLocked(l.now())
 }

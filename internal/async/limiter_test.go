@@ -3,6 +3,7 @@ package async
 import (
 	"context"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 )
@@ -43,7 +44,9 @@ func TestLimiterAdapts(t *testing.T) {
 	clock := time.Unix(0, 0)
 	now := func() time.Time { return clock }
 
+	noTimers := func(time.Duration, func()) {} // the fake clock ends probes
 	cpu := newLimiter(64, now)
+	cpu.after = noTimers
 	// 100,000 rounds of a few ms: several periods, so several probes.
 	limits := simulate(cpu, &clock, 100000, func(n, _ int) (string, time.Duration) {
 		return "acct/fn", time.Duration(max(n, 2)) * 250 * time.Microsecond
@@ -65,6 +68,7 @@ func TestLimiterAdapts(t *testing.T) {
 		},
 	} {
 		l := newLimiter(64, now)
+		l.after = noTimers
 		limits = simulate(l, &clock, 2000, run)
 		t.Logf("%s: limit %v ... %d", name, limits[:20], limits[len(limits)-1])
 		if last := limits[len(limits)-1]; last != 64 {
@@ -74,6 +78,7 @@ func TestLimiterAdapts(t *testing.T) {
 
 	// A limit that is not used does not grow.
 	idle := newLimiter(64, now)
+	idle.after = noTimers
 	for range 1000 {
 		if !idle.acquire(context.Background()) {
 			t.Fatal("acquire failed")
@@ -135,5 +140,77 @@ func TestLimiterSemaphore(t *testing.T) {
 	defer l.mu.Unlock()
 	if l.inflight != 3 || len(l.waiters) != 0 {
 		t.Fatalf("inflight %d, waiters %d; want 3 and 0", l.inflight, len(l.waiters))
+	}
+}
+
+// A context that ended gets no place, even when places are free, and a
+// place granted as it ends is given back.
+func TestLimiterEndedContext(t *testing.T) {
+	l := newLimiter(4, time.Now)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if l.acquire(ctx) {
+		t.Fatal("a place for a context that ended")
+	}
+	if l.free() != l.Limit() {
+		t.Fatalf("free %d of %d", l.free(), l.Limit())
+	}
+}
+
+// A probe ends on its own (a timer) even when the invocations in flight
+// are long and nothing is given back, and the waiters get their places.
+func TestLimiterProbeEndsByItself(t *testing.T) {
+	var (
+		mu     sync.Mutex
+		clock  = time.Unix(0, 0)
+		timers []func()
+	)
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	l := newLimiter(64, now)
+	l.after = func(_ time.Duration, f func()) { mu.Lock(); timers = append(timers, f); mu.Unlock() }
+	for range 6 {
+		if !l.acquire(context.Background()) {
+			t.Fatal("acquire failed")
+		}
+	}
+	mu.Lock()
+	clock = clock.Add(minPeriod)
+	mu.Unlock()
+	got := make(chan bool, 1)
+	go func() { got <- l.acquire(context.Background()) }() // starts the probe, waits
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		l.mu.Lock()
+		probing, waiting := l.probing, len(l.waiters)
+		l.mu.Unlock()
+		if probing && waiting == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no probe with a waiter: probing %v, waiters %d", probing, waiting)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if l.Limit() != limitMin {
+		t.Fatalf("probe limit %d, want %d", l.Limit(), limitMin)
+	}
+	// Nothing drains (6 in flight): only the probe's deadline ends it.
+	mu.Lock()
+	clock = clock.Add(probeMax)
+	fire := timers
+	mu.Unlock()
+	for _, f := range fire {
+		f()
+	}
+	select {
+	case ok := <-got:
+		if !ok {
+			t.Fatal("the waiter got no place")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the probe did not end: the waiter still waits")
+	}
+	if l.Limit() != 8 {
+		t.Fatalf("limit %d after the probe, want 8 back", l.Limit())
 	}
 }
