@@ -12,7 +12,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/emberfn/ember/internal/invoke"
-	"github.com/emberfn/ember/internal/lambdaapi"
 )
 
 // Events accepted at the same time are stored together (fewer writes than
@@ -95,23 +94,7 @@ func publishTestGroup(t *testing.T, q *Queue, msgID string, ids ...string) {
 func TestGroupOutcomes(t *testing.T) {
 	q, stop := openTest(t, t.TempDir(), Config{TimeScale: 0.01})
 	defer stop()
-	inv := &fakeInvoker{calls: map[string]int{}, answer: func(id string, n int) (*invoke.Result, error) {
-		switch id {
-		case "throttled":
-			if n <= 2 {
-				return nil, throttle
-			}
-		case "platform":
-			if n == 1 {
-				return nil, fmt.Errorf("worker unreachable")
-			}
-		case "failing":
-			return &invoke.Result{FunctionError: "Unhandled", Payload: []byte(`{"errorMessage":"no"}`)}, nil
-		case "gone":
-			return nil, lambdaapi.Errorf(lambdaapi.ResourceNotFound, "Function not found")
-		}
-		return &invoke.Result{Payload: []byte(`"ok"`)}, nil
-	}}
+	inv := outcomesInvoker()
 	publishTestGroup(t, q, "group-1", "throttled", "platform", "failing", "gone", "fine")
 	defer run(t, q, inv)()
 	waitUntil(t, "every outcome", func() bool {

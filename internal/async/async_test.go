@@ -83,10 +83,12 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 
 var throttle = lambdaapi.Errorf(lambdaapi.TooManyRequests, "Rate exceeded")
 
-func TestThrottlesFunctionErrorsAndDrops(t *testing.T) {
-	q, stop := openTest(t, t.TempDir(), Config{TimeScale: 0.01})
-	defer stop()
-	inv := &fakeInvoker{calls: map[string]int{}, answer: func(id string, n int) (*invoke.Result, error) {
+// outcomesInvoker answers by request id: "throttled" is throttled twice,
+// "platform" fails once on the platform, "failing" always returns a
+// function error, "gone" is a function that no longer exists; the rest
+// succeed.
+func outcomesInvoker() *fakeInvoker {
+	return &fakeInvoker{calls: map[string]int{}, answer: func(id string, n int) (*invoke.Result, error) {
 		switch id {
 		case "throttled":
 			if n <= 2 {
@@ -103,6 +105,12 @@ func TestThrottlesFunctionErrorsAndDrops(t *testing.T) {
 		}
 		return &invoke.Result{Payload: []byte(`"ok"`)}, nil
 	}}
+}
+
+func TestThrottlesFunctionErrorsAndDrops(t *testing.T) {
+	q, stop := openTest(t, t.TempDir(), Config{TimeScale: 0.01})
+	defer stop()
+	inv := outcomesInvoker()
 	ctx := context.Background()
 	for _, id := range []string{"throttled", "platform", "failing", "gone", "fine"} {
 		if err := q.Enqueue(ctx, "123456789012", "fn", "", []byte(`{}`), id); err != nil {
