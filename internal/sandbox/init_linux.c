@@ -209,7 +209,10 @@ static int recv_header(uint32_t *size, int *fds) {
 	return nfds;
 }
 
-static void read_config(struct config *cfg) {
+// read_config reads one config. The base config (base set) comes first,
+// with no descriptors: only its system directories, devices and /proc
+// lists are used (setup_base). The sandbox's own config comes second.
+static void read_config(struct config *cfg, int base) {
 	uint32_t size;
 	int fds[MAX_FDS];
 	int nfds = recv_header(&size, fds);
@@ -236,6 +239,11 @@ static void read_config(struct config *cfg) {
 	cfg->seccomp = get_list(&c, &cfg->nseccomp, &cfg->seccomp_len);
 	if (c.p != c.end)
 		fail(0, "read config: malformed");
+	if (base) {
+		if (nfds != 0 || cfg->ntargets != 0)
+			fail(0, "read config: a base config with %d descriptors, %u mounts", nfds, cfg->ntargets);
+		return;
+	}
 	// stdout, stderr, then the mount trees.
 	if ((uint32_t)nfds != 2 + cfg->ntargets)
 		fail(0, "read config: %d descriptors for %u mounts", nfds, cfg->ntargets);
@@ -377,9 +385,12 @@ static void setup_dev(const char *dev, char **devices) {
 		fail(errno, "remount /dev read-only");
 }
 
-// setup_root builds the sandbox's file system view and pivots into it (as
-// setupRoot in init_linux.go).
-static void setup_root(struct config *c) {
+// setup_base and setup_rest build the sandbox's file system view and
+// pivot into it (as setupRoot in init_linux.go, in one step there).
+// setup_base makes the part that is the same in every sandbox: the root
+// tmpfs, the host's system directories (read-only), /proc (masked) and
+// /dev.
+static void setup_base(struct config *c) {
 	char p[4096], host[4096];
 	if (mount("", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
 		fail(errno, "make / private");
@@ -405,6 +416,19 @@ static void setup_root(struct config *c) {
 			bind_tree(host, p, 1, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
 		}
 	}
+	if (mkdir(join(p, root, "proc"), 0555) != 0)
+		fail(errno, "mkdir /proc");
+	if (mount("proc", p, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
+		fail(errno, "mount /proc");
+	mask_proc(p, c->proc_masked, c->proc_read_only);
+	setup_dev(join(p, root, "dev"), c->devices);
+}
+
+// setup_rest mounts the sandbox's own trees and /tmp into the root that
+// setup_base made, and pivots into it (read-only from then on).
+static void setup_rest(struct config *c) {
+	char p[4096];
+	const char *root = NEW_ROOT;
 	// The Mounts arrive as detached trees that the parent cloned, with
 	// their attributes set.
 	for (uint32_t i = 0; i < c->ntargets; i++) {
@@ -421,12 +445,6 @@ static void setup_root(struct config *c) {
 		fail(errno, "mkdir /tmp");
 	if (mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV, c->tmp_opts) != 0)
 		fail(errno, "mount /tmp");
-	if (mkdir(join(p, root, "proc"), 0555) != 0)
-		fail(errno, "mkdir /proc");
-	if (mount("proc", p, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
-		fail(errno, "mount /proc");
-	mask_proc(p, c->proc_masked, c->proc_read_only);
-	setup_dev(join(p, root, "dev"), c->devices);
 	if (chdir(root) != 0)
 		fail(errno, "chdir new root");
 	// pivot_root(".", ".") stacks the old root on the new one; detaching
@@ -529,14 +547,19 @@ static void run_init(void) {
 	int fl = fcntl(FD_SYNC, F_GETFL);
 	if (fl < 0 || fcntl(FD_SYNC, F_SETFL, fl & ~O_NONBLOCK) != 0)
 		fail(errno, "sync pipe");
-	struct config c;
+	// Unlike the Go init this one runs as host root (in new PID, mount,
+	// network, IPC and UTS namespaces) until it makes its user namespace
+	// below. First the part of the root that is the same in every
+	// sandbox, from the base config the parent sends at once (a pooled
+	// init does this while it waits in the pool), then the sandbox's own
+	// part from its config (the parent opens its listener meanwhile).
+	struct config base, c;
+	memset(&base, 0, sizeof base);
 	memset(&c, 0, sizeof c);
-	read_config(&c);
-	// The parent attaches this process to its cgroups and opens its
-	// listener meanwhile. Unlike the Go init this one runs as host root
-	// (in new PID, mount, network, IPC and UTS namespaces) until it
-	// makes its user namespace below.
-	setup_root(&c);
+	read_config(&base, 1);
+	setup_base(&base);
+	read_config(&c, 0);
+	setup_rest(&c);
 	if (sethostname(c.hostname, strlen(c.hostname)) != 0)
 		fail(errno, "sethostname");
 	loopback_up();
