@@ -7,8 +7,11 @@
 // runtime's start nor for the package inits of a big binary (the AWS SDK's
 // tables, ...: about 13 ms in the ember binary). It executes the plan the
 // parent sends (childConfig in init_linux.go, which documents the
-// encoding) with the same steps, in the same order, as the Go init
-// (runInit), which stays as the fallback of builds without cgo. In any
+// encoding) with the same steps as the Go init (runInit), which stays as
+// the fallback of builds without cgo; it takes them in two parts, from
+// two configs (setup_base from a base config sent at its start, then the
+// sandbox's own), and mounts /proc and /dev before the sandbox's trees
+// and /tmp where the Go init mounts them after. In any
 // other process, whatever its argv[0], it returns at once.
 //
 // Every failure is reported to the parent on fd 4 as the failed step, a

@@ -173,7 +173,8 @@ var devices = []string{"null", "zero", "full", "random", "urandom", "tty"}
 
 // The Go init: the fallback of the C one (init_linux.c), which when cgo is
 // on runs before the Go runtime starts and never lets this run for
-// InitArg0. Both take the same steps in the same order.
+// InitArg0. Both take the same steps (the C init in two parts, from two
+// configs: see init_linux.c).
 func init() {
 	if len(os.Args) == 0 || os.Args[0] != InitArg0 && os.Args[0] != goInitArg0 {
 		return

@@ -3,7 +3,13 @@
 package sandbox
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -78,5 +84,40 @@ func TestConfigEncoding(t *testing.T) {
 		if _, err := decodeChildConfig(b[4 : 4+n]); err == nil {
 			t.Errorf("a config cut at %d bytes decoded", n)
 		}
+	}
+}
+
+// A C init whose base set-up fails (here a device that is a directory on
+// the host, which cannot be bound onto the file made for it) fails the
+// Start with the init's own message, whether the init came from the pool
+// (it died there) or was started by Start; nothing is left behind.
+func TestBaseSetupError(t *testing.T) {
+	requireRoot(t)
+	if !cInit {
+		t.Fatal("no C init in this build (cgo off)")
+	}
+	if st, err := os.Stat("/dev/shm"); err != nil || !st.IsDir() {
+		t.Fatalf("this test needs /dev/shm, a directory: %v", err)
+	}
+	saved := baseConfig
+	baseConfig = (&childConfig{SystemDirs: systemDirs, Devices: append(slices.Clone(devices), "shm"),
+		ProcMasked: procMasked, ProcReadOnly: procReadOnly}).encode()
+	defer func() { baseConfig = saved }()
+	for _, pool := range []int{2, 0} {
+		t.Run(fmt.Sprintf("pool %d", pool), func(t *testing.T) {
+			testInitPool = pool
+			defer func() { testInitPool = 2 }()
+			m := newTestManager(t)
+			var out syncBuffer
+			_, err := m.Start(context.Background(), helperSpec("base-fail", &out, "hello"))
+			if !errors.Is(err, ErrSetup) || !strings.Contains(err.Error(), "bind /dev/shm") {
+				t.Fatalf("Start: %v, want ErrSetup with the init's message about /dev/shm", err)
+			}
+			for _, d := range parentDirs(m) {
+				if _, err := os.Stat(filepath.Join(d, "base-fail")); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("cgroup left: %v", err)
+				}
+			}
+		})
 	}
 }

@@ -64,8 +64,8 @@ const refillDelay = 25 * time.Millisecond
 // baseConfig is the C init's first config (see above).
 var baseConfig = (&childConfig{SystemDirs: systemDirs, Devices: devices, ProcMasked: procMasked, ProcReadOnly: procReadOnly}).encode()
 
-// preparedInit is a C init started and in its cgroup, waiting for its
-// config. s has no ID, id range nor listener yet.
+// preparedInit is a C init started and in its cgroup, with its base
+// config, waiting for its sandbox's config. s has no ID, id range nor listener yet.
 type preparedInit struct {
 	s    *Sandbox
 	sync *net.UnixConn // fdSync
@@ -159,13 +159,17 @@ func (m *Manager) prepareInit(name string, lim limits) (_ *preparedInit, err err
 		errR: errR,
 	}
 	go p.s.reap()
-	// The base config: the init sets up the part of its root that is the
-	// same in every sandbox at once (while it waits in the pool).
-	if _, err := p.sync.Write(baseConfig); err != nil {
-		m.discard(p)
-		return nil, fmt.Errorf("sandbox: send the base config: %w", err)
-	}
 	if err := cg.attach(p.s.pid); err != nil {
+		m.discard(p)
+		return nil, err
+	}
+	// The base config, once the init is in its group (which its set-up
+	// is then charged to, and where it is still alive, blocked on its
+	// socket): it sets up the part of its root that is the same in every
+	// sandbox at once (while it waits in the pool). A set-up that fails
+	// is reported by the next step (the init's message on fdErr).
+	if _, err := p.sync.Write(baseConfig); err != nil {
+		err = m.setupError(name, p.errR, fmt.Errorf("sandbox: send the base config: %w", err))
 		m.discard(p)
 		return nil, err
 	}
@@ -203,6 +207,8 @@ func (m *Manager) takeInit(id string, lim limits) (*preparedInit, error) {
 		pool.ready = pool.ready[1:]
 		select {
 		case <-p.s.done: // died while waiting (it should not)
+			msg, _ := io.ReadAll(io.LimitReader(p.errR, 64*1024))
+			m.log.Warn("sandbox init pool: an init died while it waited", "message", initMessage(msg))
 			defer m.discard(p)
 			p = nil
 		default:
