@@ -35,4 +35,12 @@ func TestAsyncMetrics(t *testing.T) {
 	if age := scrape("ember_async_oldest_event_age_seconds"); age != 0 {
 		t.Fatalf("oldest age %v with an empty queue", age)
 	}
+	// The pollers' adaptive limit (between 2 and 64, 8 at the start; the
+	// three events can have moved it a step at most) and their places.
+	if limit := scrape("ember_async_pollers_limit"); limit < 2 || limit > 64 {
+		t.Fatalf("pollers' limit %v, want 2 to 64", limit)
+	}
+	if running := scrape("ember_async_pollers_running"); running < 0 || running > 64 {
+		t.Fatalf("pollers running %v", running)
+	}
 }

@@ -374,6 +374,12 @@ func serve(ctx context.Context, cfg serveConfig, stdout io.Writer) (err error) {
 			// Retries count function-error retries and throttled attempts.
 			return depth, age, st.Accepted, st.Retries + st.Throttled, st.Dropped
 		},
+		AsyncPollers: func() (int, int) {
+			if asyncQueue == nil {
+				return 0, 0
+			}
+			return asyncQueue.Pollers()
+		},
 		Sandboxes: func(report func(worker, state string, n int)) {
 			counts := manager.Counts()
 			for _, state := range []workermanager.State{workermanager.Starting, workermanager.Idle, workermanager.Busy, workermanager.Draining} {

@@ -84,6 +84,15 @@ func (l *limiter) Limit() int {
 	return int(l.limit)
 }
 
+// Pollers returns how many events the pollers may invoke at once now
+// (the adaptive limit) and how many places are taken.
+func (q *Queue) Pollers() (limit, running int) {
+	l := q.limit
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return int(l.limit), l.inflight
+}
+
 // acquire takes a place, waiting for one; false if ctx ended first.
 func (l *limiter) acquire(ctx context.Context) bool {
 	if ctx.Err() != nil {

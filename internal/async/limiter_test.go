@@ -214,3 +214,20 @@ func TestLimiterProbeEndsByItself(t *testing.T) {
 		t.Fatalf("limit %d after the probe, want 8 back", l.Limit())
 	}
 }
+
+// Pollers reports the limit and the places taken.
+func TestPollersReport(t *testing.T) {
+	q := &Queue{limit: newLimiter(64, time.Now)}
+	for range 3 {
+		if !q.limit.acquire(context.Background()) {
+			t.Fatal("acquire failed")
+		}
+	}
+	if limit, running := q.Pollers(); limit != limitStart || running != 3 {
+		t.Fatalf("Pollers() = %d, %d; want %d, 3", limit, running, limitStart)
+	}
+	q.limit.release()
+	if _, running := q.Pollers(); running != 2 {
+		t.Fatalf("running %d after a release, want 2", running)
+	}
+}

@@ -50,6 +50,10 @@ type Config struct {
 	// flight, the age of the oldest, and the counts of accepted, retried
 	// and dropped events.
 	Async func() (depth uint64, oldestAge time.Duration, accepted, retries, dropped uint64)
+	// AsyncPollers reports how many asynchronous events this node's
+	// pollers may invoke at once now (their adaptive limit) and how many
+	// they invoke.
+	AsyncPollers func() (limit, running int)
 }
 
 // Metrics holds Ember's metrics. Its methods are safe for concurrent use
@@ -284,6 +288,10 @@ var (
 		"Retries of asynchronous events (function errors, throttles, platform errors).", nil, nil)
 	asyncDroppedDesc = prometheus.NewDesc("ember_async_events_dropped_total",
 		"Asynchronous events that expired or ran out of retries without an on-failure destination.", nil, nil)
+	asyncLimitDesc = prometheus.NewDesc("ember_async_pollers_limit",
+		"How many asynchronous events this node's pollers may invoke at once now (adaptive).", nil, nil)
+	asyncRunningDesc = prometheus.NewDesc("ember_async_pollers_running",
+		"Asynchronous events this node's pollers are invoking (or waiting to invoke: holding a place).", nil, nil)
 )
 
 func (c *callbacks) Describe(ch chan<- *prometheus.Desc) {
@@ -305,6 +313,10 @@ func (c *callbacks) Describe(ch chan<- *prometheus.Desc) {
 		ch <- asyncAcceptedDesc
 		ch <- asyncRetriesDesc
 		ch <- asyncDroppedDesc
+	}
+	if c.cfg.AsyncPollers != nil {
+		ch <- asyncLimitDesc
+		ch <- asyncRunningDesc
 	}
 }
 
@@ -335,6 +347,11 @@ func (c *callbacks) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(asyncAcceptedDesc, prometheus.CounterValue, float64(accepted))
 		ch <- prometheus.MustNewConstMetric(asyncRetriesDesc, prometheus.CounterValue, float64(retries))
 		ch <- prometheus.MustNewConstMetric(asyncDroppedDesc, prometheus.CounterValue, float64(dropped))
+	}
+	if c.cfg.AsyncPollers != nil {
+		limit, running := c.cfg.AsyncPollers()
+		ch <- prometheus.MustNewConstMetric(asyncLimitDesc, prometheus.GaugeValue, float64(limit))
+		ch <- prometheus.MustNewConstMetric(asyncRunningDesc, prometheus.GaugeValue, float64(running))
 	}
 }
 
