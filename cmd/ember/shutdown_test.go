@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -114,17 +115,14 @@ func shutdownInFlight(t *testing.T, sig syscall.Signal) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(30 * time.Second); ; {
+	pollUntil(t, fmt.Sprintf("ember to stop taking connections after %v", sig), 30*time.Second, 20*time.Millisecond, func() bool {
 		c, err := net.DialTimeout("tcp", u.Host, time.Second)
 		if err != nil {
-			break
+			return true
 		}
 		c.Close()
-		if time.Now().After(deadline) {
-			t.Fatalf("ember still takes connections 30 s after %v", sig)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return false
+	})
 	select {
 	case a := <-answers:
 		t.Fatalf("the in-flight request ended before its body was sent: %d %s %v", a.status, a.body, a.err)

@@ -116,19 +116,11 @@ func TestLimiterSemaphore(t *testing.T) {
 				got <- i
 			}
 		}()
-		deadline := time.Now().Add(5 * time.Second)
-		for {
+		waitUntil(t, "the waiter to wait", func() bool {
 			l.mu.Lock()
-			n := len(l.waiters)
-			l.mu.Unlock()
-			if n == i+1 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("the waiter did not wait")
-			}
-			time.Sleep(time.Millisecond)
-		}
+			defer l.mu.Unlock()
+			return len(l.waiters) == i+1
+		})
 	}
 	l.release()
 	if first := <-got; first != 0 {
@@ -178,19 +170,11 @@ func TestLimiterProbeEndsByItself(t *testing.T) {
 	mu.Unlock()
 	got := make(chan bool, 1)
 	go func() { got <- l.acquire(context.Background()) }() // starts the probe, waits
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	waitUntil(t, "a probe with a waiter", func() bool {
 		l.mu.Lock()
-		probing, waiting := l.probing, len(l.waiters)
-		l.mu.Unlock()
-		if probing && waiting == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no probe with a waiter: probing %v, waiters %d", probing, waiting)
-		}
-		time.Sleep(time.Millisecond)
-	}
+		defer l.mu.Unlock()
+		return l.probing && len(l.waiters) == 1
+	})
 	if l.Limit() != limitMin {
 		t.Fatalf("probe limit %d, want %d", l.Limit(), limitMin)
 	}
