@@ -22,21 +22,21 @@ import (
 // happens when setns back to our own namespace fails, which it does not
 // short of resource exhaustion.)
 func listenInNetns(pid int, addr string) (net.Listener, error) {
-	type result struct {
-		ln  net.Listener
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		ln, restored, err := listenLocked(pid, addr)
-		if restored {
-			runtime.UnlockOSThread()
-		}
-		ch <- result{ln, err}
-	}()
+	ch := make(chan listenResult, 1)
+	go listenOnLockedThread(pid, addr, ch)
 	r := <-ch
 	return r.ln, r.err
+}
+
+// listenOnLockedThread is listenInNetns's goroutine: it sends the
+// listener (or the error) on ch.
+func listenOnLockedThread(pid int, addr string, ch chan<- listenResult) {
+	runtime.LockOSThread()
+	ln, restored, err := listenLocked(pid, addr)
+	if restored {
+		runtime.UnlockOSThread()
+	}
+	ch <- listenResult{ln, err}
 }
 
 // listening is a listener being made by listenInNetns on a goroutine of
@@ -58,10 +58,7 @@ func startListening(pid int, addr string) *listening {
 		return nil
 	}
 	l := &listening{ch: make(chan listenResult, 1)}
-	go func() {
-		ln, err := listenInNetns(pid, addr)
-		l.ch <- listenResult{ln, err}
-	}()
+	go listenOnLockedThread(pid, addr, l.ch)
 	return l
 }
 
