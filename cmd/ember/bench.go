@@ -159,12 +159,15 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	add := func(name string, conc int, lat []time.Duration, wall time.Duration) {
 		rows = append(rows, summarize(name, conc, lat, wall))
 	}
+	var splits []cpuSplit
 	for _, conc := range []int{1, 8} {
+		m := markCPU()
 		lat, wall, err := measure(*n, conc, func() error { return c.post(ln.Addr().String(), "/echo", payload, false) })
 		if err != nil {
 			return err
 		}
-		add("loopback HTTP echo (floor)", conc, lat, wall)
+		add(floorName, conc, lat, wall)
+		splits = append(splits, splitSince(m, floorName, conc, len(lat)))
 	}
 	rows = append(rows, rieRows...)
 	create := func(name string) error {
@@ -227,14 +230,31 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		for _, conc := range []int{1, 8, 32} {
-			lat, wall, err := measure(*n, conc, func() error {
+			invoke := func() error {
 				return c.post(url[len("http://"):], "/2015-03-31/functions/warm/invocations", payload, true)
-			})
+			}
+			for range conc * 4 { // measure's warm-up, outside the CPU split
+				if err := invoke(); err != nil {
+					return err
+				}
+			}
+			m := markCPU()
+			lat, wall, err := measureWarm(*n, conc, 0, invoke)
 			if err != nil {
 				return err
 			}
-			add("Ember warm invoke", conc, lat, wall)
+			add(warmName, conc, lat, wall)
+			splits = append(splits, splitSince(m, warmName, conc, len(lat)))
 		}
+		// The function's own part of a warm invoke: its runtime's round
+		// trip with Ember's Runtime API server alone.
+		progress("the aws-lambda-go runtime's round trip alone")
+		row, split, err := benchRuntimeAlone(ctx, filepath.Join(dir, "bootstrap"), *n)
+		if err != nil {
+			return fmt.Errorf("the runtime's round trip alone: %w", err)
+		}
+		rows = append(rows, row)
+		splits = append(splits, split)
 	}
 	var fleet fleetResult
 	async := &asyncResult{}
@@ -258,6 +278,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return fmt.Errorf("sandbox fleet: %w", err)
 		}
 		rows = append(rows, fleetRow)
+		// After the fleet: its sandboxes' CPU is read from the reaped
+		// children's, which these starts would add to.
+		alone, err := functionStartAlone(ctx, filepath.Join(dir, "bootstrap"), 50)
+		if err != nil {
+			return fmt.Errorf("the function's start alone: %w", err)
+		}
+		fleet.FunctionStartAloneMs = alone.Seconds() * 1000
 	}
 	if want["async"] {
 		progress(fmt.Sprintf("%d asynchronous invokes", *events))
@@ -284,7 +311,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	progress("done")
 	if *asJSON {
-		return json.NewEncoder(stdout).Encode(map[string]any{"cpus": runtime.NumCPU(), "rows": rows, "idle_sandboxes": fleet, "async": async})
+		return json.NewEncoder(stdout).Encode(map[string]any{"cpus": runtime.NumCPU(), "rows": rows, "cpu_per_request": splits,
+			"idle_sandboxes": fleet, "async": async})
 	}
 	floor := rows[0].P50
 	fmt.Fprintf(stdout, "%-62s %5s %9s %9s %9s %10s %8s\n", "measurement", "conc", "p50", "p90", "p99", "req/s", "p50/floor")
@@ -295,6 +323,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		fmt.Fprintf(stdout, "%-62s %5d %9s %9s %9s %10.0f %8.1fx\n", r.Name, r.Concurrency, us(r.P50), us(r.P90), us(r.P99), r.PerSecond, float64(r.P50)/float64(floor))
 	}
+	printSplits(stdout, splits, rows)
 	if want["fleet"] {
 		printFleet(stdout, fleet)
 	}
@@ -423,6 +452,12 @@ func (c *benchClient) do(method, host, path string, body []byte, sign bool, head
 
 // rieModule is the official AWS Lambda Runtime Interface Emulator, built
 // from the Go module proxy at this version.
+// The rows that printSplits and the tests find by name.
+const (
+	floorName = "loopback HTTP echo (floor)"
+	warmName  = "Ember warm invoke"
+)
+
 const rieModule = "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@v0.0.0-20261030222936-bef5c4ba774d"
 
 // benchRIE measures the emulator: warm invokes at concurrency 1 (it can do

@@ -57,6 +57,11 @@ type fleetResult struct {
 	// creation rate these allow on this machine's CPUs.
 	EmberCPUPerSandboxMs, ProcessCPUPerSandboxMs float64
 	CPUBoundPerSecond                            float64
+	// FunctionStartAloneMs is the CPU time of the same function's start,
+	// from exec to its first /next, as a plain child process of the
+	// bench (no sandbox): the part of ProcessCPUPerSandboxMs that is the
+	// function's own, which no platform can take away.
+	FunctionStartAloneMs float64
 	// DestroySeconds is from the DeleteProvisionedConcurrencyConfig
 	// request until every one of the sandboxes' processes has gone.
 	DestroySeconds float64
@@ -300,6 +305,10 @@ func printFleet(w io.Writer, f fleetResult) {
 	fmt.Fprintf(w, "  created in %.2f s: %.0f sandboxes/s; removed in %.2f s\n", f.CreateSeconds, f.CreatedPerSecond, f.DestroySeconds)
 	fmt.Fprintf(w, "  CPU per sandbox: Ember %.2f ms, the sandbox's processes %.2f ms: at most %.0f sandboxes/s on %d CPUs\n",
 		f.EmberCPUPerSandboxMs, f.ProcessCPUPerSandboxMs, f.CPUBoundPerSecond, runtime.NumCPU())
+	if f.FunctionStartAloneMs > 0 {
+		fmt.Fprintf(w, "  of which the function's own start (exec to first /next, outside a sandbox, measured alone): %.2f ms; the sandbox's share %.2f ms\n",
+			f.FunctionStartAloneMs, f.ProcessCPUPerSandboxMs-f.FunctionStartAloneMs)
+	}
 	fmt.Fprintf(w, "  Ember's own memory per sandbox: %.3f MiB RSS, %.3f MiB Go heap+stacks (total %.1f MiB RSS, %.1f MiB heap+stacks)\n",
 		float64(f.EmberRSSPerSandbox)/mib, float64(f.EmberHeapPerSandbox)/mib, float64(f.EmberRSSBytes)/mib, float64(f.EmberHeapBytes)/mib)
 	fmt.Fprintf(w, "  Ember per sandbox: %.1f goroutines, %.2f OS threads, %.1f open files\n", f.GoroutinesPerSandbox, f.ThreadsPerSandbox, f.FDsPerSandbox)
