@@ -456,6 +456,7 @@ func (c *benchClient) do(method, host, path string, body []byte, sign bool, head
 const (
 	floorName = "loopback HTTP echo (floor)"
 	warmName  = "Ember warm invoke"
+	aloneName = "aws-lambda-go round trip alone (Runtime API, no sandbox)"
 )
 
 const rieModule = "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@v0.0.0-20261030222936-bef5c4ba774d"

@@ -166,13 +166,14 @@ func benchRuntimeAlone(ctx context.Context, bootstrap string, n int) (benchRow, 
 	if err != nil {
 		return benchRow{}, cpuSplit{}, err
 	}
-	const name = "aws-lambda-go round trip alone (Runtime API, no sandbox)"
-	return summarize(name, 1, lat, wall), splitSince(m, name, 1, n), nil
+	return summarize(aloneName, 1, lat, wall), splitSince(m, aloneName, 1, n), nil
 }
 
 // printSplits prints the CPU per request of the measurements in splits,
-// and, for the warm invokes at concurrency 8, the throughput that the
-// function's processes alone would allow on this machine's CPUs.
+// and what the function's own part allows: at concurrency 8 the throughput
+// of the machine's CPUs if Ember cost nothing, and at concurrency 1 the
+// least latency of an invoke, one client round trip (the floor) and the
+// runtime's round trip alone.
 func printSplits(w io.Writer, splits []cpuSplit, rows []benchRow) {
 	if len(splits) == 0 {
 		return
@@ -181,19 +182,36 @@ func printSplits(w io.Writer, splits []cpuSplit, rows []benchRow) {
 	for _, s := range splits {
 		fmt.Fprintf(w, "  %-60s %3d  %.3f + %.3f = %.3f\n", s.Name, s.Concurrency, s.ProcessMs, s.FunctionMs, s.ProcessMs+s.FunctionMs)
 	}
-	var echo8 float64
-	for _, r := range rows {
-		if r.Name == floorName && r.Concurrency == 8 {
-			echo8 = r.PerSecond
+	find := func(name string, conc int) (benchRow, cpuSplit) {
+		var r benchRow
+		var c cpuSplit
+		for _, x := range rows {
+			if x.Name == name && x.Concurrency == conc {
+				r = x
+			}
 		}
+		for _, x := range splits {
+			if x.Name == name && x.Concurrency == conc {
+				c = x
+			}
+		}
+		return r, c
 	}
-	for _, s := range splits {
-		if s.Name != warmName || s.Concurrency != 8 || s.FunctionMs <= 0 || echo8 <= 0 {
-			continue
-		}
-		most := float64(runtime.NumCPU()) * 1000 / s.FunctionMs
-		fmt.Fprintf(w, "  the function's processes alone allow at most %.0f invokes/s on %d CPUs at concurrency 8: %.0f%% of the echo's %.0f req/s\n",
-			most, runtime.NumCPU(), 100*most/echo8, echo8)
+	echo8, echo8CPU := find(floorName, 8)
+	_, warm8 := find(warmName, 8)
+	if echo8.PerSecond > 0 && warm8.FunctionMs > 0 {
+		cpus := float64(runtime.NumCPU())
+		alone := cpus * 1000 / warm8.FunctionMs
+		withEcho := cpus * 1000 / (warm8.FunctionMs + echo8CPU.ProcessMs)
+		fmt.Fprintf(w, "  at concurrency 8 the function's processes alone allow at most %.0f invokes/s on %d CPUs (%.0f%% of the echo's %.0f req/s); with the echo's own CPU per request added (a client, and a server that does nothing), %.0f/s (%.0f%%)\n",
+			alone, runtime.NumCPU(), 100*alone/echo8.PerSecond, echo8.PerSecond, withEcho, 100*withEcho/echo8.PerSecond)
+	}
+	floor1, _ := find(floorName, 1)
+	alone1, _ := find(aloneName, 1)
+	if floor1.P50 > 0 && alone1.P50 > 0 {
+		least := floor1.P50 + alone1.P50
+		fmt.Fprintf(w, "  at concurrency 1 an invoke takes at least one client round trip and the runtime's: p50 %s + %s = %s, %.1fx the floor\n",
+			us(floor1.P50), us(alone1.P50), us(least), float64(least)/float64(floor1.P50))
 	}
 }
 

@@ -25,7 +25,7 @@ func TestBenchQuick(t *testing.T) {
 		"Ember sandbox creation, 20 at once", "20 idle warm sandboxes", "Ember's own memory per sandbox",
 		"function processes:", "Ember async accept (Event invoke, durable, to 202)", "Ember async processed",
 		"async: 232 events sent", "aws-lambda-go round trip alone", "CPU per request (ms)",
-		"of which the function's own start", "the function's processes alone allow at most"} {
+		"of which the function's own start", "the function's processes alone allow at most", "an invoke takes at least one client round trip"} {
 		if !strings.Contains(out.String(), row) {
 			t.Fatalf("no %q row in:\n%s", row, out.String())
 		}
