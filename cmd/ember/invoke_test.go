@@ -554,7 +554,7 @@ func TestInvokeRequestErrors(t *testing.T) {
 	apiErr(t, err, "ResourceNotFoundException", 404)
 	// (Event invokes are accepted since the async issue: async_test.go.)
 	_, err = c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("probe"), InvocationType: types.InvocationType("Bogus")})
-	apiErr(t, err, "InvalidParameterValueException", 400)
+	apiErr(t, err, "ValidationException", 400)
 	_, err = c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("probe"), Payload: []byte(`{not json`)})
 	apiErr(t, err, "InvalidRequestContentException", 400)
 	_, err = c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("probe"), ClientContext: aws.String("%%%")})

@@ -233,13 +233,17 @@ func TestLayers(t *testing.T) {
 		{"over 250 MB in all", []string{*big1.LayerVersionArn, *big2.LayerVersionArn},
 			"Function code combined with layers exceeds the maximum allowed size of 262144000 bytes."},
 	} {
+		typ := "InvalidParameterValueException"
+		if tc.what == "not an ARN" { // the API model's pattern
+			typ = "ValidationException"
+		}
 		_, err := c.CreateFunction(ctx, base(tc.layers...))
-		apiErr(t, err, "InvalidParameterValueException", 400)
+		apiErr(t, err, typ, 400)
 		if !strings.Contains(err.Error(), tc.msg) {
 			t.Fatalf("%s: %v; want %q", tc.what, err, tc.msg)
 		}
 		_, err = c.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{FunctionName: aws.String("py-fn"), Layers: tc.layers})
-		apiErr(t, err, "InvalidParameterValueException", 400)
+		apiErr(t, err, typ, 400)
 	}
 	if _, err := c.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String("refused")}); err == nil {
 		t.Fatal("a refused function was stored")

@@ -209,7 +209,8 @@ func TestUnavailableRuntime(t *testing.T) {
 	for what, err := range map[string]error{"CreateFunction": create("future", "python3.99"), "UpdateFunctionConfiguration": update("python3.99")} {
 		apiErr(t, err, "InvalidParameterValueException", 400)
 		msg := errMessage(t, err)
-		if !strings.HasPrefix(msg, "1 validation error detected: Value 'python3.99' at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: [") {
+		if !strings.HasPrefix(msg, "Value python3.99 at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: [") ||
+			!strings.HasSuffix(msg, "] or be a valid ARN") {
 			t.Errorf("%s with python3.99: %q", what, msg)
 		}
 		for _, name := range runtimes.Known() {

@@ -305,19 +305,19 @@ func TestAliases(t *testing.T) {
 		status int
 	}{
 		{lambda.CreateAliasInput{Name: aws.String("live"), FunctionVersion: aws.String("2")}, "ResourceConflictException", 409},
-		{lambda.CreateAliasInput{Name: aws.String("123"), FunctionVersion: aws.String("1")}, "InvalidParameterValueException", 400},
+		{lambda.CreateAliasInput{Name: aws.String("123"), FunctionVersion: aws.String("1")}, "ValidationException", 400},
 		{lambda.CreateAliasInput{Name: aws.String("x"), FunctionVersion: aws.String("9")}, "ResourceNotFoundException", 404},
-		{lambda.CreateAliasInput{Name: aws.String("x"), FunctionVersion: aws.String("latest")}, "InvalidParameterValueException", 400},
+		{lambda.CreateAliasInput{Name: aws.String("x"), FunctionVersion: aws.String("latest")}, "ValidationException", 400},
 		{lambda.CreateAliasInput{Name: aws.String("x"), FunctionVersion: aws.String("1"),
 			RoutingConfig: &types.AliasRoutingConfiguration{AdditionalVersionWeights: map[string]float64{"1": 0.5}}}, "InvalidParameterValueException", 400},
 		{lambda.CreateAliasInput{Name: aws.String("x"), FunctionVersion: aws.String("$LATEST"),
 			RoutingConfig: &types.AliasRoutingConfiguration{AdditionalVersionWeights: map[string]float64{"1": 0.5}}}, "InvalidParameterValueException", 400},
 		{lambda.CreateAliasInput{Name: aws.String("x"), FunctionVersion: aws.String("1"),
-			RoutingConfig: &types.AliasRoutingConfiguration{AdditionalVersionWeights: map[string]float64{"2": 1.5}}}, "InvalidParameterValueException", 400},
+			RoutingConfig: &types.AliasRoutingConfiguration{AdditionalVersionWeights: map[string]float64{"2": 1.5}}}, "ValidationException", 400},
 		{lambda.CreateAliasInput{Name: aws.String("x"), FunctionVersion: aws.String("1"),
 			RoutingConfig: &types.AliasRoutingConfiguration{AdditionalVersionWeights: map[string]float64{"2": 0.1, "3": 0.1}}}, "InvalidParameterValueException", 400},
 		{lambda.CreateAliasInput{Name: aws.String("x"), FunctionVersion: aws.String("1"),
-			RoutingConfig: &types.AliasRoutingConfiguration{AdditionalVersionWeights: map[string]float64{"$LATEST": 0.5}}}, "InvalidParameterValueException", 400},
+			RoutingConfig: &types.AliasRoutingConfiguration{AdditionalVersionWeights: map[string]float64{"$LATEST": 0.5}}}, "ValidationException", 400},
 		{lambda.CreateAliasInput{Name: aws.String("x"), FunctionVersion: aws.String("1"),
 			RoutingConfig: &types.AliasRoutingConfiguration{AdditionalVersionWeights: map[string]float64{"7": 0.5}}}, "ResourceNotFoundException", 404},
 	}

@@ -273,12 +273,12 @@ func (a *API) decode(r *request) (input, error) {
 			"Could not parse request body into json: Could not parse payload into json: %v", err)
 	}
 	if n := in.MaximumRetryAttempts; n != nil && (*n < 0 || *n > 2) {
-		return in, lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
-			"1 validation error detected: Value '%d' at 'maximumRetryAttempts' failed to satisfy constraint: Member must have value %s", *n, bound(*n, 0, 2))
+		return in, lambdaapi.Validationf(
+			"Value '%d' at 'maximumRetryAttempts' failed to satisfy constraint: Member must have value %s", *n, lambdaapi.Bound(*n, 0, 2))
 	}
 	if n := in.MaximumEventAgeInSeconds; n != nil && (*n < minEventAge || *n > DefaultMaxEventAge) {
-		return in, lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
-			"1 validation error detected: Value '%d' at 'maximumEventAgeInSeconds' failed to satisfy constraint: Member must have value %s", *n, bound(*n, minEventAge, DefaultMaxEventAge))
+		return in, lambdaapi.Validationf(
+			"Value '%d' at 'maximumEventAgeInSeconds' failed to satisfy constraint: Member must have value %s", *n, lambdaapi.Bound(*n, minEventAge, DefaultMaxEventAge))
 	}
 	if d := in.DestinationConfig; d != nil {
 		for _, x := range []struct {
@@ -293,13 +293,6 @@ func (a *API) decode(r *request) (input, error) {
 	return in, nil
 }
 
-func bound(n, lo, hi int) string {
-	if n < lo {
-		return "greater than or equal to " + strconv.Itoa(lo)
-	}
-	return "less than or equal to " + strconv.Itoa(hi)
-}
-
 // checkDestination accepts a function or an existing Ember queue of the
 // caller's account (by ARN). Topics, buses and buckets are not built.
 func (a *API) checkDestination(ctx context.Context, account, what string, d *Destination) error {
@@ -308,8 +301,8 @@ func (a *API) checkDestination(ctx context.Context, account, what string, d *Des
 	}
 	arn := *d.Destination
 	if len(arn) > 350 {
-		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
-			"1 validation error detected: Value at 'destinationConfig.%s.destination' failed to satisfy constraint: Member must have length less than or equal to 350", strings.ToLower(what[:1])+what[1:])
+		return lambdaapi.Validationf(
+			"Value at 'destinationConfig.%s.destination' failed to satisfy constraint: Member must have length less than or equal to 350", strings.ToLower(what[:1])+what[1:])
 	}
 	if !strings.HasPrefix(arn, "arn:") {
 		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue, "The destination ARN %s is invalid.", arn)
@@ -517,8 +510,8 @@ func (a *API) list(w http.ResponseWriter, r *request) error {
 	if v := query.Get("MaxItems"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 50 {
-			return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
-				"1 validation error detected: Value '%s' at 'maxItems' failed to satisfy constraint: Member must have value between 1 and 50", v)
+			return lambdaapi.Validationf(
+				"Value '%s' at 'maxItems' failed to satisfy constraint: Member must have value between 1 and 50", v)
 		}
 		max = n
 	}

@@ -52,8 +52,8 @@ func (s *Server) checkRouting(ctx context.Context, r *request, f *store.Function
 	for v, w := range weights {
 		entry := "{" + v + "=" + strconv.FormatFloat(w, 'f', -1, 64) + "}"
 		if w < 0 || w > 1 {
-			return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
-				"1 validation error detected: Value '%s' at 'routingConfig.additionalVersionWeights' failed to satisfy constraint: Map value must satisfy constraint: [Member must have value less than or equal to 1.0, Member must have value greater than or equal to 0.0, Member must not be null]", entry)
+			return lambdaapi.Validationf(
+				"Value '%s' at 'routingConfig.additionalVersionWeights' failed to satisfy constraint: Map value must satisfy constraint: [Member must have value less than or equal to 1.0, Member must have value greater than or equal to 0.0, Member must not be null]", entry)
 		}
 		if v == primary {
 			return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
@@ -63,8 +63,8 @@ func (s *Server) checkRouting(ctx context.Context, r *request, f *store.Function
 			return lambdaapi.Errorf(lambdaapi.InvalidParameterValue, "$LATEST is not supported for an alias pointing to more than 1 version")
 		}
 		if !lambdaapi.IsVersionNumber(v) || len(v) > 1024 {
-			return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
-				"1 validation error detected: Value '%s' at 'routingConfig.additionalVersionWeights' failed to satisfy constraint: Map keys must satisfy constraint: [Member must have length less than or equal to 1024, Member must have length greater than or equal to 1, Member must satisfy regular expression pattern: [0-9]+, Member must not be null]", entry)
+			return lambdaapi.Validationf(
+				"Value '%s' at 'routingConfig.additionalVersionWeights' failed to satisfy constraint: Map keys must satisfy constraint: [Member must have length less than or equal to 1024, Member must have length greater than or equal to 1, Member must satisfy regular expression pattern: [0-9]+, Member must not be null]", entry)
 		}
 		if err := s.checkVersionExists(ctx, r, f, v); err != nil {
 			return err
@@ -75,8 +75,8 @@ func (s *Server) checkRouting(ctx context.Context, r *request, f *store.Function
 
 func checkAliasDescription(d *string) error {
 	if d != nil && len(*d) > lambdaapi.MaxDescription {
-		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
-			"1 validation error detected: Value at 'description' failed to satisfy constraint: Member must have length less than or equal to 256")
+		return lambdaapi.Validationf(
+			"Value at 'description' failed to satisfy constraint: Member must have length less than or equal to 256")
 	}
 	return nil
 }
@@ -92,15 +92,15 @@ func (s *Server) createAlias(w http.ResponseWriter, r *request) error {
 		return err
 	}
 	if in.Name == nil {
-		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
-			"1 validation error detected: Value null at 'name' failed to satisfy constraint: Member must not be null")
+		return lambdaapi.Validationf(
+			"Value null at 'name' failed to satisfy constraint: Member must not be null")
 	}
 	if err := lambdaapi.CheckAliasName(*in.Name); err != nil {
 		return err
 	}
 	if in.FunctionVersion == nil {
-		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
-			"1 validation error detected: Value null at 'functionVersion' failed to satisfy constraint: Member must not be null")
+		return lambdaapi.Validationf(
+			"Value null at 'functionVersion' failed to satisfy constraint: Member must not be null")
 	}
 	if err := lambdaapi.CheckFunctionVersion(*in.FunctionVersion); err != nil {
 		return err

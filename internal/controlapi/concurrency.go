@@ -64,8 +64,8 @@ func (s *Server) putFunctionConcurrency(w http.ResponseWriter, r *request) error
 		return err
 	}
 	if in.ReservedConcurrentExecutions == nil || *in.ReservedConcurrentExecutions < 0 {
-		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
-			"1 validation error detected: Value at 'reservedConcurrentExecutions' failed to satisfy constraint: Member must have value greater than or equal to 0")
+		return lambdaapi.Validationf(
+			"Value at 'reservedConcurrentExecutions' failed to satisfy constraint: Member must have value greater than or equal to 0")
 	}
 	n := *in.ReservedConcurrentExecutions
 	// Serialised per account with code writes, so two reservations cannot

@@ -30,8 +30,8 @@ func (s *Server) deadLetterTarget(ctx context.Context, account string, in *lambd
 	}
 	arn := *in.TargetArn
 	if len(arn) > 256 {
-		return "", lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
-			"1 validation error detected: Value at 'deadLetterConfig.targetArn' failed to satisfy constraint: Member must have length less than or equal to 256")
+		return "", lambdaapi.Validationf(
+			"Value at 'deadLetterConfig.targetArn' failed to satisfy constraint: Member must have length less than or equal to 256")
 	}
 	t := s.deadLetters.Load()
 	if t == nil || t.DeadLetterTargets == nil {

@@ -268,15 +268,15 @@ func (s *Server) listFunctions(w http.ResponseWriter, r *request) error {
 		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
 			"FunctionVersion=ALL is not supported by Ember yet; list a function's versions with ListVersionsByFunction")
 	default:
-		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
-			"1 validation error detected: Value '%s' at 'functionVersion' failed to satisfy constraint: Member must satisfy enum value set: [ALL]", v)
+		return lambdaapi.Validationf(
+			"Value '%s' at 'functionVersion' failed to satisfy constraint: Member must satisfy enum value set: [ALL]", v)
 	}
 	max := 50
 	if v := q.Get("MaxItems"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 10000 {
-			return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
-				"1 validation error detected: Value '%s' at 'maxItems' failed to satisfy constraint: Member must have value between 1 and 10000", v)
+			return lambdaapi.Validationf(
+				"Value '%s' at 'maxItems' failed to satisfy constraint: Member must have value between 1 and 10000", v)
 		}
 		max = n
 	}
@@ -561,29 +561,32 @@ func (s *Server) dropCodeIfUnused(ctx context.Context, account, sha string) {
 func (s *Server) applyConfig(f *store.Function, in *lambdaapi.UpdateFunctionConfigurationInput) error {
 	if in.Description != nil {
 		if len(*in.Description) > lambdaapi.MaxDescription {
-			return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
-				"1 validation error detected: Value at 'description' failed to satisfy constraint: Member must have length less than or equal to 256")
+			return lambdaapi.Validationf(
+				"Value at 'description' failed to satisfy constraint: Member must have length less than or equal to 256")
 		}
 		f.Description = *in.Description
 	}
 	if in.Timeout != nil {
 		if *in.Timeout < lambdaapi.MinTimeout || *in.Timeout > lambdaapi.MaxTimeout {
-			return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
-				"1 validation error detected: Value '%d' at 'timeout' failed to satisfy constraint: Member must have value between 1 and 900", *in.Timeout)
+			return lambdaapi.Validationf(
+				"Value '%d' at 'timeout' failed to satisfy constraint: Member must have value %s", *in.Timeout,
+				lambdaapi.Bound(*in.Timeout, lambdaapi.MinTimeout, lambdaapi.MaxTimeout))
 		}
 		f.Timeout = *in.Timeout
 	}
 	if in.MemorySize != nil {
 		if *in.MemorySize < lambdaapi.MinMemory || *in.MemorySize > lambdaapi.MaxMemory {
-			return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
-				"1 validation error detected: Value '%d' at 'memorySize' failed to satisfy constraint: Member must have value between 128 and 10240", *in.MemorySize)
+			return lambdaapi.Validationf(
+				"Value '%d' at 'memorySize' failed to satisfy constraint: Member must have value %s", *in.MemorySize,
+				lambdaapi.Bound(*in.MemorySize, lambdaapi.MinMemory, lambdaapi.MaxMemory))
 		}
 		f.MemorySize = *in.MemorySize
 	}
 	if in.EphemeralStorage != nil {
 		if in.EphemeralStorage.Size < lambdaapi.MinEphemeral || in.EphemeralStorage.Size > lambdaapi.MaxEphemeral {
-			return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
-				"1 validation error detected: Value '%d' at 'ephemeralStorage.size' failed to satisfy constraint: Member must have value between 512 and 10240", in.EphemeralStorage.Size)
+			return lambdaapi.Validationf(
+				"Value '%d' at 'ephemeralStorage.size' failed to satisfy constraint: Member must have value %s", in.EphemeralStorage.Size,
+				lambdaapi.Bound(in.EphemeralStorage.Size, lambdaapi.MinEphemeral, lambdaapi.MaxEphemeral))
 		}
 		f.EphemeralStorage = in.EphemeralStorage.Size
 	}
@@ -594,12 +597,12 @@ func (s *Server) applyConfig(f *store.Function, in *lambdaapi.UpdateFunctionConf
 		f.Environment = cloneMap(in.Environment.Variables)
 	}
 	if len(f.Handler) > 128 {
-		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
-			"1 validation error detected: Value at 'handler' failed to satisfy constraint: Member must have length less than or equal to 128")
+		return lambdaapi.Validationf(
+			"Value at 'handler' failed to satisfy constraint: Member must have length less than or equal to 128")
 	}
 	if f.Role != "" && !lambdaapi.RoleARNValid(f.Role) {
-		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
-			"1 validation error detected: Value '%s' at 'role' failed to satisfy constraint: Member must satisfy regular expression pattern: arn:(aws[a-zA-Z-]*)?:iam::\\d{12}:role/?[a-zA-Z_0-9+=,.@\\-_/]+", f.Role)
+		return lambdaapi.Validationf(
+			"Value '%s' at 'role' failed to satisfy constraint: Member must satisfy regular expression pattern: arn:(aws[a-zA-Z-]*)?:iam::\\d{12}:role/?[a-zA-Z_0-9+=,.@\\-_/]+", f.Role)
 	}
 	return nil
 }
@@ -629,8 +632,11 @@ func (s *Server) checkRuntime(rt string) error {
 			return lambdaapi.Errorf(lambdaapi.InvalidParameterValue, "%s", msg)
 		}
 	}
+	// Lambda's own check (not the request layer's): an
+	// InvalidParameterValueException, whose message also allows a
+	// runtime's ARN.
 	return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
-		"1 validation error detected: Value '%s' at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: %s",
+		"Value %s at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: %s or be a valid ARN",
 		truncate(rt, 64), s.runtimeList(cat.Known))
 }
 

@@ -43,8 +43,8 @@ func layerVersionNumber(r *request) (int, error) {
 	v := r.PathValue("version")
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil {
-		return 0, lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
-			"1 validation error detected: Value '%s' at 'versionNumber' failed to satisfy constraint: Member must be a number", truncate(v, 32))
+		return 0, lambdaapi.Validationf(
+			"Value '%s' at 'versionNumber' failed to satisfy constraint: Member must be a number", truncate(v, 32))
 	}
 	if n < 1 {
 		return 0, lambdaapi.Errorf(lambdaapi.InvalidParameterValue, "Layer Version Cannot be less than 1")
@@ -88,15 +88,15 @@ func (s *Server) publishLayerVersion(w http.ResponseWriter, r *request) error {
 	}
 	if in.Description != nil {
 		if len(*in.Description) > lambdaapi.MaxDescription {
-			return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
-				"1 validation error detected: Value at 'description' failed to satisfy constraint: Member must have length less than or equal to 256")
+			return lambdaapi.Validationf(
+				"Value at 'description' failed to satisfy constraint: Member must have length less than or equal to 256")
 		}
 		l.Description = *in.Description
 	}
 	if in.LicenseInfo != nil {
 		if len(*in.LicenseInfo) > lambdaapi.MaxLicenseInfo {
-			return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
-				"1 validation error detected: Value at 'licenseInfo' failed to satisfy constraint: Member must have length less than or equal to 512")
+			return lambdaapi.Validationf(
+				"Value at 'licenseInfo' failed to satisfy constraint: Member must have length less than or equal to 512")
 		}
 		l.LicenseInfo = *in.LicenseInfo
 	}
@@ -162,8 +162,8 @@ func (s *Server) getLayerVersionByArn(w http.ResponseWriter, r *request) error {
 	arn := r.URL.Query().Get("Arn")
 	ref, ok := lambdaapi.ParseLayerVersionARN(arn)
 	if !ok {
-		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
-			"1 validation error detected: Value '%s' at 'arn' failed to satisfy constraint: Member must satisfy regular expression pattern: arn:(aws[a-zA-Z-]*)?:lambda:[a-z]{2}((-gov)|(-iso(b?)))?-[a-z]+-\\d{1}:\\d{12}:layer:[a-zA-Z0-9-_]+:[0-9]+",
+		return lambdaapi.Validationf(
+			"Value '%s' at 'arn' failed to satisfy constraint: Member must satisfy regular expression pattern: arn:(aws[a-zA-Z-]*)?:lambda:[a-z]{2}((-gov)|(-iso(b?)))?-[a-z]+-\\d{1}:\\d{12}:layer:[a-zA-Z0-9-_]+:[0-9]+",
 			truncate(arn, 140))
 	}
 	if ref.Account != r.principal.AccountID || ref.Region != s.cfg.Region {
@@ -233,8 +233,8 @@ func layerListParams(r *request) (int, string, error) {
 	q := r.URL.Query()
 	if v := q.Get("MaxItems"); v != "" {
 		if n, err := strconv.Atoi(v); err != nil || n < 1 || n > lambdaapi.MaxLayerListItems {
-			return 0, "", lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
-				"1 validation error detected: Value '%s' at 'maxItems' failed to satisfy constraint: Member must have value between 1 and 50", truncate(v, 32))
+			return 0, "", lambdaapi.Validationf(
+				"Value '%s' at 'maxItems' failed to satisfy constraint: Member must have value between 1 and 50", truncate(v, 32))
 		}
 	}
 	max, after, err := listParams(r)
@@ -253,8 +253,8 @@ func (s *Server) listLayers(w http.ResponseWriter, r *request) error {
 	case "LayerVersion":
 		return s.getLayerVersionByArn(w, r)
 	default:
-		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
-			"1 validation error detected: Value '%s' at 'find' failed to satisfy constraint: Member must satisfy enum value set: [LayerVersion]", truncate(f, 32))
+		return lambdaapi.Validationf(
+			"Value '%s' at 'find' failed to satisfy constraint: Member must satisfy enum value set: [LayerVersion]", truncate(f, 32))
 	}
 	runtime, arch, err := layerFilters(r)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emberfn/ember/internal/lambdaapi"
 	"github.com/emberfn/ember/internal/store"
 )
 
@@ -68,20 +69,23 @@ func TestLayerHandlers(t *testing.T) {
 	}
 	publish("a-lib", "y = 1", "")
 
-	// Bad requests.
+	// Bad requests: a value against the API model's constraints is a
+	// ValidationException, Lambda's own checks InvalidParameterValue.
+	const ipve, validation = lambdaapi.InvalidParameterValue, lambdaapi.Validation
 	for _, c := range []struct {
 		path, body string
 		code       int
+		typ        string
 	}{
-		{"/2018-10-31/layers/lib/versions", `{}`, 400},
-		{"/2018-10-31/layers/bad.name/versions", `{"Content":{"ZipFile":"` + layerZipB64(t, "a", "b") + `"}}`, 400},
-		{"/2018-10-31/layers/arn:aws:lambda:us-east-1:999999999999:layer:x/versions", `{"Content":{"ZipFile":"` + layerZipB64(t, "a", "b") + `"}}`, 400},
-		{"/2018-10-31/layers/lib/versions", `{"Content":{"ZipFile":"AAAA"}}`, 400},
-		{"/2018-10-31/layers/lib/versions", `{"Content":{"S3Bucket":"b","S3Key":"k"}}`, 400},
-		{"/2018-10-31/layers/lib/versions", `{"Content":{"ZipFile":"` + layerZipB64(t, "a", "b") + `"},"CompatibleArchitectures":["sparc"]}`, 400},
+		{"/2018-10-31/layers/lib/versions", `{}`, 400, ipve},
+		{"/2018-10-31/layers/bad.name/versions", `{"Content":{"ZipFile":"` + layerZipB64(t, "a", "b") + `"}}`, 400, validation},
+		{"/2018-10-31/layers/arn:aws:lambda:us-east-1:999999999999:layer:x/versions", `{"Content":{"ZipFile":"` + layerZipB64(t, "a", "b") + `"}}`, 400, ipve},
+		{"/2018-10-31/layers/lib/versions", `{"Content":{"ZipFile":"AAAA"}}`, 400, ipve},
+		{"/2018-10-31/layers/lib/versions", `{"Content":{"S3Bucket":"b","S3Key":"k"}}`, 400, ipve},
+		{"/2018-10-31/layers/lib/versions", `{"Content":{"ZipFile":"` + layerZipB64(t, "a", "b") + `"},"CompatibleArchitectures":["sparc"]}`, 400, validation},
 	} {
-		if w := do(s, "POST", c.path, []byte(c.body)); w.Code != c.code || w.Header().Get("X-Amzn-ErrorType") != "InvalidParameterValueException" {
-			t.Fatalf("POST %s %s: %d %s", c.path, c.body, w.Code, w.Body)
+		if w := do(s, "POST", c.path, []byte(c.body)); w.Code != c.code || w.Header().Get("X-Amzn-ErrorType") != c.typ {
+			t.Fatalf("POST %s %s: %d %s %s", c.path, c.body, w.Code, w.Header().Get("X-Amzn-ErrorType"), w.Body)
 		}
 	}
 
@@ -171,7 +175,11 @@ func TestLayerHandlers(t *testing.T) {
 		{[]string{"lib:1"}, "validation error"},
 		{[]string{layerARN("a", 1), layerARN("b", 1), layerARN("c", 1), layerARN("d", 1), layerARN("e", 1), layerARN("f", 1)}, "more than 5 layers"},
 	} {
-		if r := create("g", c.layers...); r.code != 400 || r.typ != "InvalidParameterValueException" || !strings.Contains(r.body, c.msg) {
+		typ := lambdaapi.InvalidParameterValue
+		if c.msg == "validation error" {
+			typ = lambdaapi.Validation
+		}
+		if r := create("g", c.layers...); r.code != 400 || r.typ != typ || !strings.Contains(r.body, c.msg) {
 			t.Fatalf("create with %v: %+v", c.layers, r)
 		}
 	}

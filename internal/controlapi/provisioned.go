@@ -232,8 +232,8 @@ func (s *Server) putProvisionedConcurrency(w http.ResponseWriter, r *request) er
 		return err
 	}
 	if in.ProvisionedConcurrentExecutions == nil || *in.ProvisionedConcurrentExecutions < 1 {
-		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
-			"1 validation error detected: Value at 'provisionedConcurrentExecutions' failed to satisfy constraint: Member must have value greater than or equal to 1")
+		return lambdaapi.Validationf(
+			"Value at 'provisionedConcurrentExecutions' failed to satisfy constraint: Member must have value greater than or equal to 1")
 	}
 	n := *in.ProvisionedConcurrentExecutions
 	if r.URL.Query().Get("Qualifier") == "" {
@@ -364,8 +364,8 @@ func (s *Server) listProvisionedConcurrency(w http.ResponseWriter, r *request) e
 		return err
 	}
 	if max > 50 {
-		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
-			"1 validation error detected: Value '%d' at 'maxItems' failed to satisfy constraint: Member must have value less than or equal to 50", max)
+		return lambdaapi.Validationf(
+			"Value '%d' at 'maxItems' failed to satisfy constraint: Member must have value less than or equal to 50", max)
 	}
 	f, err := s.functionOf(r)
 	if err != nil {

@@ -52,8 +52,8 @@ func (s *Server) publishVersion(w http.ResponseWriter, r *request) error {
 		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue, "PublishTo is not supported by Ember: versions are published from $LATEST")
 	}
 	if in.Description != nil && len(*in.Description) > lambdaapi.MaxDescription {
-		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
-			"1 validation error detected: Value at 'description' failed to satisfy constraint: Member must have length less than or equal to 256")
+		return lambdaapi.Validationf(
+			"Value at 'description' failed to satisfy constraint: Member must have length less than or equal to 256")
 	}
 	ctx := r.Context()
 	unlock := s.lockCode(r.principal.AccountID)
@@ -232,8 +232,8 @@ func listParams(r *request) (max int, after string, err error) {
 	if v := q.Get("MaxItems"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 10000 {
-			return 0, "", lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
-				"1 validation error detected: Value '%s' at 'maxItems' failed to satisfy constraint: Member must have value between 1 and 10000", v)
+			return 0, "", lambdaapi.Validationf(
+				"Value '%s' at 'maxItems' failed to satisfy constraint: Member must have value between 1 and 10000", v)
 		}
 		max = n
 	}

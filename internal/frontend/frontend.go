@@ -508,13 +508,13 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request, requestID string
 				"Request must be smaller than %d bytes for the InvokeFunction operation with the Event invocation type", MaxEventPayload)
 		}
 	default:
-		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
-			"1 validation error detected: Value '%s' at 'invocationType' failed to satisfy constraint: Member must satisfy enum value set: [Event, RequestResponse, DryRun]", invType)
+		return lambdaapi.Validationf(
+			"Value '%s' at 'invocationType' failed to satisfy constraint: Member must satisfy enum value set: [DryRun, RequestResponse, Event]", invType)
 	}
 	logType := headerValue(r.Header, "X-Amz-Log-Type")
 	if logType != "" && logType != "None" && logType != "Tail" {
-		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
-			"1 validation error detected: Value '%s' at 'logType' failed to satisfy constraint: Member must satisfy enum value set: [Tail, None]", logType)
+		return lambdaapi.Validationf(
+			"Value '%s' at 'logType' failed to satisfy constraint: Member must satisfy enum value set: [Tail, None]", logType)
 	}
 	clientContext, err := decodeClientContext(headerValue(r.Header, "X-Amz-Client-Context"))
 	if err != nil {

@@ -32,8 +32,8 @@ func ValidName(s string) bool { return nameRE.MatchString(s) }
 // ParseFunctionRef parses the FunctionName of a request.
 func ParseFunctionRef(s string) (FunctionRef, error) {
 	bad := func() (FunctionRef, error) {
-		return FunctionRef{}, Errorf(InvalidParameterValue,
-			"1 validation error detected: Value '%s' at 'functionName' failed to satisfy constraint: Member must satisfy regular expression pattern: (arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\\d{1}:)?(\\d{12}:)?(function:)?([a-zA-Z0-9-_]+)(:(\\$LATEST|[a-zA-Z0-9-_]+))?", truncate(s, 170))
+		return FunctionRef{}, Validationf(
+			"Value '%s' at 'functionName' failed to satisfy constraint: Member must satisfy regular expression pattern: (arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\\d{1}:)?(\\d{12}:)?(function:)?([a-zA-Z0-9-_]+)(:(\\$LATEST|[a-zA-Z0-9-_]+))?", truncate(s, 170))
 	}
 	if len(s) == 0 || len(s) > 170 {
 		return bad()
@@ -120,8 +120,8 @@ var (
 // CheckQualifier validates a Qualifier parameter as Lambda does.
 func CheckQualifier(q string) error {
 	if !queryQualifierRE.MatchString(q) {
-		return Errorf(InvalidParameterValue,
-			"1 validation error detected: Value '%s' at 'qualifier' failed to satisfy constraint: Member must satisfy regular expression pattern: (|[a-zA-Z0-9$_-]+)", truncate(q, 128))
+		return Validationf(
+			"Value '%s' at 'qualifier' failed to satisfy constraint: Member must satisfy regular expression pattern: (|[a-zA-Z0-9$_-]+)", truncate(q, 128))
 	}
 	return nil
 }
@@ -134,8 +134,8 @@ func IsVersionNumber(q string) bool { return versionRE.MatchString(q) }
 // (?!^[0-9]+$)([a-zA-Z0-9-_]+), 1 to 128 characters.
 func CheckAliasName(name string) error {
 	if !aliasNameRE.MatchString(name) || versionRE.MatchString(name) {
-		return Errorf(InvalidParameterValue,
-			"1 validation error detected: Value '%s' at 'name' failed to satisfy constraint: Member must satisfy regular expression pattern: (?!^[0-9]+$)([a-zA-Z0-9-_]+)", truncate(name, 128))
+		return Validationf(
+			"Value '%s' at 'name' failed to satisfy constraint: Member must satisfy regular expression pattern: (?!^[0-9]+$)([a-zA-Z0-9-_]+)", truncate(name, 128))
 	}
 	return nil
 }
@@ -144,8 +144,8 @@ func CheckAliasName(name string) error {
 // $LATEST or a version number.
 func CheckFunctionVersion(v string) error {
 	if v != VersionLatest && (!versionRE.MatchString(v) || len(v) > 1024) {
-		return Errorf(InvalidParameterValue,
-			"1 validation error detected: Value '%s' at 'functionVersion' failed to satisfy constraint: Member must satisfy regular expression pattern: (\\$LATEST|[0-9]+)", truncate(v, 128))
+		return Validationf(
+			"Value '%s' at 'functionVersion' failed to satisfy constraint: Member must satisfy regular expression pattern: (\\$LATEST|[0-9]+)", truncate(v, 128))
 	}
 	return nil
 }

@@ -37,8 +37,8 @@ func TestParseFunctionRef(t *testing.T) {
 	for _, in := range bad {
 		_, err := ParseFunctionRef(in)
 		var le *Error
-		if !errors.As(err, &le) || le.Type != InvalidParameterValue || le.Status() != 400 {
-			t.Errorf("ParseFunctionRef(%q) error = %v; want InvalidParameterValueException", in, err)
+		if !errors.As(err, &le) || le.Type != Validation || le.Status() != 400 || le.Kind != "" {
+			t.Errorf("ParseFunctionRef(%q) error = %v; want ValidationException", in, err)
 		}
 	}
 }
@@ -47,14 +47,17 @@ func TestValidateEnvironment(t *testing.T) {
 	if err := ValidateEnvironment(map[string]string{"A1": "x", "LOG_LEVEL": "debug"}); err != nil {
 		t.Fatal(err)
 	}
-	for name, vars := range map[string]map[string]string{
-		"reserved":  {"AWS_REGION": "x"},
-		"bad name":  {"1A": "x"},
-		"too large": {"BIG": strings.Repeat("v", 4094)},
+	for name, c := range map[string]struct {
+		vars map[string]string
+		typ  string // the name's pattern is the model's; the rest Lambda's own checks
+	}{
+		"reserved":  {map[string]string{"AWS_REGION": "x"}, InvalidParameterValue},
+		"bad name":  {map[string]string{"1A": "x"}, Validation},
+		"too large": {map[string]string{"BIG": strings.Repeat("v", 4094)}, InvalidParameterValue},
 	} {
-		err := ValidateEnvironment(vars)
+		err := ValidateEnvironment(c.vars)
 		var le *Error
-		if !errors.As(err, &le) || le.Type != InvalidParameterValue {
+		if !errors.As(err, &le) || le.Type != c.typ {
 			t.Errorf("%s: got %v", name, err)
 		}
 		if le != nil && strings.Contains(le.Message, "vvvv") {

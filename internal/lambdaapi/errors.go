@@ -7,12 +7,18 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 )
 
 // Error types that Lambda (and the AWS request layer in front of it) answer
 // with. The value is what goes into the X-Amzn-ErrorType header, which the
 // AWS SDKs read to pick the exception they raise.
 const (
+	// Validation is the AWS request layer's answer to a value that breaks
+	// a constraint of the API's model (a length, range, pattern or enum):
+	// "1 validation error detected: Value ... at '...' failed to satisfy
+	// constraint: ...". Lambda's own checks answer InvalidParameterValue.
+	Validation                 = "ValidationException"
 	InvalidParameterValue      = "InvalidParameterValueException"
 	InvalidRequestContent      = "InvalidRequestContentException"
 	ResourceNotFound           = "ResourceNotFoundException"
@@ -34,6 +40,7 @@ const (
 
 // statusOf is the HTTP status Lambda answers each error type with.
 var statusOf = map[string]int{
+	Validation:                 http.StatusBadRequest,
 	InvalidParameterValue:      http.StatusBadRequest,
 	InvalidRequestContent:      http.StatusBadRequest,
 	ResourceNotFound:           http.StatusNotFound,
@@ -86,10 +93,31 @@ func (e *Error) Status() int {
 // Errorf makes an Error of the given type.
 func Errorf(typ, format string, args ...any) *Error {
 	kind := "User"
-	if typ == Service || typ == ResourceNotReady {
+	switch typ {
+	case Service, ResourceNotReady:
 		kind = "Service"
+	case Validation:
+		kind = "" // the request layer's body has the message alone
 	}
 	return &Error{Type: typ, Kind: kind, Message: fmt.Sprintf(format, args...)}
+}
+
+// Validationf makes a ValidationException: one value that breaks a
+// constraint of the API's model. format follows "1 validation error
+// detected: ", e.g. "Value '0' at 'timeout' failed to satisfy
+// constraint: Member must have value greater than or equal to 1".
+func Validationf(format string, args ...any) *Error {
+	return Errorf(Validation, "1 validation error detected: "+format, args...)
+}
+
+// Bound is how a ValidationException names the bound that n, out of
+// [lo, hi], crossed: "greater than or equal to lo" or "less than or equal
+// to hi".
+func Bound(n, lo, hi int) string {
+	if n < lo {
+		return "greater than or equal to " + strconv.Itoa(lo)
+	}
+	return "less than or equal to " + strconv.Itoa(hi)
 }
 
 // AsError finds the Lambda error in err's chain; any other error becomes a

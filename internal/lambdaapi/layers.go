@@ -51,8 +51,8 @@ func ParseLayerName(s string) (LayerRef, error) {
 			return LayerRef{Region: m[1], Account: m[2], Name: m[3]}, nil
 		}
 	}
-	return LayerRef{}, Errorf(InvalidParameterValue,
-		"1 validation error detected: Value '%s' at 'layerName' failed to satisfy constraint: Member must satisfy regular expression pattern: (arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\\d{12}:layer:[a-zA-Z0-9-_]+)|[a-zA-Z0-9-_]+", truncate(s, maxLayerNameOrARN))
+	return LayerRef{}, Validationf(
+		"Value '%s' at 'layerName' failed to satisfy constraint: Member must satisfy regular expression pattern: (arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\\d{12}:layer:[a-zA-Z0-9-_]+)|[a-zA-Z0-9-_]+", truncate(s, maxLayerNameOrARN))
 }
 
 // LayerVersionRef is a layer version named by its ARN.
@@ -91,8 +91,8 @@ func CheckFunctionLayers(arns []string) ([]LayerVersionRef, error) {
 	for _, a := range arns {
 		ref, ok := ParseLayerVersionARN(a)
 		if !ok {
-			return nil, Errorf(InvalidParameterValue,
-				"1 validation error detected: Value '[%s]' at 'layers' failed to satisfy constraint: Member must satisfy constraint: [Member must have length less than or equal to 140, Member must have length greater than or equal to 1, Member must satisfy regular expression pattern: arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\\d{12}:layer:[a-zA-Z0-9-_]+:[0-9]+, Member must not be null]",
+			return nil, Validationf(
+				"Value '[%s]' at 'layers' failed to satisfy constraint: Member must satisfy constraint: [Member must have length less than or equal to 140, Member must have length greater than or equal to 1, Member must satisfy regular expression pattern: arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\\d{12}:layer:[a-zA-Z0-9-_]+:[0-9]+, Member must not be null]",
 				truncate(a, 200))
 		}
 		if prev, dup := seen[ref.LayerRef]; dup {
@@ -120,23 +120,23 @@ func LayerVersionARN(region, account, name string, version int) string {
 // list operations, one value each).
 func CheckLayerCompatibility(runtimes, archs []string) error {
 	if len(runtimes) > maxLayerRuntimes {
-		return Errorf(InvalidParameterValue,
-			"1 validation error detected: Value at 'compatibleRuntimes' failed to satisfy constraint: Member must have length less than or equal to %d", maxLayerRuntimes)
+		return Validationf(
+			"Value at 'compatibleRuntimes' failed to satisfy constraint: Member must have length less than or equal to %d", maxLayerRuntimes)
 	}
 	for _, r := range runtimes {
 		if !runtimeNameRE.MatchString(r) {
-			return Errorf(InvalidParameterValue,
-				"1 validation error detected: Value '%s' at 'compatibleRuntimes' failed to satisfy constraint: Member must be a runtime identifier", truncate(r, 64))
+			return Validationf(
+				"Value '%s' at 'compatibleRuntimes' failed to satisfy constraint: Member must be a runtime identifier", truncate(r, 64))
 		}
 	}
 	if len(archs) > maxLayerArchitectures {
-		return Errorf(InvalidParameterValue,
-			"1 validation error detected: Value at 'compatibleArchitectures' failed to satisfy constraint: Member must have length less than or equal to %d", maxLayerArchitectures)
+		return Validationf(
+			"Value at 'compatibleArchitectures' failed to satisfy constraint: Member must have length less than or equal to %d", maxLayerArchitectures)
 	}
 	for _, a := range archs {
 		if a != "x86_64" && a != "arm64" {
-			return Errorf(InvalidParameterValue,
-				"1 validation error detected: Value '[%s]' at 'compatibleArchitectures' failed to satisfy constraint: Member must satisfy constraint: [Member must satisfy enum value set: [x86_64, arm64]]",
+			return Validationf(
+				"Value '[%s]' at 'compatibleArchitectures' failed to satisfy constraint: Member must satisfy constraint: [Member must satisfy enum value set: [x86_64, arm64]]",
 				strings.Join(archs, ", "))
 		}
 	}

@@ -17,7 +17,7 @@ func TestParseLayerName(t *testing.T) {
 	}
 	for _, in := range []string{"", "a.b", "a:1", "arn:aws:lambda:us-east-1:123456789012:layer:x:1",
 		"arn:aws:lambda:us-east-1:12345:layer:x", "arn:aws:lambda:us-east-1:123456789012:function:x", strings.Repeat("a", 141)} {
-		if _, err := ParseLayerName(in); err == nil || AsError(err).Type != InvalidParameterValue {
+		if _, err := ParseLayerName(in); err == nil || AsError(err).Type != Validation {
 			t.Errorf("ParseLayerName(%q): %v", in, err)
 		}
 	}

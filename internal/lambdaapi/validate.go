@@ -31,8 +31,8 @@ func ValidateEnvironment(vars map[string]string) error {
 	var reserved []string
 	for k := range vars {
 		if !envNameRE.MatchString(k) {
-			return Errorf(InvalidParameterValue,
-				"1 validation error detected: Value at 'environment.variables' failed to satisfy constraint: Map keys must satisfy constraint: [Member must satisfy regular expression pattern: [a-zA-Z]([a-zA-Z0-9_])+]")
+			return Validationf(
+				"Value at 'environment.variables' failed to satisfy constraint: Map keys must satisfy constraint: [Member must satisfy regular expression pattern: [a-zA-Z]([a-zA-Z0-9_])+]")
 		}
 		if ReservedEnv[k] {
 			reserved = append(reserved, k)
