@@ -1,6 +1,7 @@
 package lambdaapi
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -105,4 +106,32 @@ func FuzzParseFunctionRef(f *testing.F) {
 			t.Fatalf("unsafe component in %+v from %q", ref, s)
 		}
 	})
+}
+
+// TestValidation: a ValidationException is a 400 whose body is the
+// message alone, which starts as the AWS request layer's does, and Bound
+// names the bound a value crossed.
+func TestValidation(t *testing.T) {
+	e := Validationf("Value '%d' at 'timeout' failed to satisfy constraint: Member must have value %s", 0, Bound(0, 1, 900))
+	if e.Type != Validation || e.Status() != 400 {
+		t.Fatalf("Validationf = %s, status %d", e.Type, e.Status())
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"message":"1 validation error detected: Value '0' at 'timeout' failed to satisfy constraint: Member must have value greater than or equal to 1"}`; string(b) != want {
+		t.Fatalf("body %s, want %s", b, want)
+	}
+	if ipve, _ := json.Marshal(Errorf(InvalidParameterValue, "x")); !strings.Contains(string(ipve), `"Type":"User"`) {
+		t.Fatalf("an InvalidParameterValueException's body lost its Type: %s", ipve)
+	}
+	for _, c := range []struct {
+		n    int
+		want string
+	}{{0, "greater than or equal to 1"}, {901, "less than or equal to 900"}, {-5, "greater than or equal to 1"}} {
+		if got := Bound(c.n, 1, 900); got != c.want {
+			t.Errorf("Bound(%d, 1, 900) = %q, want %q", c.n, got, c.want)
+		}
+	}
 }
