@@ -125,6 +125,9 @@ type Queue struct {
 	queues jetstream.KeyValue // the registry of Ember queues (queues.go)
 	inbox  jetstream.Stream   // groups of accepted events (accept.go)
 	limit  *limiter           // events invoked at once (limiter.go)
+	// configs keeps the event invoke configs the pollers read
+	// (configcache.go).
+	configs configCache
 
 	acceptor acceptor
 	// backingOff holds, by request id, why an event backing off did not
@@ -661,7 +664,7 @@ type destination struct {
 // qualifier, with Lambda's defaults.
 func (q *Queue) effectiveConfig(ctx context.Context, account, name, qualifier string) (effective, error) {
 	e := effective{retries: DefaultRetries, maxAge: DefaultMaxEventAge}
-	c, err := q.getConfig(ctx, account, name, qualifier)
+	c, err := q.config(ctx, account, name, qualifier)
 	if errors.Is(err, store.ErrNotFound) {
 		return e, nil
 	}

@@ -74,7 +74,9 @@ func (q *Queue) DeleteConfigs(ctx context.Context, account, name string) error {
 		return err
 	}
 	for _, k := range keys {
-		if err := q.kv.Purge(ctx, k); err != nil {
+		err := q.kv.Purge(ctx, k)
+		q.configChanged(k)
+		if err != nil {
 			return err
 		}
 	}
@@ -423,6 +425,9 @@ func (a *API) write(w http.ResponseWriter, r *request, merge bool) error {
 		} else {
 			_, err = kv.Update(ctx, key, b, rev)
 		}
+		if err == nil {
+			a.cfg.Queue.configChanged(key)
+		}
 		if errors.Is(err, jetstream.ErrKeyExists) || isWrongSequence(err) {
 			continue // changed concurrently: read again
 		}
@@ -483,7 +488,9 @@ func (a *API) delete(w http.ResponseWriter, r *request) error {
 	} else if err != nil {
 		return err
 	}
-	if err := a.cfg.Queue.kv.Purge(r.Context(), key); err != nil {
+	err = a.cfg.Queue.kv.Purge(r.Context(), key)
+	a.cfg.Queue.configChanged(key)
+	if err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -598,7 +605,9 @@ type FunctionWatcher interface {
 // they come up (the Front End no longer finds it).
 func (q *Queue) ForgetDeleted(ctx context.Context, w FunctionWatcher) error {
 	forget := func(what, key string) {
-		if err := q.kv.Purge(ctx, key); err != nil && ctx.Err() == nil {
+		err := q.kv.Purge(ctx, key)
+		q.configChanged(key)
+		if err != nil && ctx.Err() == nil {
 			q.log.Warn("removing the event invoke config of a deleted "+what, "key", key, "err", err)
 		}
 	}
@@ -685,7 +694,9 @@ func (q *Queue) sweepConfigs(ctx context.Context, fns Functions) error {
 			q.log.Info("removing the event invoke config of a deleted function, version or alias", "key", k)
 			// Only the config seen: one written since is for a new
 			// function of that name.
-			if err := q.kv.Purge(ctx, k, jetstream.LastRevision(e.Revision())); err != nil && !isWrongSequence(err) {
+			err := q.kv.Purge(ctx, k, jetstream.LastRevision(e.Revision()))
+			q.configChanged(k)
+			if err != nil && !isWrongSequence(err) {
 				return err
 			}
 		} else if err != nil {
