@@ -161,13 +161,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	var splits []cpuSplit
 	for _, conc := range []int{1, 8} {
-		m := markCPU()
-		lat, wall, err := measure(*n, conc, func() error { return c.post(ln.Addr().String(), "/echo", payload, false) })
+		lat, wall, split, err := measureSplit(*n, conc, floorName, func() error { return c.post(ln.Addr().String(), "/echo", payload, false) })
 		if err != nil {
 			return err
 		}
 		add(floorName, conc, lat, wall)
-		splits = append(splits, splitSince(m, floorName, conc, len(lat)))
+		splits = append(splits, split)
 	}
 	rows = append(rows, rieRows...)
 	create := func(name string) error {
@@ -230,21 +229,14 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		for _, conc := range []int{1, 8, 32} {
-			invoke := func() error {
+			lat, wall, split, err := measureSplit(*n, conc, warmName, func() error {
 				return c.post(url[len("http://"):], "/2015-03-31/functions/warm/invocations", payload, true)
-			}
-			for range conc * 4 { // measure's warm-up, outside the CPU split
-				if err := invoke(); err != nil {
-					return err
-				}
-			}
-			m := markCPU()
-			lat, wall, err := measureWarm(*n, conc, 0, invoke)
+			})
 			if err != nil {
 				return err
 			}
 			add(warmName, conc, lat, wall)
-			splits = append(splits, splitSince(m, warmName, conc, len(lat)))
+			splits = append(splits, split)
 		}
 		// The function's own part of a warm invoke: its runtime's round
 		// trip with Ember's Runtime API server alone.
@@ -368,15 +360,32 @@ func summarize(name string, conc int, lat []time.Duration, wall time.Duration) b
 }
 
 // measure runs f n times over conc goroutines (after a short warm-up of
-// conc*4 calls).
+// conc*4 calls, conc at a time).
 func measure(n, conc int, f func() error) ([]time.Duration, time.Duration, error) {
 	return measureWarm(n, conc, conc*4, f)
 }
 
-// measureWarm runs f warm times, then n times over conc goroutines.
+// measureSplit is measure, and the CPU per call that the measured calls
+// (not the warm-up) cost this process and its children (cpuSplit).
+func measureSplit(n, conc int, name string, f func() error) ([]time.Duration, time.Duration, cpuSplit, error) {
+	if _, _, err := measureWarm(conc*4, conc, 0, f); err != nil {
+		return nil, 0, cpuSplit{}, err
+	}
+	m := markCPU()
+	lat, wall, err := measureWarm(n, conc, 0, f)
+	if err != nil {
+		return nil, 0, cpuSplit{}, err
+	}
+	return lat, wall, splitSince(m, name, conc, len(lat)), nil
+}
+
+// measureWarm runs f warm times, then n times, each over conc goroutines:
+// the warm-up at the measured concurrency, so that as many sandboxes as
+// concurrent invokes are warm before the measurement (one at a time, it
+// would leave all but one to be created during it).
 func measureWarm(n, conc, warm int, f func() error) ([]time.Duration, time.Duration, error) {
-	for i := 0; i < warm; i++ {
-		if err := f(); err != nil {
+	if warm > 0 {
+		if _, _, err := measureWarm(warm, min(conc, warm), 0, f); err != nil {
 			return nil, 0, err
 		}
 	}

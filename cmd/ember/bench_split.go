@@ -146,7 +146,11 @@ func benchRuntimeAlone(ctx context.Context, bootstrap string, n int) (benchRow, 
 	i := 0
 	invoke := func() error {
 		i++
-		resp, err := srv.Invoke(ctx, &runtimeapi.Invocation{RequestID: ids[i%len(ids)], Payload: payload,
+		// Invoke waits for the answer or its context: bounded, should the
+		// probe die.
+		ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		resp, err := srv.Invoke(ictx, &runtimeapi.Invocation{RequestID: ids[i%len(ids)], Payload: payload,
 			Deadline: time.Now().Add(time.Minute)})
 		if err != nil {
 			return err

@@ -10,7 +10,6 @@ import (
 	"mime"
 	"net/http"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -69,6 +68,9 @@ func (q *Queue) getConfig(ctx context.Context, account, name, qualifier string) 
 // DeleteConfigs removes every event invoke config of a function (for a
 // function that was deleted).
 func (q *Queue) DeleteConfigs(ctx context.Context, account, name string) error {
+	// Whatever the bucket still lists: on the other Embers of a cluster
+	// the first one's removal leaves none.
+	defer q.configsChanged(account + "." + name + ".")
 	keys, err := q.configKeys(ctx, account, name)
 	if err != nil {
 		return err
@@ -425,9 +427,7 @@ func (a *API) write(w http.ResponseWriter, r *request, merge bool) error {
 		} else {
 			_, err = kv.Update(ctx, key, b, rev)
 		}
-		if err == nil {
-			a.cfg.Queue.configChanged(key)
-		}
+		a.cfg.Queue.configChanged(key) // also when the outcome is unknown
 		if errors.Is(err, jetstream.ErrKeyExists) || isWrongSequence(err) {
 			continue // changed concurrently: read again
 		}
@@ -515,10 +515,9 @@ func (a *API) list(w http.ResponseWriter, r *request) error {
 	}
 	max := 50
 	if v := query.Get("MaxItems"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 50 {
-			return lambdaapi.Validationf(
-				"Value '%s' at 'maxItems' failed to satisfy constraint: Member must have value between 1 and 50", v)
+		n, err := lambdaapi.ParseMaxItems(v, 50)
+		if err != nil {
+			return err
 		}
 		max = n
 	}

@@ -3,6 +3,7 @@ package async
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
@@ -91,6 +92,20 @@ func (cc *configCache) store(key string, e cachedConfig, gen uint64) {
 
 func (e cachedConfig) expired(now time.Time) bool {
 	return now.Sub(e.at) >= configTTL || now.Before(e.at)
+}
+
+// configsChanged drops the cached configs whose keys start with prefix
+// (a function's: "account.name.").
+func (q *Queue) configsChanged(prefix string) {
+	cc := &q.configs
+	cc.mu.Lock()
+	for k := range cc.entries {
+		if strings.HasPrefix(k, prefix) {
+			delete(cc.entries, k)
+		}
+	}
+	cc.gen++
+	cc.mu.Unlock()
 }
 
 // configChanged drops the cached config of key: this process wrote it.

@@ -68,6 +68,24 @@ func TestConfigCache(t *testing.T) {
 		t.Fatalf("after this process's delete: %v, want not found", err)
 	}
 
+	// A function deleted through another Ember, which removed its
+	// configs from the bucket first: this one's DeleteConfigs lists none
+	// and still drops what it cached.
+	put(2)
+	q.configChanged(key)
+	if got := retries(); got != 2 {
+		t.Fatalf("%d retries, want 2", got)
+	}
+	if err := q.kv.Purge(ctx, key); err != nil { // the other Ember
+		t.Fatal(err)
+	}
+	if err := q.DeleteConfigs(ctx, "111122223333", "fn"); err != nil {
+		t.Fatal(err)
+	}
+	if got := retries(); got != DefaultRetries {
+		t.Fatalf("after DeleteConfigs of a function whose configs were already gone: %d retries, want the default", got)
+	}
+
 	// Expired entries go at the next sweep.
 	for i := range 5 {
 		if _, err := q.config(ctx, "111122223333", fmt.Sprintf("other-%d", i), ""); !errors.Is(err, store.ErrNotFound) {
@@ -115,5 +133,21 @@ func TestConfigCacheWriteDuringRead(t *testing.T) {
 	cc.store("k", fresh, gen)
 	if _, _, ok := cc.lookup("k", now.Add(configTTL)); ok {
 		t.Fatal("an entry outlived configTTL")
+	}
+}
+
+// TestConfigsChangedByPrefix: a function's entries go, another's stay.
+func TestConfigsChangedByPrefix(t *testing.T) {
+	q := &Queue{}
+	now := time.Now()
+	for _, k := range []string{"a.f.=LATEST", "a.f.1", "a.fg.=LATEST", "b.f.=LATEST"} {
+		_, gen, _ := q.configs.lookup(k, now)
+		q.configs.store(k, cachedConfig{at: now}, gen)
+	}
+	q.configsChanged("a.f.")
+	for k, want := range map[string]bool{"a.f.=LATEST": false, "a.f.1": false, "a.fg.=LATEST": true, "b.f.=LATEST": true} {
+		if _, _, ok := q.configs.lookup(k, now); ok != want {
+			t.Errorf("%s cached: %v, want %v", k, ok, want)
+		}
 	}
 }

@@ -265,7 +265,7 @@ func (s *Server) deleteAlias(w http.ResponseWriter, r *request) error {
 // listAliases is ListAliases, by name, optionally only the aliases whose
 // FunctionVersion is the FunctionVersion parameter.
 func (s *Server) listAliases(w http.ResponseWriter, r *request) error {
-	max, after, err := listParams(r)
+	max, after, err := listParams(r, 10000)
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,6 @@ import (
 	"maps"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/emberfn/ember/internal/codepkg"
@@ -273,10 +272,9 @@ func (s *Server) listFunctions(w http.ResponseWriter, r *request) error {
 	}
 	max := 50
 	if v := q.Get("MaxItems"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 10000 {
-			return lambdaapi.Validationf(
-				"Value '%s' at 'maxItems' failed to satisfy constraint: Member must have value between 1 and 10000", v)
+		n, err := lambdaapi.ParseMaxItems(v, 10000)
+		if err != nil {
+			return err
 		}
 		max = n
 	}

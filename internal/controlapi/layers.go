@@ -230,18 +230,7 @@ func layerMatches(l *store.LayerVersion, runtime, arch string) bool {
 // layerListParams reads MaxItems (1 to 50, default 50) and Marker of the
 // layer list operations.
 func layerListParams(r *request) (int, string, error) {
-	q := r.URL.Query()
-	if v := q.Get("MaxItems"); v != "" {
-		if n, err := strconv.Atoi(v); err != nil || n < 1 || n > lambdaapi.MaxLayerListItems {
-			return 0, "", lambdaapi.Validationf(
-				"Value '%s' at 'maxItems' failed to satisfy constraint: Member must have value between 1 and 50", truncate(v, 32))
-		}
-	}
-	max, after, err := listParams(r)
-	if err != nil {
-		return 0, "", err
-	}
-	return min(max, lambdaapi.MaxLayerListItems), after, nil
+	return listParams(r, lambdaapi.MaxLayerListItems)
 }
 
 // listLayers is ListLayers: each layer of the caller's account, by name,

@@ -359,13 +359,9 @@ func (s *Server) functionOf(r *request) (store.Revision, error) {
 }
 
 func (s *Server) listProvisionedConcurrency(w http.ResponseWriter, r *request) error {
-	max, after, err := listParams(r)
+	max, after, err := listParams(r, 50)
 	if err != nil {
 		return err
-	}
-	if max > 50 {
-		return lambdaapi.Validationf(
-			"Value '%d' at 'maxItems' failed to satisfy constraint: Member must have value less than or equal to 50", max)
 	}
 	f, err := s.functionOf(r)
 	if err != nil {

@@ -106,7 +106,7 @@ func (s *Server) publishVersion(w http.ResponseWriter, r *request) error {
 // listVersions is ListVersionsByFunction: $LATEST, then the published
 // versions in number order, each with its qualified ARN.
 func (s *Server) listVersions(w http.ResponseWriter, r *request) error {
-	max, after, err := listParams(r)
+	max, after, err := listParams(r, 10000)
 	if err != nil {
 		return err
 	}
@@ -224,18 +224,15 @@ func versionAfter(v, m string) bool {
 	return a > b
 }
 
-// listParams reads MaxItems (1 to 10,000, default 50) and Marker (an
-// opaque token: the last item listed, base64url) of a list request.
-func listParams(r *request) (max int, after string, err error) {
+// listParams reads MaxItems (1 to hi, default 50) and Marker (an opaque
+// token: the last item listed, base64url) of a list request.
+func listParams(r *request, hi int) (max int, after string, err error) {
 	q := r.URL.Query()
 	max = 50
 	if v := q.Get("MaxItems"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 10000 {
-			return 0, "", lambdaapi.Validationf(
-				"Value '%s' at 'maxItems' failed to satisfy constraint: Member must have value between 1 and 10000", v)
+		if max, err = lambdaapi.ParseMaxItems(v, hi); err != nil {
+			return 0, "", err
 		}
-		max = n
 	}
 	if m := q.Get("Marker"); m != "" {
 		b, err := base64.RawURLEncoding.DecodeString(m)

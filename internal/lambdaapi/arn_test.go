@@ -134,4 +134,17 @@ func TestValidation(t *testing.T) {
 			t.Errorf("Bound(%d, 1, 900) = %q, want %q", c.n, got, c.want)
 		}
 	}
+	for v, want := range map[string]string{
+		"0":  "Value '0' at 'maxItems' failed to satisfy constraint: Member must have value greater than or equal to 1",
+		"51": "Value '51' at 'maxItems' failed to satisfy constraint: Member must have value less than or equal to 50",
+		"x":  "Value 'x' at 'maxItems' failed to satisfy constraint: Member must have value between 1 and 50",
+	} {
+		_, err := ParseMaxItems(v, 50)
+		if le := AsError(err); err == nil || le.Type != Validation || le.Message != "1 validation error detected: "+want {
+			t.Errorf("ParseMaxItems(%q, 50) = %v", v, err)
+		}
+	}
+	if n, err := ParseMaxItems("50", 50); n != 50 || err != nil {
+		t.Errorf("ParseMaxItems(50, 50) = %d, %v", n, err)
+	}
 }

@@ -110,6 +110,20 @@ func Validationf(format string, args ...any) *Error {
 	return Errorf(Validation, "1 validation error detected: "+format, args...)
 }
 
+// ParseMaxItems reads a MaxItems query value of 1 to hi; one out of range
+// is a ValidationException naming the bound it crossed.
+func ParseMaxItems(v string, hi int) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, Validationf("Value '%s' at 'maxItems' failed to satisfy constraint: Member must have value between 1 and %d",
+			truncate(v, 32), hi)
+	}
+	if n < 1 || n > hi {
+		return 0, Validationf("Value '%d' at 'maxItems' failed to satisfy constraint: Member must have value %s", n, Bound(n, 1, hi))
+	}
+	return n, nil
+}
+
 // Bound is how a ValidationException names the bound that n, out of
 // [lo, hi], crossed: "greater than or equal to lo" or "less than or equal
 // to hi".
