@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -231,7 +232,16 @@ func TestControlErrors(t *testing.T) {
 		"s3 code": func(in *lambda.CreateFunctionInput) {
 			in.Code = &types.FunctionCode{S3Bucket: aws.String("b"), S3Key: aws.String("k")}
 		},
-		"arm on x86":    func(in *lambda.CreateFunctionInput) { in.Architectures = []types.Architecture{"riscv"} },
+		"unknown arch": func(in *lambda.CreateFunctionInput) { in.Architectures = []types.Architecture{"riscv"} },
+		"two archs": func(in *lambda.CreateFunctionInput) {
+			in.Architectures = []types.Architecture{types.ArchitectureX8664, types.ArchitectureArm64}
+		},
+		"another host's arch": func(in *lambda.CreateFunctionInput) {
+			in.Architectures = []types.Architecture{types.ArchitectureArm64}
+			if runtime.GOARCH == "arm64" {
+				in.Architectures = []types.Architecture{types.ArchitectureX8664}
+			}
+		},
 		"image package": func(in *lambda.CreateFunctionInput) { in.PackageType = types.PackageTypeImage },
 		"long desc":     func(in *lambda.CreateFunctionInput) { in.Description = aws.String(strings.Repeat("d", 257)) },
 		"not a zip":     func(in *lambda.CreateFunctionInput) { in.Code.ZipFile = []byte("hello, not a zip") },
@@ -496,7 +506,7 @@ func TestUpdateConfigurationPaths(t *testing.T) {
 // them with ValidationException, before Lambda's own checks, which
 // answer InvalidParameterValueException.
 var modelViolations = []string{"timeout 0", "timeout 901", "memory 64", "memory 10241", "tmp 100",
-	"bad role", "long desc", "bad name chars"}
+	"bad role", "long desc", "bad name chars", "unknown arch", "two archs"}
 
 // wantErrorType is the error type a bad input named name gets.
 func wantErrorType(name string, validation []string) string {

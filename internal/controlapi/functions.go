@@ -642,7 +642,18 @@ func (s *Server) checkArchitectures(archs []string) error {
 	if len(archs) == 0 {
 		return nil
 	}
-	if len(archs) != 1 || archs[0] != s.arch {
+	// The API model's constraints first (one value, of the enum), then
+	// what this host serves.
+	list := "[" + truncate(strings.Join(archs, ", "), 64) + "]"
+	if len(archs) > 1 {
+		return lambdaapi.Validationf(
+			"Value '%s' at 'architectures' failed to satisfy constraint: Member must have length less than or equal to 1", list)
+	}
+	if archs[0] != "x86_64" && archs[0] != "arm64" {
+		return lambdaapi.Validationf(
+			"Value '%s' at 'architectures' failed to satisfy constraint: Member must satisfy constraint: [Member must satisfy enum value set: [x86_64, arm64], Member must not be null]", list)
+	}
+	if archs[0] != s.arch {
 		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue,
 			"Architectures %v: this Ember host runs %s functions only", archs, s.arch)
 	}
