@@ -28,7 +28,7 @@ func TestConcurrentAcceptsAreGroupedAndEachRunsOnce(t *testing.T) {
 			defer wg.Done()
 			for i := range each {
 				id := fmt.Sprintf("ev-%d-%d", s, i)
-				errs <- q.Enqueue(context.Background(), "123456789012", "fn", "", []byte(`{"n":1}`), id)
+				errs <- q.Enqueue(context.Background(), "123456789012", "fn", "", []byte(`{"n":1}`), id, "")
 			}
 		}()
 	}
@@ -130,7 +130,7 @@ func TestShutdownDuringGroupDefersTheRest(t *testing.T) {
 		calls   = map[string]int{}
 		hanging atomic.Int32
 	)
-	inv := invokerFunc(func(ctx context.Context, _, _, _ string, _ []byte, id string) (*invoke.Result, string, error) {
+	inv := invokerFunc(func(ctx context.Context, _, _, _ string, _ []byte, id, _ string) (*invoke.Result, string, error) {
 		mu.Lock()
 		calls[id]++
 		mu.Unlock()

@@ -65,7 +65,8 @@ const (
 // (TooManyRequestsException), a function that is gone
 // (ResourceNotFoundException) or platform errors.
 type Invoker interface {
-	InvokeAsync(ctx context.Context, account, name, qualifier string, payload []byte, requestID string) (*invoke.Result, string, error)
+	// traceID is the caller's X-Amzn-Trace-Id, or "" for a new one.
+	InvokeAsync(ctx context.Context, account, name, qualifier string, payload []byte, requestID, traceID string) (*invoke.Result, string, error)
 }
 
 // Config configures the queue.
@@ -156,6 +157,10 @@ type event struct {
 	// Deferrals counts how often an event of a group was put off
 	// (groups.go): its deliveries so far, less one.
 	Deferrals int `json:"deferrals,omitempty"`
+	// Trace is the caller's X-Amzn-Trace-Id, given to the runtime on
+	// every attempt (and to a destination function's event); empty, the
+	// invoker makes one for each attempt.
+	Trace string `json:"trace,omitempty"`
 }
 
 type response struct {
@@ -264,13 +269,14 @@ func (q *Queue) Depth(ctx context.Context) (n uint64, oldest time.Time, err erro
 
 // Enqueue stores an event; it returns only once the server acknowledged
 // it (alone, or with others accepted at the same time: accept.go). The
-// request id deduplicates a retried publish.
-func (q *Queue) Enqueue(ctx context.Context, account, name, qualifier string, payload []byte, requestID string) error {
+// request id deduplicates a retried publish. traceID is the caller's
+// X-Amzn-Trace-Id ("" if none), kept for the runtime.
+func (q *Queue) Enqueue(ctx context.Context, account, name, qualifier string, payload []byte, requestID, traceID string) error {
 	if len(payload) > MaxPayload {
 		return lambdaapi.Errorf(lambdaapi.RequestTooLarge, "Request must be smaller than %d bytes for the Event invocation type", MaxPayload)
 	}
 	ev := &event{RequestID: requestID, Account: account, Function: name, Qualifier: qualifier,
-		Payload: payload, Accepted: q.cfg.Now().UTC()}
+		Payload: payload, Accepted: q.cfg.Now().UTC(), Trace: traceID}
 	if !validToken(ev.Account) || !lambdaapi.ValidName(ev.Function) {
 		return fmt.Errorf("async: bad account or function %q %q", ev.Account, ev.Function)
 	}
@@ -453,7 +459,7 @@ func (q *Queue) handle(ctx context.Context, inv Invoker, msg delivery) {
 
 	q.invocations.Add(1)
 	began := time.Now()
-	res, version, err := inv.InvokeAsync(ctx, ev.Account, ev.Function, ev.Qualifier, ev.Payload, ev.RequestID)
+	res, version, err := inv.InvokeAsync(ctx, ev.Account, ev.Function, ev.Qualifier, ev.Payload, ev.RequestID, ev.Trace)
 	if err == nil {
 		q.limit.observe(ev.Account+"/"+ev.Function, time.Since(began))
 	}
@@ -635,7 +641,7 @@ func (q *Queue) finish(ctx context.Context, msg delivery, ev *event, cfg effecti
 	// The destination event's id is derived from the source's: a retried
 	// hand-over is stored once.
 	d := &event{RequestID: lambdaapi.NewRequestID(), Account: dest.Account, Function: dest.Name, Qualifier: dest.Qualifier,
-		Payload: b, Accepted: q.cfg.Now().UTC()}
+		Payload: b, Accepted: q.cfg.Now().UTC(), Trace: ev.Trace}
 	if err := q.publish(ctx, d, ev.RequestID+"/destination"); err != nil {
 		log.Warn("storing a destination event", "err", err)
 		_ = msg.NakWithDelay(time.Second)

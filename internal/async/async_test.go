@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -40,7 +41,7 @@ type fakeInvoker struct {
 	peak    atomic.Int32
 }
 
-func (f *fakeInvoker) InvokeAsync(ctx context.Context, account, name, qualifier string, payload []byte, id string) (*invoke.Result, string, error) {
+func (f *fakeInvoker) InvokeAsync(ctx context.Context, account, name, qualifier string, payload []byte, id, _ string) (*invoke.Result, string, error) {
 	n := f.running.Add(1)
 	defer f.running.Add(-1)
 	for {
@@ -113,12 +114,12 @@ func TestThrottlesFunctionErrorsAndDrops(t *testing.T) {
 	inv := outcomesInvoker()
 	ctx := context.Background()
 	for _, id := range []string{"throttled", "platform", "failing", "gone", "fine"} {
-		if err := q.Enqueue(ctx, "123456789012", "fn", "", []byte(`{}`), id); err != nil {
+		if err := q.Enqueue(ctx, "123456789012", "fn", "", []byte(`{}`), id, ""); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// A publish retried with the same request id is stored once.
-	if err := q.Enqueue(ctx, "123456789012", "fn", "", []byte(`{}`), "fine"); err != nil {
+	if err := q.Enqueue(ctx, "123456789012", "fn", "", []byte(`{}`), "fine", ""); err != nil {
 		t.Fatal(err)
 	}
 	defer run(t, q, inv)()
@@ -142,12 +143,12 @@ func TestInterruptedEventIsRedelivered(t *testing.T) {
 	dir := t.TempDir()
 	q, stopNATS := openTest(t, dir, Config{TimeScale: 0.01})
 	started := make(chan struct{}, 1)
-	blocking := invokerFunc(func(ctx context.Context, _, _, _ string, _ []byte, _ string) (*invoke.Result, string, error) {
+	blocking := invokerFunc(func(ctx context.Context, _, _, _ string, _ []byte, _, _ string) (*invoke.Result, string, error) {
 		started <- struct{}{}
 		<-ctx.Done()
 		return nil, "", ctx.Err()
 	})
-	if err := q.Enqueue(context.Background(), "123456789012", "fn", "", []byte(`{"a":1}`), "r1"); err != nil {
+	if err := q.Enqueue(context.Background(), "123456789012", "fn", "", []byte(`{"a":1}`), "r1", ""); err != nil {
 		t.Fatal(err)
 	}
 	stopRun := run(t, q, blocking)
@@ -178,7 +179,7 @@ func TestConcurrencyGrowsWithDepth(t *testing.T) {
 		return &invoke.Result{Payload: []byte(`"ok"`)}, nil
 	}}
 	for i := range 40 {
-		if err := q.Enqueue(context.Background(), "123456789012", "fn", "", []byte(`{}`), fmt.Sprint("e", i)); err != nil {
+		if err := q.Enqueue(context.Background(), "123456789012", "fn", "", []byte(`{}`), fmt.Sprint("e", i), ""); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -198,7 +199,7 @@ func TestDestinationRecord(t *testing.T) {
 	defer stop()
 	ctx := context.Background()
 	dest := "arn:aws:lambda:us-east-1:123456789012:function:sink"
-	b, _ := json.Marshal(EventInvokeConfig{MaximumRetryAttempts: new(0), DestinationConfig: &DestinationConfig{OnFailure: &Destination{Destination: &dest}}})
+	b, _ := json.Marshal(EventInvokeConfig{MaximumRetryAttempts: new(1), DestinationConfig: &DestinationConfig{OnFailure: &Destination{Destination: &dest}}})
 	if _, err := q.kv.Put(ctx, configKey("123456789012", "fn", ""), b); err != nil {
 		t.Fatal(err)
 	}
@@ -210,32 +211,46 @@ func TestDestinationRecord(t *testing.T) {
 		}
 		return &invoke.Result{Payload: []byte(`"ok"`)}, nil
 	}
-	// Catch the destination event's payload.
-	capture := invokerFunc(func(ctx context.Context, account, name, qualifier string, payload []byte, id string) (*invoke.Result, string, error) {
+	// Catch the destination event's payload, and the trace header each
+	// attempt ran with.
+	const caller = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+	var mu sync.Mutex
+	var traces []string
+	capture := invokerFunc(func(ctx context.Context, account, name, qualifier string, payload []byte, id, trace string) (*invoke.Result, string, error) {
+		mu.Lock()
+		traces = append(traces, name+" "+trace)
+		mu.Unlock()
+		res, v, err := inv.InvokeAsync(ctx, account, name, qualifier, payload, id, trace)
 		if name == "sink" {
 			rec.Store(string(payload))
 		}
-		return inv.InvokeAsync(ctx, account, name, qualifier, payload, id)
+		return res, v, err
 	})
-	if err := q.Enqueue(ctx, "123456789012", "fn", "", []byte(`{"x":1}`), "src"); err != nil {
+	if err := q.Enqueue(ctx, "123456789012", "fn", "", []byte(`{"x":1}`), "src", caller); err != nil {
 		t.Fatal(err)
 	}
 	defer run(t, q, capture)()
 	waitUntil(t, "the record", func() bool { return rec.Load() != nil })
+	// The caller's trace header on both attempts and on the destination's.
+	mu.Lock()
+	if want := []string{"fn " + caller, "fn " + caller, "sink " + caller}; !slices.Equal(traces, want) {
+		t.Errorf("attempts ran with %q, want %q", traces, want)
+	}
+	mu.Unlock()
 	var r record
 	if err := json.Unmarshal([]byte(rec.Load().(string)), &r); err != nil {
 		t.Fatal(err)
 	}
 	if r.Version != "1.0" || r.RequestContext.RequestID != "src" || r.RequestContext.Condition != "RetriesExhausted" ||
-		r.RequestContext.ApproximateInvokeCount != 1 || r.RequestContext.FunctionARN != "arn:aws:lambda:us-east-1:123456789012:function:fn:$LATEST" ||
+		r.RequestContext.ApproximateInvokeCount != 2 || r.RequestContext.FunctionARN != "arn:aws:lambda:us-east-1:123456789012:function:fn:$LATEST" ||
 		string(r.RequestPayload) != `{"x":1}` || r.ResponseContext == nil || r.ResponseContext.FunctionError != "Unhandled" ||
 		string(r.ResponsePayload) != `{"errorMessage":"no"}` {
 		t.Fatalf("record %s", rec.Load())
 	}
 }
 
-type invokerFunc func(ctx context.Context, account, name, qualifier string, payload []byte, id string) (*invoke.Result, string, error)
+type invokerFunc func(ctx context.Context, account, name, qualifier string, payload []byte, id, trace string) (*invoke.Result, string, error)
 
-func (f invokerFunc) InvokeAsync(ctx context.Context, account, name, qualifier string, payload []byte, id string) (*invoke.Result, string, error) {
-	return f(ctx, account, name, qualifier, payload, id)
+func (f invokerFunc) InvokeAsync(ctx context.Context, account, name, qualifier string, payload []byte, id, trace string) (*invoke.Result, string, error) {
+	return f(ctx, account, name, qualifier, payload, id, trace)
 }

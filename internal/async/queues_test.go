@@ -300,7 +300,7 @@ func TestQueueDestinations(t *testing.T) {
 		return &invoke.Result{Payload: []byte(`{"fine":true}`)}, nil
 	}}
 	for _, e := range []struct{ fn, id string }{{"fn", "good1"}, {"fn", "bad1"}, {"orphan", "bad2"}} {
-		if err := q.Enqueue(ctx, acct, e.fn, "", []byte(`{"x":"`+e.id+`"}`), e.id); err != nil {
+		if err := q.Enqueue(ctx, acct, e.fn, "", []byte(`{"x":"`+e.id+`"}`), e.id, ""); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -359,7 +359,7 @@ func TestDeadLetterQueue(t *testing.T) {
 		putTestConfig(t, q, "fn", qual, EventInvokeConfig{MaximumRetryAttempts: new(0)})
 	}
 	putTestConfig(t, q, "plain", "", EventInvokeConfig{MaximumRetryAttempts: new(0)})
-	inv := invokerFunc(func(ctx context.Context, account, name, qualifier string, payload []byte, id string) (*invoke.Result, string, error) {
+	inv := invokerFunc(func(ctx context.Context, account, name, qualifier string, payload []byte, id, _ string) (*invoke.Result, string, error) {
 		switch {
 		case id == "throttled":
 			return nil, "", throttle
@@ -368,13 +368,13 @@ func TestDeadLetterQueue(t *testing.T) {
 		}
 		return &invoke.Result{FunctionError: "Unhandled", Payload: []byte(`{"errorMessage":"` + strings.Repeat("é", 700) + `"}`)}, "$LATEST", nil
 	})
-	if err := q.Enqueue(ctx, acct, "fn", "", []byte(`{"a":1}`), "latest"); err != nil {
+	if err := q.Enqueue(ctx, acct, "fn", "", []byte(`{"a":1}`), "latest", ""); err != nil {
 		t.Fatal(err)
 	}
-	if err := q.Enqueue(ctx, acct, "fn", "live", []byte(`{"a":2}`), "alias"); err != nil {
+	if err := q.Enqueue(ctx, acct, "fn", "live", []byte(`{"a":2}`), "alias", ""); err != nil {
 		t.Fatal(err)
 	}
-	if err := q.Enqueue(ctx, acct, "plain", "", []byte(`{}`), "nodlq"); err != nil {
+	if err := q.Enqueue(ctx, acct, "plain", "", []byte(`{}`), "nodlq", ""); err != nil {
 		t.Fatal(err)
 	}
 	defer run(t, q, inv)()
@@ -392,7 +392,7 @@ func TestDeadLetterQueue(t *testing.T) {
 
 	// An event that expires throttled: ErrorCode 429.
 	putTestConfig(t, q, "fn", "", EventInvokeConfig{MaximumEventAgeInSeconds: new(60)})
-	if err := q.Enqueue(ctx, acct, "fn", "", []byte(`{"a":3}`), "throttled"); err != nil {
+	if err := q.Enqueue(ctx, acct, "fn", "", []byte(`{"a":3}`), "throttled", ""); err != nil {
 		t.Fatal(err)
 	}
 	msgs := waitMessages(t, q, dlq, 2)

@@ -37,7 +37,8 @@ const (
 // Enqueue returns nil only once the event is stored. qualifier is as the
 // caller gave it ("" for unqualified).
 type EventQueue interface {
-	Enqueue(ctx context.Context, account, name, qualifier string, payload []byte, requestID string) error
+	// traceID is the caller's X-Amzn-Trace-Id, or "".
+	Enqueue(ctx context.Context, account, name, qualifier string, payload []byte, requestID, traceID string) error
 }
 
 // Authenticator verifies a request's signature.
@@ -537,8 +538,10 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request, requestID string
 		return nil
 	case "Event":
 		// The event is durable once Enqueue returns; the queue's pollers
-		// run it (through InvokeAsync) from then on.
-		if err := (*s.events.Load()).Enqueue(r.Context(), p.AccountID, ref.Name, ref.Qualifier, body, requestID); err != nil {
+		// run it (through InvokeAsync) from then on, with the caller's
+		// trace header if it sent one.
+		if err := (*s.events.Load()).Enqueue(r.Context(), p.AccountID, ref.Name, ref.Qualifier, body, requestID,
+			headerValue(r.Header, "X-Amzn-Trace-Id")); err != nil {
 			return err
 		}
 		w.WriteHeader(http.StatusAccepted)
@@ -644,14 +647,18 @@ func (t *invokeTrace) mark(i int) {
 // (Counting, then a sandbox from the Worker Manager) and returns its result
 // and the version that ran. Errors are platform errors and throttles (a
 // *lambdaapi.Error with TooManyRequestsException), or
-// ResourceNotFoundException when the function is gone.
-func (s *Server) InvokeAsync(ctx context.Context, account, name, qualifier string, payload []byte, requestID string) (*invoke.Result, string, error) {
+// ResourceNotFoundException when the function is gone. traceID is the
+// caller's trace header, kept with the event; "" makes a new one.
+func (s *Server) InvokeAsync(ctx context.Context, account, name, qualifier string, payload []byte, requestID, traceID string) (*invoke.Result, string, error) {
 	t, err := s.function(ctx, auth.Principal{AccountID: account}, lambdaapi.FunctionRef{Name: name, Qualifier: qualifier})
 	if err != nil {
 		return nil, "", err
 	}
+	if traceID == "" {
+		traceID = newTraceID(time.Now())
+	}
 	req := &invoke.Request{
-		RequestID: requestID, Payload: payload, TraceID: newTraceID(time.Now()),
+		RequestID: requestID, Payload: payload, TraceID: traceID,
 		Version: t.fn.VersionName(), InvokedFunctionARN: t.invokedARN,
 	}
 	res, err := s.execute(ctx, account, t.fn, req, nil)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -41,12 +43,16 @@ func TestTraceIDAlwaysSent(t *testing.T) {
 			t.Fatalf("invoke: %d %s", w.Code, w.Body)
 		}
 	}
-	if _, _, err := s.InvokeAsync(context.Background(), "123456789012", "f", "", []byte(`{}`), "async-1"); err != nil {
+	if _, _, err := s.InvokeAsync(context.Background(), "123456789012", "f", "", []byte(`{}`), "async-1", ""); err != nil {
+		t.Fatal(err)
+	}
+	// An event whose caller sent a trace header runs with it.
+	if _, _, err := s.InvokeAsync(context.Background(), "123456789012", "f", "", []byte(`{}`), "async-2", callers); err != nil {
 		t.Fatal(err)
 	}
 	after := time.Now().Unix()
-	if len(got) != 4 || got[2] != callers {
-		t.Fatalf("trace ids %q; want the caller's third", got)
+	if len(got) != 5 || got[2] != callers || got[4] != callers {
+		t.Fatalf("trace ids %q; want the caller's third and fifth", got)
 	}
 	for _, id := range []string{got[0], got[1], got[3]} {
 		m := traceRE.FindStringSubmatch(id)
@@ -79,5 +85,44 @@ func TestNewTraceID(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { _ = newTraceID(now) }); n != 1 {
 		t.Fatalf("newTraceID makes %v allocations, want 1", n)
+	}
+}
+
+// traceQueue is an EventQueue that keeps the trace header of each event.
+type traceQueue struct {
+	mu     sync.Mutex
+	traces []string
+}
+
+func (q *traceQueue) Enqueue(_ context.Context, _, _, _ string, _ []byte, _, traceID string) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.traces = append(q.traces, traceID)
+	return nil
+}
+
+// An Event invoke hands the caller's trace header to the queue as sent,
+// and "" when it sent none (the event's runs then make their own).
+func TestEventKeepsCallersTrace(t *testing.T) {
+	s, _, _, h := newServer(fakeWorker{fn: func(req *invoke.Request) (*invoke.Result, error) {
+		return &invoke.Result{Payload: []byte(`{}`)}, nil
+	}})
+	q := &traceQueue{}
+	s.SetEventQueue(q)
+	const callers = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+	for _, hdr := range []string{callers, ""} {
+		r := httptest.NewRequest("POST", "/2015-03-31/functions/f/invocations", strings.NewReader(`{}`))
+		r.Header.Set("X-Amz-Invocation-Type", "Event")
+		if hdr != "" {
+			r.Header.Set("X-Amzn-Trace-Id", hdr)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != 202 {
+			t.Fatalf("event invoke: %d %s", w.Code, w.Body)
+		}
+	}
+	if !slices.Equal(q.traces, []string{callers, ""}) {
+		t.Fatalf("queued trace headers %q", q.traces)
 	}
 }
