@@ -637,3 +637,22 @@ func TestAuthBeforeBody(t *testing.T) {
 		t.Fatalf("%d functions stored; want only the good request's", len(st.fns))
 	}
 }
+
+// A request with a fault against the API model and one against Lambda's
+// own checks gets the model's (ValidationException), as AWS checks the
+// model first.
+func TestModelConstraintsFirst(t *testing.T) {
+	s := newTestServer(t, newFakeStore(), &clock{time.Now()})
+	if w := do(s, "POST", "/2015-03-31/functions", createBody("f")); w.Code != 201 {
+		t.Fatalf("create: %d %s", w.Code, w.Body)
+	}
+	for _, body := range []string{
+		`{"Role":"admin","Environment":{"Variables":{"AWS_REGION":"x"}}}`,
+		`{"Timeout":0,"Environment":{"Variables":{"BIG":"` + strings.Repeat("x", 4100) + `"}}}`,
+	} {
+		w := do(s, "PUT", "/2015-03-31/functions/f/configuration", []byte(body))
+		if w.Code != 400 || w.Header().Get("X-Amzn-ErrorType") != "ValidationException" {
+			t.Errorf("%.60s: %d %s %s", body, w.Code, w.Header().Get("X-Amzn-ErrorType"), w.Body)
+		}
+	}
+}

@@ -588,12 +588,6 @@ func (s *Server) applyConfig(f *store.Function, in *lambdaapi.UpdateFunctionConf
 		}
 		f.EphemeralStorage = in.EphemeralStorage.Size
 	}
-	if in.Environment != nil {
-		if err := lambdaapi.ValidateEnvironment(in.Environment.Variables); err != nil {
-			return err
-		}
-		f.Environment = cloneMap(in.Environment.Variables)
-	}
 	if len(f.Handler) > 128 {
 		return lambdaapi.Validationf(
 			"Value at 'handler' failed to satisfy constraint: Member must have length less than or equal to 128")
@@ -601,6 +595,15 @@ func (s *Server) applyConfig(f *store.Function, in *lambdaapi.UpdateFunctionConf
 	if f.Role != "" && !lambdaapi.RoleARNValid(f.Role) {
 		return lambdaapi.Validationf(
 			"Value '%s' at 'role' failed to satisfy constraint: Member must satisfy regular expression pattern: arn:(aws[a-zA-Z-]*)?:iam::\\d{12}:role/?[a-zA-Z_0-9+=,.@\\-_/]+", f.Role)
+	}
+	// Last: the environment's checks are Lambda's own (reserved names,
+	// 4 KB) but for the names' pattern, and AWS checks every constraint
+	// of the API model before Lambda's own.
+	if in.Environment != nil {
+		if err := lambdaapi.ValidateEnvironment(in.Environment.Variables); err != nil {
+			return err
+		}
+		f.Environment = cloneMap(in.Environment.Variables)
 	}
 	return nil
 }
