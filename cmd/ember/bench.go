@@ -45,6 +45,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	events := fs.Int("events", 5000, "asynchronous (Event) invokes to send")
 	eventConc := fs.Int("event-concurrency", 32, "connections sending the asynchronous invokes")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run (the bench's client and Ember, in this process) to this file")
+	memProfile := fs.String("memprofile", "", "write a profile of the run's memory allocations (the bench's client and Ember) to this file")
 	quick := fs.Bool("quick", false, "a short run that checks the benchmark works (CI's smoke test), not for figures")
 	only := fs.String("only", "", "measure only these parts, comma-separated, of: floor, rie, cold, runtimes, warm, fleet, async (the floor is always measured: it is the yardstick)")
 	if err := fs.Parse(args); err != nil {
@@ -83,6 +84,14 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *memProfile != "" {
+		defer func() {
+			if f, err := os.Create(*memProfile); err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
 	}
 	dir, err := os.MkdirTemp("", "ember-bench-")
 	if err != nil {
