@@ -16,7 +16,8 @@ const configTTL = time.Second
 
 // configCache keeps the event invoke configs the pollers read, each for
 // configTTL: every event they ran read its function's from the bucket (a
-// JetStream request; 4% of Ember's CPU in a bench run of held events).
+// JetStream request; 5.4% of the process's CPU in a profile of `ember
+// bench --only async`).
 // This process's own writes (the API's, and the removal of a deleted
 // function's) drop the entry at once, so a change made here applies to
 // the next event run here; one made by another Ember of the cluster

@@ -541,7 +541,7 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request, requestID string
 		// run it (through InvokeAsync) from then on, with the caller's
 		// trace header if it sent one.
 		if err := (*s.events.Load()).Enqueue(r.Context(), p.AccountID, ref.Name, ref.Qualifier, body, requestID,
-			headerValue(r.Header, "X-Amzn-Trace-Id")); err != nil {
+			callerTrace(r)); err != nil {
 			return err
 		}
 		w.WriteHeader(http.StatusAccepted)
@@ -549,7 +549,7 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request, requestID string
 	}
 	// Lambda always gives the runtime a trace header: the caller's, or
 	// one it makes.
-	traceID := headerValue(r.Header, "X-Amzn-Trace-Id")
+	traceID := callerTrace(r)
 	if traceID == "" {
 		traceID = newTraceID(time.Now())
 	}
@@ -571,6 +571,22 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request, requestID string
 			"invoke", tr.steps[stepInvoke], "write", tr.steps[stepWrite])
 	}
 	return err
+}
+
+// maxCallerTrace is the longest X-Amzn-Trace-Id kept from a caller: an
+// X-Ray header is about 100 bytes (with Lineage and a few fields more, a
+// few hundred); a longer one is ignored as malformed, and the invoke gets
+// a new one, so that a caller cannot make every event it queues or every
+// /next answer carry up to the server's header limit (1 MB).
+const maxCallerTrace = 1024
+
+// callerTrace is the caller's X-Amzn-Trace-Id, or "" if it sent none or
+// one too long.
+func callerTrace(r *http.Request) string {
+	if v := headerValue(r.Header, "X-Amzn-Trace-Id"); len(v) <= maxCallerTrace {
+		return v
+	}
+	return ""
 }
 
 // traceIDLen is the length of a trace header newTraceID makes.

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -102,15 +103,18 @@ func (q *traceQueue) Enqueue(_ context.Context, _, _, _ string, _ []byte, _, tra
 }
 
 // An Event invoke hands the caller's trace header to the queue as sent,
-// and "" when it sent none (the event's runs then make their own).
+// and "" when it sent none or one too long (the event's runs then make
+// their own).
 func TestEventKeepsCallersTrace(t *testing.T) {
+	var synced atomic.Value
 	s, _, _, h := newServer(fakeWorker{fn: func(req *invoke.Request) (*invoke.Result, error) {
+		synced.Store(req.TraceID)
 		return &invoke.Result{Payload: []byte(`{}`)}, nil
 	}})
 	q := &traceQueue{}
 	s.SetEventQueue(q)
 	const callers = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
-	for _, hdr := range []string{callers, ""} {
+	for _, hdr := range []string{callers, "", strings.Repeat("x", maxCallerTrace+1)} {
 		r := httptest.NewRequest("POST", "/2015-03-31/functions/f/invocations", strings.NewReader(`{}`))
 		r.Header.Set("X-Amz-Invocation-Type", "Event")
 		if hdr != "" {
@@ -122,7 +126,15 @@ func TestEventKeepsCallersTrace(t *testing.T) {
 			t.Fatalf("event invoke: %d %s", w.Code, w.Body)
 		}
 	}
-	if !slices.Equal(q.traces, []string{callers, ""}) {
+	if !slices.Equal(q.traces, []string{callers, "", ""}) { // the last one too long
 		t.Fatalf("queued trace headers %q", q.traces)
+	}
+	// A synchronous invoke with a header too long gets a new one.
+	r := httptest.NewRequest("POST", "/2015-03-31/functions/f/invocations", strings.NewReader(`{}`))
+	r.Header.Set("X-Amzn-Trace-Id", strings.Repeat("x", maxCallerTrace+1))
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if got, _ := synced.Load().(string); w.Code != 200 || !traceRE.MatchString(got) {
+		t.Fatalf("invoke with a trace header too long: %d, the runtime got %q", w.Code, got)
 	}
 }
