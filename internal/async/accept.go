@@ -3,6 +3,7 @@ package async
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -181,7 +182,9 @@ func (q *Queue) publishEvents(ctx context.Context, group []*accepting, msgID str
 		b = append(b, a.data...)
 	}
 	b = append(b, ']')
-	msg := nats.NewMsg(inboxSubject)
+	// The subject names the group's size, so that Depth counts events
+	// from the stream's per-subject counts without reading the groups.
+	msg := nats.NewMsg(inboxSubject + "." + strconv.Itoa(len(group)))
 	msg.Data = b
 	if err := q.publishRetry(ctx, msg, jetstream.WithMsgID(msgID)); err != nil {
 		return fmt.Errorf("async: storing %d events: %w", len(group), err)
@@ -208,7 +211,9 @@ func openInbox(ctx context.Context, js jetstream.JetStream, replicas int) (jetst
 	st, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        inboxStream,
 		Description: "Ember asynchronous invocations accepted together, run from here (the rest of " + StreamName + ")",
-		Subjects:    []string{inboxSubject},
+		// async.inbox.N: a group of N events. The bare subject is that of
+		// groups stored before their size was in it.
+		Subjects: []string{inboxSubject, inboxSubject + ".*"},
 		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     jetstream.FileStorage,
 		Replicas:    replicas,

@@ -44,6 +44,10 @@ func TestConcurrentAcceptsAreGroupedAndEachRunsOnce(t *testing.T) {
 	if gs.Groups == 0 || gs.Grouped < 2*gs.Groups {
 		t.Fatalf("no group commit: %+v", gs)
 	}
+	// The depth counts the events, not the groups that hold them.
+	if n, _, err := q.Depth(context.Background()); err != nil || n != senders*each {
+		t.Fatalf("depth %d (%v), want %d events", n, err, senders*each)
+	}
 	inv := &fakeInvoker{calls: map[string]int{}, answer: func(string, int) (*invoke.Result, error) {
 		return &invoke.Result{Payload: []byte(`null`)}, nil
 	}}
@@ -154,7 +158,8 @@ func TestShutdownDuringGroupDefersTheRest(t *testing.T) {
 	if err != nil || in.State.Msgs != 1 || in.State.FirstSeq != 2 {
 		t.Fatalf("want only the new group in the inbox: %+v %v", in.State, err)
 	}
-	last, err := q.inbox.GetLastMsgForSubject(context.Background(), inboxSubject)
+	// Its subject names its size.
+	last, err := q.inbox.GetLastMsgForSubject(context.Background(), inboxSubject+".6")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,6 +206,11 @@ func TestGroupDeliveredTwiceRunsAgain(t *testing.T) {
 	ids := []string{"g-0", "g-1", "g-2", "g-3", "g-4"}
 	for _, id := range []string{"first", "again"} {
 		publishTestGroup(t, q, id, ids...)
+	}
+	// Groups on the bare subject (stored before their subject named their
+	// size, as publishTestGroup does) count as one event each.
+	if n, _, err := q.Depth(context.Background()); err != nil || n != 2 {
+		t.Fatalf("depth %d (%v), want 2", n, err)
 	}
 	inv := &fakeInvoker{calls: map[string]int{}, answer: func(string, int) (*invoke.Result, error) {
 		return &invoke.Result{Payload: []byte(`null`)}, nil

@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -249,22 +250,33 @@ func (q *Queue) Stats() Stats {
 }
 
 // Depth is the number of events queued or in flight, and when the oldest
-// stored one was stored. A group of accepted events (accept.go) counts
-// as one.
+// stored one was stored. The events of a group of accepted events
+// (accept.go) are counted from its subject, async.inbox.N (a group stored
+// before that counts as one).
 func (q *Queue) Depth(ctx context.Context) (n uint64, oldest time.Time, err error) {
 	info, err := q.stream.Info(ctx)
 	if err != nil {
 		return 0, time.Time{}, err
 	}
-	in, err := q.inbox.Info(ctx)
+	in, err := q.inbox.Info(ctx, jetstream.WithSubjectFilter(inboxSubject+".>"))
 	if err != nil {
 		return 0, time.Time{}, err
+	}
+	var grouped, groups uint64
+	for subj, msgs := range in.State.Subjects {
+		size, err := strconv.ParseUint(strings.TrimPrefix(subj, inboxSubject+"."), 10, 32)
+		if err != nil {
+			continue
+		}
+		grouped += size * msgs
+		groups += msgs
 	}
 	oldest = info.State.FirstTime
 	if in.State.Msgs > 0 && (info.State.Msgs == 0 || in.State.FirstTime.Before(oldest)) {
 		oldest = in.State.FirstTime
 	}
-	return info.State.Msgs + in.State.Msgs, oldest, nil
+	// Messages not counted by subject (groups of before) count as one.
+	return info.State.Msgs + grouped + (in.State.Msgs - min(groups, in.State.Msgs)), oldest, nil
 }
 
 // Enqueue stores an event; it returns only once the server acknowledged
