@@ -306,7 +306,7 @@ func printFleet(w io.Writer, f fleetResult) {
 	fmt.Fprintf(w, "  CPU per sandbox: Ember %.2f ms, the sandbox's processes %.2f ms: at most %.0f sandboxes/s on %d CPUs\n",
 		f.EmberCPUPerSandboxMs, f.ProcessCPUPerSandboxMs, f.CPUBoundPerSecond, runtime.NumCPU())
 	if f.FunctionStartAloneMs > 0 {
-		fmt.Fprintf(w, "  of which the function's own start (exec to first /next, outside a sandbox, measured alone): %.2f ms; the sandbox's share %.2f ms\n",
+		fmt.Fprintf(w, "  of which the function's own start (exec to first /next, outside a sandbox, measured alone): %.2f ms; the rest (the sandbox's set-up, the function's idling and end) %.2f ms\n",
 			f.FunctionStartAloneMs, f.ProcessCPUPerSandboxMs-f.FunctionStartAloneMs)
 	}
 	fmt.Fprintf(w, "  Ember's own memory per sandbox: %.3f MiB RSS, %.3f MiB Go heap+stacks (total %.1f MiB RSS, %.1f MiB heap+stacks)\n",
