@@ -213,12 +213,12 @@ func openInbox(ctx context.Context, js jetstream.JetStream, replicas int) (jetst
 		Description: "Ember asynchronous invocations accepted together, run from here (the rest of " + StreamName + ")",
 		// async.inbox.N: a group of N events. The bare subject is that of
 		// groups stored before their size was in it.
-		Subjects: []string{inboxSubject, inboxSubject + ".*"},
-		Retention:   jetstream.WorkQueuePolicy,
-		Storage:     jetstream.FileStorage,
-		Replicas:    replicas,
-		MaxMsgSize:  maxMsgSize,
-		Duplicates:  duplicateWindow,
+		Subjects:   []string{inboxSubject, inboxSubject + ".*"},
+		Retention:  jetstream.WorkQueuePolicy,
+		Storage:    jetstream.FileStorage,
+		Replicas:   replicas,
+		MaxMsgSize: maxMsgSize,
+		Duplicates: duplicateWindow,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("async: stream %s: %w", inboxStream, err)

@@ -2,6 +2,7 @@ package frontend
 
 import (
 	"context"
+	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"slices"
@@ -34,13 +35,7 @@ func TestTraceIDAlwaysSent(t *testing.T) {
 	const callers = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
 	before := time.Now().Unix()
 	for _, hdr := range []string{"", "", callers} {
-		r := httptest.NewRequest("POST", "/2015-03-31/functions/f/invocations", nil)
-		if hdr != "" {
-			r.Header.Set("X-Amzn-Trace-Id", hdr)
-		}
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, r)
-		if w.Code != 200 {
+		if w := invokeTraced(h, "", hdr); w.Code != 200 {
 			t.Fatalf("invoke: %d %s", w.Code, w.Body)
 		}
 	}
@@ -115,14 +110,7 @@ func TestEventKeepsCallersTrace(t *testing.T) {
 	s.SetEventQueue(q)
 	const callers = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
 	for _, hdr := range []string{callers, "", strings.Repeat("x", maxCallerTrace+1)} {
-		r := httptest.NewRequest("POST", "/2015-03-31/functions/f/invocations", strings.NewReader(`{}`))
-		r.Header.Set("X-Amz-Invocation-Type", "Event")
-		if hdr != "" {
-			r.Header.Set("X-Amzn-Trace-Id", hdr)
-		}
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, r)
-		if w.Code != 202 {
+		if w := invokeTraced(h, "Event", hdr); w.Code != 202 {
 			t.Fatalf("event invoke: %d %s", w.Code, w.Body)
 		}
 	}
@@ -130,11 +118,23 @@ func TestEventKeepsCallersTrace(t *testing.T) {
 		t.Fatalf("queued trace headers %q", q.traces)
 	}
 	// A synchronous invoke with a header too long gets a new one.
-	r := httptest.NewRequest("POST", "/2015-03-31/functions/f/invocations", strings.NewReader(`{}`))
-	r.Header.Set("X-Amzn-Trace-Id", strings.Repeat("x", maxCallerTrace+1))
-	w := httptest.NewRecorder()
-	h.ServeHTTP(w, r)
+	w := invokeTraced(h, "", strings.Repeat("x", maxCallerTrace+1))
 	if got, _ := synced.Load().(string); w.Code != 200 || !traceRE.MatchString(got) {
 		t.Fatalf("invoke with a trace header too long: %d, the runtime got %q", w.Code, got)
 	}
+}
+
+// invokeTraced invokes f through h with invocation type typ ("" for
+// RequestResponse) and X-Amzn-Trace-Id hdr ("" for none).
+func invokeTraced(h http.Handler, typ, hdr string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest("POST", "/2015-03-31/functions/f/invocations", strings.NewReader(`{}`))
+	if typ != "" {
+		r.Header.Set("X-Amz-Invocation-Type", typ)
+	}
+	if hdr != "" {
+		r.Header.Set("X-Amzn-Trace-Id", hdr)
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w
 }
