@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -237,27 +236,8 @@ func takeMemSnapshot() memSnapshot {
 	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
 		s.hostUsed = (procField(string(b), "MemTotal:") - procField(string(b), "MemAvailable:")) << 10
 	}
-	self := os.Getpid()
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		var pid int
-		if _, err := fmt.Sscanf(e.Name(), "%d", &pid); err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...: comm may hold spaces, so parse after
-		// its closing parenthesis.
-		var state string
-		var ppid int
-		if i := bytes.LastIndexByte(b, ')'); i < 0 {
-			continue
-		} else if _, err := fmt.Sscanf(string(b[i+1:]), " %s %d", &state, &ppid); err != nil {
-			continue
-		}
-		if ppid == self && !pooledInit(pid) {
+	for _, pid := range childPIDs() {
+		if !pooledInit(pid) {
 			s.children[pid] = true
 		}
 	}

@@ -58,31 +58,38 @@ func splitSince(m cpuMark, name string, conc, n int) cpuSplit {
 // child of Ember, which runs in this process. Threads that have ended
 // are not counted: a Go program's threads live as long as it does.
 func liveChildrenCPU() time.Duration {
-	self := os.Getpid()
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0
-	}
 	var sum time.Duration
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == self || parentOf(pid) != self {
-			continue
-		}
-		tasks, _ := os.ReadDir("/proc/" + e.Name() + "/task")
+	for _, pid := range childPIDs() {
+		dir := "/proc/" + strconv.Itoa(pid) + "/task/"
+		tasks, _ := os.ReadDir(dir)
 		for _, t := range tasks {
-			b, err := os.ReadFile("/proc/" + e.Name() + "/task/" + t.Name() + "/schedstat")
+			b, err := os.ReadFile(dir + t.Name() + "/schedstat")
 			if err != nil {
 				continue
 			}
-			f := strings.Fields(string(b))
-			if len(f) > 0 {
+			if f := strings.Fields(string(b)); len(f) > 0 {
 				ns, _ := strconv.ParseInt(f[0], 10, 64)
 				sum += time.Duration(ns)
 			}
 		}
 	}
 	return sum
+}
+
+// childPIDs lists this process's living child processes (from /proc).
+func childPIDs() []int {
+	self := os.Getpid()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, e := range ents {
+		if pid, err := strconv.Atoi(e.Name()); err == nil && pid != self && parentOf(pid) == self {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
 
 // parentOf is the parent PID of pid from /proc/PID/stat, or -1.
