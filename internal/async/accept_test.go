@@ -57,9 +57,11 @@ func TestConcurrentAcceptsAreGroupedAndEachRunsOnce(t *testing.T) {
 		defer inv.mu.Unlock()
 		return len(inv.calls) == senders*each
 	})
-	waitUntil(t, "the queue to drain", func() bool {
+	// A group's run is counted just after its ack, which is what empties
+	// the inbox: wait for both.
+	waitUntil(t, "the queue to drain and every group to be counted as run", func() bool {
 		n, _, err := q.Depth(context.Background())
-		return err == nil && n == 0
+		return err == nil && n == 0 && q.GroupStats().GroupsRun >= gs.Groups
 	})
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
