@@ -50,7 +50,11 @@
 // Must equal InitArg0 (checked by TestCInitArg0).
 #define EMBER_INIT_ARG0 "ember-sandbox-init"
 
+// Must equal spawnerArg0 (checked by TestCInitArg0).
+#define EMBER_SPAWNER_ARG0 "ember-sandbox-spawner"
+
 const char *ember_init_arg0(void) { return EMBER_INIT_ARG0; }
+const char *ember_spawner_arg0(void) { return EMBER_SPAWNER_ARG0; }
 
 // File descriptors, as fdSync, fdErr and fdParent in init_linux.go. Unlike
 // the Go init's, FD_SYNC is a unix socket: the C init may be started
@@ -593,10 +597,152 @@ static void run_init(void) {
 	fail(errno, "exec %s", c.path);
 }
 
+// The spawner (spawner_linux.go says why it exists). Its descriptors:
+// SP_CONTROL, a SOCK_SEQPACKET socket to the parent, and SP_PARENT, a
+// pidfd of the parent (the inits' FD_PARENT).
+enum { SP_CONTROL = 3, SP_PARENT = 4 };
+
+// clone3's arguments, under a name of our own (C libraries that predate
+// them).
+struct ember_clone_args {
+	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup;
+};
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+
+// spawned is the new init, in its namespaces: it puts the descriptors
+// where run_init wants them, closes the spawner's others and becomes the
+// init.
+static void spawned(int sync, int errw) {
+	// Copies above the fixed numbers first: sync, errw and the parent's
+	// pidfd may sit on them. Until errw is FD_ERR, fail() cannot report.
+	int p = fcntl(SP_PARENT, F_DUPFD, 16);
+	int s = p < 0 ? -1 : fcntl(sync, F_DUPFD, 16);
+	int e = s < 0 ? -1 : fcntl(errw, F_DUPFD, 16);
+	if (e < 0 || dup2(e, FD_ERR) < 0) {
+		char msg[32];
+		int n = snprintf(msg, sizeof msg, "spawn: dup%c%d", 0, errno);
+		ssize_t w = write(errw, msg, n);
+		(void)w;
+		_exit(1);
+	}
+	if (dup2(s, FD_SYNC) < 0 || dup2(p, FD_PARENT) < 0)
+		fail(errno, "spawn: dup");
+	if (syscall(SYS_close_range, FD_PARENT + 1, ~0U, 0) != 0) {
+		if (errno != ENOSYS)
+			fail(errno, "spawn: close descriptors");
+		long max = sysconf(_SC_OPEN_MAX);
+		for (long fd = FD_PARENT + 1; fd < max && fd < (1 << 20); fd++)
+			close(fd);
+	}
+	// As the Go init gets from os/exec: a session of its own (no
+	// controlling terminal to inject input into or to signal), and
+	// SIGKILL when the parent thread dies (re-armed by drop_privileges).
+	if (setsid() < 0)
+		fail(errno, "spawn: setsid");
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
+		fail(errno, "spawn: pdeathsig");
+	struct pollfd pfd = {.fd = FD_PARENT, .events = POLLIN};
+	if (poll(&pfd, 1, 0) > 0)
+		fail(0, "spawn: parent exited");
+	run_init(); // does not return
+}
+
+// spawn clones an init into new PID, mount, network, IPC and UTS
+// namespaces (and into the cgroup of cgroup_fd unless it is -1), as a
+// child of the spawner's parent (CLONE_PARENT). It returns its pid, or -1
+// with errno set.
+static long spawn(int sync, int errw, int cgroup_fd) {
+	uint64_t flags = CLONE_PARENT | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS;
+	// exit_signal must be 0 with CLONE_PARENT: the child signals the
+	// parent as the spawner does (SIGCHLD).
+	struct ember_clone_args a = {.flags = flags};
+	if (cgroup_fd >= 0) {
+		a.flags |= CLONE_INTO_CGROUP;
+		a.cgroup = (uint64_t)cgroup_fd;
+	}
+	long pid = syscall(SYS_clone3, &a, sizeof a);
+	if (pid < 0 && errno == ENOSYS && cgroup_fd < 0)
+		pid = syscall(SYS_clone, (unsigned long)flags, 0, 0, 0, 0);
+	if (pid == 0)
+		spawned(sync, errw);
+	return pid;
+}
+
+// spawner_reply sends the answer to one request: the pid, or 0 and an
+// errno.
+static void spawner_reply(int32_t pid, int32_t err) {
+	int32_t r[2] = {pid, err};
+	ssize_t n;
+	do
+		n = send(SP_CONTROL, r, sizeof r, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n != sizeof r)
+		_exit(2);
+}
+
+// run_spawner serves the parent's requests until it closes its end. A
+// request is a uint32 (1: a cgroup descriptor comes last) with the init's
+// sync socket and error pipe (and the cgroup's descriptor) attached.
+static void run_spawner(void) {
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
+		_exit(2);
+	struct pollfd pfd = {.fd = SP_PARENT, .events = POLLIN};
+	if (poll(&pfd, 1, 0) != 0)
+		_exit(2); // the parent exited (or SP_PARENT is not a pidfd)
+	for (;;) {
+		uint32_t req;
+		union {
+			char buf[CMSG_SPACE(3 * sizeof(int))];
+			struct cmsghdr align;
+		} u;
+		struct iovec iov = {.iov_base = &req, .iov_len = sizeof req};
+		struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
+		ssize_t n;
+		do
+			n = recvmsg(SP_CONTROL, &msg, MSG_CMSG_CLOEXEC);
+		while (n < 0 && errno == EINTR);
+		if (n == 0)
+			_exit(0); // the parent is done with us
+		if (n < 0)
+			_exit(2);
+		int fds[3], nfds = 0;
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+			if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+				continue;
+			int k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			if (nfds + k > 3)
+				_exit(2);
+			memcpy(fds + nfds, CMSG_DATA(c), k * sizeof(int));
+			nfds += k;
+		}
+		int want = (n == sizeof req && !(msg.msg_flags & MSG_CTRUNC)) ? 2 + (req == 1) : -1;
+		long pid = -1;
+		int err = EINVAL;
+		if (nfds == want) {
+			pid = spawn(fds[0], fds[1], req == 1 ? fds[2] : -1);
+			err = errno;
+		}
+		for (int i = 0; i < nfds; i++)
+			close(fds[i]);
+		spawner_reply(pid > 0 ? (int32_t)pid : 0, pid > 0 ? 0 : err);
+	}
+}
+
 // program_invocation_name is argv[0], set by the C library (glibc and
 // musl) before it runs the constructors.
 __attribute__((constructor)) static void ember_sandbox_init(void) {
-	if (program_invocation_name == NULL || strcmp(program_invocation_name, EMBER_INIT_ARG0) != 0)
+	if (program_invocation_name == NULL)
 		return;
-	run_init(); // does not return
+	if (strcmp(program_invocation_name, EMBER_INIT_ARG0) == 0)
+		run_init(); // does not return
+	if (strcmp(program_invocation_name, EMBER_SPAWNER_ARG0) == 0)
+		run_spawner(); // does not return
 }

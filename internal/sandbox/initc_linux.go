@@ -8,6 +8,7 @@ package sandbox
 
 // #include <stdlib.h>
 // const char *ember_init_arg0(void);
+// const char *ember_spawner_arg0(void);
 import "C"
 
 // cInit reports whether the C init is built in.
@@ -15,3 +16,7 @@ const cInit = true
 
 // cInitArg0 is the argv[0] the C init answers to (must be InitArg0).
 func cInitArg0() string { return C.GoString(C.ember_init_arg0()) }
+
+// cSpawnerArg0 is the argv[0] the C spawner answers to (must be
+// spawnerArg0).
+func cSpawnerArg0() string { return C.GoString(C.ember_spawner_arg0()) }

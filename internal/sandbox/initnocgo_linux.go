@@ -8,3 +8,5 @@ package sandbox
 const cInit = false
 
 func cInitArg0() string { return InitArg0 }
+
+func cSpawnerArg0() string { return spawnerArg0 }

@@ -9,10 +9,8 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -20,9 +18,10 @@ import (
 
 // Starting a sandbox with the C init (init_linux.c), and the init pool.
 //
-// The C init is cloned by host root into new PID, mount, network, IPC and
-// UTS namespaces, with a unix socket for its config and no idea yet of
-// its sandbox. It gets two configs: the base one at once (baseConfig: the
+// The C init is cloned (by the spawner, spawner_linux.go) by host root
+// into new PID, mount, network, IPC and UTS namespaces, with a unix
+// socket for its config and no idea yet of its sandbox. It gets two
+// configs: the base one at once (baseConfig: the
 // system directories, devices and /proc lists), from which it sets up
 // the part of its root that is the same in every sandbox, then the
 // sandbox's own; stdout, stderr and the Spec's mount trees come with that
@@ -106,13 +105,7 @@ func (m *Manager) prepareInit(name string, lim limits) (_ *preparedInit, err err
 	if err2 == nil {
 		child = append(child, errW)
 	}
-	selfFD, err3 := unix.PidfdOpen(os.Getpid(), 0)
-	var self *os.File
-	if err3 == nil {
-		self = os.NewFile(uintptr(selfFD), "pidfd")
-		child = append(child, self)
-	}
-	if err := errors.Join(err1, err2, err3); err != nil {
+	if err := errors.Join(err1, err2); err != nil {
 		closeChild()
 		if conn != nil {
 			conn.Close()
@@ -123,28 +116,8 @@ func (m *Manager) prepareInit(name string, lim limits) (_ *preparedInit, err err
 		m.removeGroup(context.Background(), cg)
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
-	cmd := &exec.Cmd{
-		Path:       "/proc/self/exe",
-		Args:       []string{InitArg0},
-		Env:        []string{},
-		ExtraFiles: []*os.File{syncChild, errW, self}, // fdSync, fdErr, fdParent
-		WaitDelay:  waitDelay,
-		SysProcAttr: &syscall.SysProcAttr{
-			// No CLONE_NEWUSER: the init makes its user namespace itself
-			// (mapIDs says why), so this clone is a vfork.
-			Cloneflags: syscall.CLONE_NEWPID | syscall.CLONE_NEWNS | syscall.CLONE_NEWNET |
-				syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS,
-			// A session of its own: no controlling terminal to inject
-			// input into (TIOCSTI) or to signal.
-			Setsid:    true,
-			Pdeathsig: syscall.SIGKILL,
-		},
-	}
-	if fd := cg.cloneFD(); fd >= 0 {
-		cmd.SysProcAttr.UseCgroupFD = true
-		cmd.SysProcAttr.CgroupFD = fd
-	}
-	err = cmd.Start()
+	// The spawner (spawner_linux.go) clones it, as this process's child.
+	proc, err := m.spawner.spawn(syncChild, errW, cg.cloneFD())
 	cg.closeCloneFD()
 	closeChild()
 	if err != nil {
@@ -154,7 +127,7 @@ func (m *Manager) prepareInit(name string, lim limits) (_ *preparedInit, err err
 		return nil, fmt.Errorf("sandbox: start init: %w", err)
 	}
 	p := &preparedInit{
-		s:    &Sandbox{pid: cmd.Process.Pid, cmd: cmd, cg: cg, m: m, done: make(chan struct{})},
+		s:    &Sandbox{pid: proc.Pid, proc: proc, cg: cg, m: m, done: make(chan struct{})},
 		sync: conn.(*net.UnixConn),
 		errR: errR,
 	}

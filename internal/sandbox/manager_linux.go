@@ -41,6 +41,7 @@ type Manager struct {
 	// Go init where the C one would run.
 	initArg0 string
 	pool     initPool // C init on cgroup v1: inits started ahead
+	spawner  spawner  // C init: clones the inits (spawner_linux.go)
 
 	starting sync.WaitGroup // Starts in progress; Shutdown waits for them
 	mu       sync.Mutex     // guards the fields below
@@ -97,6 +98,16 @@ func NewManager(cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	m := newManager(cfg, cg, ids, filters)
+	if cInit {
+		// The spawner now, so that a host where it cannot run fails here
+		// rather than at the first Start.
+		if err := m.spawner.start(); err != nil {
+			if err2 := cg.removeParent(context.Background()); err2 != nil {
+				m.log.Error("remove the parent cgroup", "err", err2)
+			}
+			return nil, err
+		}
+	}
 	if cInit && cg.version() == 1 && cfg.InitPool > 0 {
 		m.pool.size = cfg.InitPool
 		m.refill() // the init pool (initpool_linux.go)
@@ -289,7 +300,7 @@ func (m *Manager) start(ctx context.Context, spec *Spec) (_ *Sandbox, err error)
 		release()
 		return nil, fmt.Errorf("sandbox: start init: %w", err)
 	}
-	s := &Sandbox{id: spec.ID, pid: cmd.Process.Pid, cmd: cmd, cg: cg, m: m, ids: &ids, done: make(chan struct{})}
+	s := &Sandbox{id: spec.ID, pid: cmd.Process.Pid, proc: cmd.Process, cmd: cmd, cg: cg, m: m, ids: &ids, done: make(chan struct{})}
 	go s.reap()
 	defer m.destroyIfFailed(ctx, s, &err)
 
@@ -496,6 +507,8 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 		wg.Go(func() { errs[i] = s.Destroy(ctx) })
 	}
 	wg.Wait()
+	// No Start runs any more, nor the pool's refill.
+	m.spawner.stop()
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
@@ -518,14 +531,15 @@ func (m *Manager) forget(s *Sandbox) {
 // methods are safe for concurrent use. Destroy it when done, also after
 // it exited: that releases its cgroups and listener.
 type Sandbox struct {
-	id  string
-	pid int
-	cmd *exec.Cmd
-	cg  cgroup
-	m   *Manager
-	ln  net.Listener // nil without ListenAddr
-	ids *idRange     // host ids, released by destroy; nil with BackendProcess
-	tmp string       // BackendProcess: the sandbox's TMPDIR
+	id   string
+	pid  int
+	proc *os.Process // the init (the program)
+	cmd  *exec.Cmd   // the init if os/exec started it (nil for a spawned C init)
+	cg   cgroup
+	m    *Manager
+	ln   net.Listener // nil without ListenAddr
+	ids  *idRange     // host ids, released by destroy; nil with BackendProcess
+	tmp  string       // BackendProcess: the sandbox's TMPDIR
 
 	done    chan struct{} // closed by reap
 	exitErr error         // set before done closes
@@ -596,7 +610,7 @@ func (s *Sandbox) stats() (bool, int64) {
 // reap waits for the init (the program) and records how it ended; PID 1's
 // exit makes the kernel kill the rest of the sandbox first.
 func (s *Sandbox) reap() {
-	err := s.cmd.Wait()
+	err := s.wait()
 	s.waitOutputs()
 	if pg, ok := s.cg.(*processGroup); ok {
 		pg.exited(s.cmd.ProcessState)
@@ -608,6 +622,21 @@ func (s *Sandbox) reap() {
 	s.statsMu.Unlock()
 	s.exitErr = err
 	close(s.done)
+}
+
+// wait waits for the init to exit and returns as exec.Cmd.Wait would.
+func (s *Sandbox) wait() error {
+	if s.cmd != nil {
+		return s.cmd.Wait()
+	}
+	ps, err := s.proc.Wait()
+	if err != nil {
+		return err
+	}
+	if !ps.Success() {
+		return &exec.ExitError{ProcessState: ps}
+	}
+	return nil
 }
 
 // Destroy kills every process of the sandbox, waits for them, closes the
@@ -639,7 +668,7 @@ func (s *Sandbox) destroy(ctx context.Context) error {
 		// SIGKILL to PID 1 of the namespace kills the rest with it; the
 		// group kill also catches any process that would not be in the
 		// namespace (none should be).
-		if err := s.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		if err := s.proc.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
 			s.m.log.Warn("kill sandbox init", "id", s.id, "err", err)
 		}
 		if err := s.cg.kill(); err != nil {

@@ -80,7 +80,7 @@ func (m *Manager) startProcess(ctx context.Context, spec *Spec) (_ *Sandbox, err
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrSetup, spec.ID, err)
 	}
-	s.cmd, s.pid = cmd, cmd.Process.Pid
+	s.cmd, s.proc, s.pid = cmd, cmd.Process, cmd.Process.Pid
 	s.cg = &processGroup{pgid: s.pid}
 	go s.reap()
 	m.log.Warn("sandbox started without isolation", "id", spec.ID, "pid", s.pid, "backend", BackendProcess)

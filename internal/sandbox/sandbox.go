@@ -68,8 +68,9 @@
 //
 // # The init re-exec
 //
-// Start re-executes the current binary (/proc/self/exe) with argv[0] set to
-// InitArg0 as the sandbox's init, which performs the in-sandbox setup
+// Start runs the current binary (/proc/self/exe) with argv[0] set to
+// InitArg0 as the sandbox's init (re-executed, or, with cgo, forked from
+// the spawner that was), which performs the in-sandbox setup
 // (mounts, pivot_root, hostname, credentials, capabilities, seccomp last)
 // and then execs the Spec's program; it never returns to the importing
 // program's main. Any binary that imports this package therefore works as
@@ -81,12 +82,13 @@
 // Built with cgo (the default where a C compiler is found), the init is C
 // (init_linux.c): a constructor that runs before the Go runtime and any
 // package init of the binary, and does nothing in any process whose
-// argv[0] is not InitArg0. It is cloned by host root, without a user
-// namespace (so that the clone is a vfork: a plain fork of a big Go
-// process copies its page tables, 15-70 ms for the ember server), into
-// new PID, mount, network, IPC and UTS namespaces, sets the root up as
-// host root, then makes its user namespace, which the parent maps,
-// drops to the Spec's uid and execs. Those five namespaces thus belong
+// argv[0] is not InitArg0. It is not re-executed per sandbox: the
+// Manager starts one spawner (this binary as spawnerArg0, C only;
+// spawner_linux.go says why), which clones each init, with CLONE_PARENT
+// so that it is this process's child, by host root, without a user
+// namespace, into new PID, mount, network, IPC and UTS namespaces. The
+// init sets the root up as host root, then makes its user namespace,
+// which the parent maps, drops to the Spec's uid and execs. Those five namespaces thus belong
 // to the host's user namespace: the sandbox's root has no capability
 // over them. On cgroup v1 a few such inits are started ahead, already in
 // groups of their own (initpool_linux.go): moving a process into a v1

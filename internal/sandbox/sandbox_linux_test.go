@@ -60,8 +60,12 @@ func shutdownAndCheck(t *testing.T, m *Manager) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	spawner := m.spawner.pid()
 	if err := m.Shutdown(ctx); err != nil {
 		t.Errorf("Shutdown: %v", err)
+	}
+	if spawner != 0 && slices.Contains(childProcs(), spawner) {
+		t.Errorf("spawner %d left after Shutdown", spawner)
 	}
 	for _, d := range parentDirs(m) {
 		if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
