@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/emberfn/ember/internal/runtimeapi"
+	"github.com/emberfn/ember/internal/sandbox"
 )
 
 // This file measures where a warm invoke's CPU goes, so that the bench can
@@ -35,12 +36,14 @@ type cpuSplit struct {
 	FunctionMs float64
 }
 
-// cpuMark is a reading of this process's CPU and of its children's
-// (running ones included, unlike RUSAGE_CHILDREN).
+// cpuMark is a reading of Ember's CPU (this process's and its sandbox
+// spawner's) and of its other children's (running ones included, unlike
+// RUSAGE_CHILDREN).
 type cpuMark struct{ self, children time.Duration }
 
 func markCPU() cpuMark {
-	return cpuMark{self: cpuTime(syscall.RUSAGE_SELF), children: liveChildrenCPU()}
+	own, spawner := liveChildrenCPU()
+	return cpuMark{self: cpuTime(syscall.RUSAGE_SELF) + spawner, children: own}
 }
 
 // splitSince is the CPU used since m over n requests.
@@ -56,24 +59,42 @@ func splitSince(m cpuMark, name string, conc, n int) cpuSplit {
 // /proc/PID/task/TID/schedstat (nanoseconds, where /proc/PID/stat counts
 // in ticks of 10 ms). A sandbox's program is PID 1 of its namespace and a
 // child of Ember, which runs in this process. Threads that have ended
-// are not counted: a Go program's threads live as long as it does.
-func liveChildrenCPU() time.Duration {
-	var sum time.Duration
+// are not counted: a Go program's threads live as long as it does. The
+// sandbox manager's spawner (which clones the sandboxes' inits: Ember's
+// own work) is counted apart, in spawner.
+func liveChildrenCPU() (sandboxes, spawner time.Duration) {
 	for _, pid := range childPIDs() {
-		dir := "/proc/" + strconv.Itoa(pid) + "/task/"
-		tasks, _ := os.ReadDir(dir)
-		for _, t := range tasks {
-			b, err := os.ReadFile(dir + t.Name() + "/schedstat")
-			if err != nil {
-				continue
-			}
-			if f := strings.Fields(string(b)); len(f) > 0 {
-				ns, _ := strconv.ParseInt(f[0], 10, 64)
-				sum += time.Duration(ns)
-			}
+		if isSpawner(pid) {
+			spawner += processCPU(pid)
+		} else {
+			sandboxes += processCPU(pid)
+		}
+	}
+	return sandboxes, spawner
+}
+
+// processCPU is the CPU time of pid's living threads.
+func processCPU(pid int) time.Duration {
+	var sum time.Duration
+	dir := "/proc/" + strconv.Itoa(pid) + "/task/"
+	tasks, _ := os.ReadDir(dir)
+	for _, t := range tasks {
+		b, err := os.ReadFile(dir + t.Name() + "/schedstat")
+		if err != nil {
+			continue
+		}
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			ns, _ := strconv.ParseInt(f[0], 10, 64)
+			sum += time.Duration(ns)
 		}
 	}
 	return sum
+}
+
+// isSpawner says whether pid is the sandbox manager's spawner.
+func isSpawner(pid int) bool {
+	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	return bytes.HasPrefix(b, []byte(sandbox.SpawnerArg0+"\x00"))
 }
 
 // childPIDs lists this process's living child processes (from /proc).

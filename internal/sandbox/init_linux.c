@@ -50,7 +50,7 @@
 // Must equal InitArg0 (checked by TestCInitArg0).
 #define EMBER_INIT_ARG0 "ember-sandbox-init"
 
-// Must equal spawnerArg0 (checked by TestCInitArg0).
+// Must equal SpawnerArg0 (checked by TestCInitArg0).
 #define EMBER_SPAWNER_ARG0 "ember-sandbox-spawner"
 
 const char *ember_init_arg0(void) { return EMBER_INIT_ARG0; }

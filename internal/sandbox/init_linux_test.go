@@ -14,13 +14,13 @@ import (
 )
 
 // TestCInitArg0: the C init answers to InitArg0 and the spawner to
-// spawnerArg0, and they are built in when cgo is on.
+// SpawnerArg0, and they are built in when cgo is on.
 func TestCInitArg0(t *testing.T) {
 	if got := cInitArg0(); got != InitArg0 {
 		t.Errorf("C init's argv[0] %q, want %q", got, InitArg0)
 	}
-	if got := cSpawnerArg0(); got != spawnerArg0 {
-		t.Errorf("C spawner's argv[0] %q, want %q", got, spawnerArg0)
+	if got := cSpawnerArg0(); got != SpawnerArg0 {
+		t.Errorf("C spawner's argv[0] %q, want %q", got, SpawnerArg0)
 	}
 	t.Logf("C init built in: %v", cInit)
 }

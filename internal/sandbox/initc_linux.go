@@ -18,5 +18,5 @@ const cInit = true
 func cInitArg0() string { return C.GoString(C.ember_init_arg0()) }
 
 // cSpawnerArg0 is the argv[0] the C spawner answers to (must be
-// spawnerArg0).
+// SpawnerArg0).
 func cSpawnerArg0() string { return C.GoString(C.ember_spawner_arg0()) }

@@ -9,4 +9,4 @@ const cInit = false
 
 func cInitArg0() string { return InitArg0 }
 
-func cSpawnerArg0() string { return spawnerArg0 }
+func cSpawnerArg0() string { return SpawnerArg0 }

@@ -141,6 +141,11 @@ import (
 // a sandbox's init (see the package documentation).
 const InitArg0 = "ember-sandbox-init"
 
+// SpawnerArg0 is the argv[0] under which the current binary is
+// re-executed as the Manager's spawner, which clones the C inits
+// (spawner_linux.go).
+const SpawnerArg0 = "ember-sandbox-spawner"
+
 // Errors returned by this package; the ones from Start and NewManager wrap
 // them with details.
 var (

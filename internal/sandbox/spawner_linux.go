@@ -25,7 +25,7 @@ import (
 // of a sandbox's whole cost at 1,000 sandboxes). The exec itself (a big
 // dynamically linked binary, whose C constructor is the init) costs
 // again. So a Manager with the C init starts one small helper, this
-// binary re-executed as spawnerArg0 (run_spawner in init_linux.c: C only,
+// binary re-executed as SpawnerArg0 (run_spawner in init_linux.c: C only,
 // no Go runtime, five open files), and asks it for each init over a
 // SOCK_SEQPACKET socket: the request carries the init's sync socket and
 // error pipe (and on cgroup v2 the descriptor of its group, for
@@ -38,10 +38,6 @@ import (
 // NewManager starts the spawner; a spawn restarts it if it died, and
 // Shutdown ends it. It gets SIGKILL when this process dies (Pdeathsig and
 // its pidfd of this process).
-
-// spawnerArg0 is the argv[0] of the spawner (EMBER_SPAWNER_ARG0 in
-// init_linux.c).
-const spawnerArg0 = "ember-sandbox-spawner"
 
 // spawner is a Manager's connection to its spawner process.
 type spawner struct {
@@ -133,7 +129,7 @@ func (sp *spawner) startLocked() error {
 	defer self.Close()
 	cmd := &exec.Cmd{
 		Path:       "/proc/self/exe",
-		Args:       []string{spawnerArg0},
+		Args:       []string{SpawnerArg0},
 		Env:        []string{},
 		ExtraFiles: []*os.File{child, self}, // SP_CONTROL, SP_PARENT
 		SysProcAttr: &syscall.SysProcAttr{

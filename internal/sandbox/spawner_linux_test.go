@@ -40,7 +40,7 @@ func TestSpawner(t *testing.T) {
 	// (the kernel closes the exec's close-on-exec pipe first).
 	waitFor(t, 10*time.Second, "the spawner's command line", func() bool {
 		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", first))
-		return strings.HasPrefix(string(b), spawnerArg0+"\x00")
+		return strings.HasPrefix(string(b), SpawnerArg0+"\x00")
 	})
 	start := func(id string) *Sandbox {
 		t.Helper()
