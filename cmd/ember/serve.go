@@ -283,7 +283,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout io.Writer) (err error) {
 
 	// The data plane: one local worker, placement, the worker manager,
 	// counting and the Front End, wired in-process.
-	sbCfg := sandbox.Config{Logger: log, InitPool: cfg.SandboxPool}
+	sbCfg := sandbox.Config{Logger: log, InitPool: cfg.SandboxPool, MountTargets: worker.MountTargets}
 	switch cfg.Sandbox {
 	case "", "native":
 	case "process":

@@ -28,7 +28,8 @@ func TestInSandbox(t *testing.T) {
 		}
 		t.Skip("sandboxes need root")
 	}
-	m, err := sandbox.NewManager(sandbox.Config{CgroupParent: "ember-runtimes-test-" + strconv.Itoa(os.Getpid())})
+	m, err := sandbox.NewManager(sandbox.Config{CgroupParent: "ember-runtimes-test-" + strconv.Itoa(os.Getpid()),
+		MountTargets: []string{SandboxTaskDir, "/opt", SandboxRuntimeDir}})
 	if errors.Is(err, sandbox.ErrUnsupported) && os.Getenv("CI") != "true" {
 		t.Skipf("no sandboxes here: %v", err)
 	}

@@ -6,19 +6,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
-// TestCInitArg0: the C init answers to InitArg0 and the spawner to
-// SpawnerArg0, and they are built in when cgo is on.
-func TestCInitArg0(t *testing.T) {
-	if got := cInitArg0(); got != InitArg0 {
-		t.Errorf("C init's argv[0] %q, want %q", got, InitArg0)
-	}
+// TestCSpawnerArg0: the C spawner answers to SpawnerArg0, and is built
+// in when cgo is on.
+func TestCSpawnerArg0(t *testing.T) {
 	if got := cSpawnerArg0(); got != SpawnerArg0 {
 		t.Errorf("C spawner's argv[0] %q, want %q", got, SpawnerArg0)
 	}
@@ -67,6 +67,84 @@ func TestNoInitPool(t *testing.T) {
 	}
 }
 
+// TestFullRoot runs the isolation tests with sandboxes whose mount
+// targets are not in the template (no Config.MountTargets), so that each
+// C init builds a root of its own and pivots into it (init_linux.c).
+func TestFullRoot(t *testing.T) {
+	testMountTargets = nil
+	defer func() { testMountTargets = []string{"/var/task", "/opt/data", "/opt/shared", "/out"} }()
+	for _, tc := range []struct {
+		name string
+		f    func(*testing.T)
+	}{
+		{"Isolation", TestIsolation},
+		{"UserNamespaceAndCapabilities", TestUserNamespaceAndCapabilities},
+		{"Seccomp", TestSeccomp},
+		{"ProcMasked", TestProcMasked},
+		{"Network", TestNetwork},
+		{"SetupErrors", TestSetupErrors},
+		{"TeardownKillsEverything", TestTeardownKillsEverything},
+		{"TemplateRoot", TestTemplateRoot},
+	} {
+		t.Run(tc.name, tc.f)
+	}
+}
+
+// TestTemplateRoot: sandboxes whose targets are all in the template share
+// its read-only root file system (one tmpfs: the same device in
+// mountinfo); one with a target the template lacks gets a root of its
+// own, with its mount in place. Under TestFullRoot every sandbox has a
+// root of its own.
+func TestTemplateRoot(t *testing.T) {
+	m := newTestManager(t)
+	extra := t.TempDir()
+	os.WriteFile(filepath.Join(extra, "marker"), nil, 0o644)
+	// rootDev starts a sandbox, which stays alive (so that no device
+	// number is freed and reused meanwhile), and returns its root's
+	// device and its listing of /srv/extra.
+	rootDev := func(id string, mounts ...Mount) (string, string) {
+		t.Helper()
+		out := &syncBuffer{}
+		spec := helperSpec(id, out, "cat:/proc/self/mountinfo", "ls:/srv/extra", "sleep:1h")
+		spec.Mounts = append(spec.Mounts, mounts...)
+		s, err := m.Start(context.Background(), spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { destroy(t, s) })
+		waitFor(t, 10*time.Second, id+"'s output", func() bool { return strings.Contains(out.String(), "ls /srv/extra") })
+		o := out.String()
+		q, err := strconv.QuotedPrefix(line(t, o, "cat /proc/self/mountinfo"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		text, _ := strconv.Unquote(q)
+		for _, l := range strings.Split(text, "\n") {
+			// "id parent major:minor root mountpoint ..."
+			if f := strings.Fields(l); len(f) > 4 && f[4] == "/" {
+				return f[2], line(t, o, "ls /srv/extra")
+			}
+		}
+		t.Fatalf("%s: no root in mountinfo:\n%s", id, text)
+		return "", ""
+	}
+	a, _ := rootDev("tpl-a")
+	b, _ := rootDev("tpl-b")
+	c, ls := rootDev("tpl-own", Mount{Source: extra, Target: "/srv/extra", ReadOnly: true})
+	if ls != "marker <nil>" {
+		t.Errorf("a target outside the template: ls /srv/extra: %s", ls)
+	}
+	if testMountTargets != nil && a != b {
+		t.Errorf("two sandboxes from the template have roots %s and %s, want one shared", a, b)
+	}
+	if testMountTargets == nil && a == b {
+		t.Errorf("two sandboxes with roots of their own share %s", a)
+	}
+	if c == a || c == b {
+		t.Errorf("the sandbox with a target outside the template has root %s, as another (%s, %s)", c, a, b)
+	}
+}
+
 // TestConfigEncoding: the init's config survives the round trip, and
 // damaged ones are refused.
 func TestConfigEncoding(t *testing.T) {
@@ -90,10 +168,9 @@ func TestConfigEncoding(t *testing.T) {
 	}
 }
 
-// A C init whose base set-up fails (here a device that is a directory on
-// the host, which cannot be bound onto the file made for it) fails the
-// Start with the init's own message, whether the init came from the pool
-// (it died there) or was started by Start; nothing is left behind.
+// TestBaseSetupError: a template that cannot be built (a host directory
+// bound as a device) fails NewManager with the spawner's message and
+// leaves no cgroup nor process behind.
 func TestBaseSetupError(t *testing.T) {
 	requireRoot(t)
 	if !cInit {
@@ -102,25 +179,26 @@ func TestBaseSetupError(t *testing.T) {
 	if st, err := os.Stat("/dev/shm"); err != nil || !st.IsDir() {
 		t.Fatalf("this test needs /dev/shm, a directory: %v", err)
 	}
-	saved := baseConfig
-	baseConfig = (&childConfig{SystemDirs: systemDirs, Devices: append(slices.Clone(devices), "shm"),
-		ProcMasked: procMasked, ProcReadOnly: procReadOnly}).encode()
-	defer func() { baseConfig = saved }()
-	for _, pool := range []int{2, 0} {
-		t.Run(fmt.Sprintf("pool %d", pool), func(t *testing.T) {
-			testInitPool = pool
-			defer func() { testInitPool = 2 }()
-			m := newTestManager(t)
-			var out syncBuffer
-			_, err := m.Start(context.Background(), helperSpec("base-fail", &out, "hello"))
-			if !errors.Is(err, ErrSetup) || !strings.Contains(err.Error(), "bind /dev/shm") {
-				t.Fatalf("Start: %v, want ErrSetup with the init's message about /dev/shm", err)
-			}
-			for _, d := range parentDirs(m) {
-				if _, err := os.Stat(filepath.Join(d, "base-fail")); !errors.Is(err, os.ErrNotExist) {
-					t.Errorf("cgroup left: %v", err)
-				}
-			}
-		})
+	saved := devices
+	devices = append(slices.Clone(devices), "shm")
+	defer func() { devices = saved }()
+	children := childProcs()
+	name := fmt.Sprintf("ember-test-%d-%d", os.Getpid(), testSeq.Add(1))
+	m, err := NewManager(Config{CgroupParent: name, InitPool: 2})
+	if err == nil {
+		shutdownAndCheck(t, m)
+		t.Fatal("NewManager succeeded with a base config that cannot be set up")
 	}
+	if !errors.Is(err, ErrSetup) || !strings.Contains(err.Error(), "bind /dev/shm") {
+		t.Fatalf("NewManager: %v, want ErrSetup with the spawner's message about /dev/shm", err)
+	}
+	if c := childProcs(); !slices.Equal(c, children) {
+		t.Errorf("child processes %v after the failed NewManager, %v before", c, children)
+	}
+	filepath.WalkDir("/sys/fs/cgroup", func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() && d.Name() == name {
+			t.Errorf("parent cgroup left: %s", p)
+		}
+		return nil
+	})
 }

@@ -7,6 +7,4 @@ package sandbox
 
 const cInit = false
 
-func cInitArg0() string { return InitArg0 }
-
 func cSpawnerArg0() string { return SpawnerArg0 }

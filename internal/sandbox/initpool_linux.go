@@ -18,16 +18,13 @@ import (
 
 // Starting a sandbox with the C init (init_linux.c), and the init pool.
 //
-// The C init is cloned (by the spawner, spawner_linux.go) by host root
-// into new PID, mount, network, IPC and UTS namespaces, with a unix
-// socket for its config and no idea yet of its sandbox. It gets two
-// configs: the base one at once (baseConfig: the
-// system directories, devices and /proc lists), from which it sets up
-// the part of its root that is the same in every sandbox, then the
-// sandbox's own; stdout, stderr and the Spec's mount trees come with that
-// one (SCM_RIGHTS). It sets up the root, makes its user namespace
-// (mapIDs) and waits for goByte before it drops to the sandbox's uid and
-// execs the program.
+// The C init is cloned by the spawner (spawner_linux.go) into new PID,
+// mount, network, IPC and UTS namespaces, as host root, with a unix
+// socket for its config and no idea yet of its sandbox; its root is a
+// copy of the spawner's template (init_linux.c). Its config comes with
+// stdout, stderr and the Spec's mount trees (SCM_RIGHTS). It sets up the
+// rest of its root, makes its user namespace (mapIDs) and waits for
+// goByte before it drops to the sandbox's uid and execs the program.
 //
 // On cgroup v1, moving a process into a group (cgroup.procs) waits for an
 // RCU grace period: 5-15 ms measured on a loaded 2-vCPU host, the largest
@@ -60,11 +57,14 @@ type initPool struct {
 // refill, 7-8 ms with this delay.
 const refillDelay = 25 * time.Millisecond
 
-// baseConfig is the C init's first config (see above).
-var baseConfig = (&childConfig{SystemDirs: systemDirs, Devices: devices, ProcMasked: procMasked, ProcReadOnly: procReadOnly}).encode()
+// baseConfig is the spawner's config, from which it builds the template
+// of every sandbox's root (init_linux.c), with mount points for targets.
+func baseConfig(targets []string) []byte {
+	return (&childConfig{Targets: targets, SystemDirs: systemDirs, Devices: devices, ProcMasked: procMasked, ProcReadOnly: procReadOnly}).encode()
+}
 
-// preparedInit is a C init started and in its cgroup, with its base
-// config, waiting for its sandbox's config. s has no ID, id range nor listener yet.
+// preparedInit is a C init started and in its cgroup, waiting for its
+// sandbox's config. s has no ID, id range nor listener yet.
 type preparedInit struct {
 	s    *Sandbox
 	sync *net.UnixConn // fdSync
@@ -133,16 +133,6 @@ func (m *Manager) prepareInit(name string, lim limits) (_ *preparedInit, err err
 	}
 	go p.s.reap()
 	if err := cg.attach(p.s.pid); err != nil {
-		m.discard(p)
-		return nil, err
-	}
-	// The base config, once the init is in its group (which its set-up
-	// is then charged to, and where it is still alive, blocked on its
-	// socket): it sets up the part of its root that is the same in every
-	// sandbox at once (while it waits in the pool). A set-up that fails
-	// is reported by the next step (the init's message on fdErr).
-	if _, err := p.sync.Write(baseConfig); err != nil {
-		err = m.setupError(name, p.errR, fmt.Errorf("sandbox: send the base config: %w", err))
 		m.discard(p)
 		return nil, err
 	}

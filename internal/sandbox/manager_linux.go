@@ -75,6 +75,11 @@ func NewManager(cfg Config) (*Manager, error) {
 		exe, _ := os.Executable()
 		return nil, fmt.Errorf("%w: %s must be executable by other users (chmod o+x): sandboxes re-execute it as an unprivileged uid", ErrUnsupported, exe)
 	}
+	for _, t := range cfg.MountTargets {
+		if err := checkTarget(t); err != nil {
+			return nil, fmt.Errorf("sandbox: Config.MountTargets: %w", err)
+		}
+	}
 	source := "Config"
 	if cfg.IDMap == (IDMap{}) {
 		cfg.IDMap, source = defaultIDMap()
@@ -99,8 +104,8 @@ func NewManager(cfg Config) (*Manager, error) {
 	}
 	m := newManager(cfg, cg, ids, filters)
 	if cInit {
-		// The spawner now, so that a host where it cannot run fails here
-		// rather than at the first Start.
+		// The spawner now, so that a host where it cannot run (or build
+		// the template) fails here rather than at the first Start.
 		if err := m.spawner.start(); err != nil {
 			if err2 := cg.removeParent(context.Background()); err2 != nil {
 				m.log.Error("remove the parent cgroup", "err", err2)
@@ -130,7 +135,9 @@ func logger(cfg Config) *slog.Logger {
 func newManager(cfg Config, cg cgroupDriver, ids *idRanges, filters [][]byte) *Manager {
 	log := logger(cfg)
 	log.Info("sandbox manager ready", "backend", BackendNative, "cgroup_version", cg.version(), "cgroup_parent", cfg.CgroupParent)
-	return &Manager{log: log, backend: BackendNative, cg: cg, ids: ids, seccomp: filters, initArg0: InitArg0, live: map[string]*Sandbox{}}
+	m := &Manager{log: log, backend: BackendNative, cg: cg, ids: ids, seccomp: filters, initArg0: InitArg0, live: map[string]*Sandbox{}}
+	m.spawner.base = baseConfig(cfg.MountTargets)
+	return m
 }
 
 // Backend returns the Manager's backend.

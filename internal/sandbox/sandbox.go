@@ -287,6 +287,13 @@ type Config struct {
 	// config, each in a group _pool-<n> under the parent group (and so
 	// among its processes). 0, the default, keeps none.
 	InitPool int
+	// MountTargets are the Mount targets (directories) most sandboxes
+	// use. With the C init (cgo) every sandbox's root is a copy of a
+	// template built once, which has these mount points ready (as empty
+	// directories in every sandbox); a sandbox with a Mount target
+	// missing from it builds a root of its own, at about 1.5 ms more CPU
+	// (init_linux.c). Each must be a valid Mount target.
+	MountTargets []string
 	// IDMap is the host id space of the sandboxes' user namespaces.
 	// Zero: the entries of user "ember" in /etc/subuid and /etc/subgid if
 	// both exist, else DefaultIDMapStart and DefaultIDMapCount.
@@ -367,6 +374,19 @@ type Spec struct {
 // may be symlinks during setup.
 var reservedTargets = []string{"/usr", "/lib", "/lib32", "/lib64", "/bin", "/sbin", "/etc", "/proc", "/dev", "/tmp"}
 
+// checkTarget validates a Mount target (or a Config.MountTargets entry).
+func checkTarget(t string) error {
+	if !path.IsAbs(t) || path.Clean(t) != t || t == "/" {
+		return fmt.Errorf("mount target %q: want a clean absolute path other than /", t)
+	}
+	for _, r := range reservedTargets {
+		if t == r || strings.HasPrefix(t, r+"/") {
+			return fmt.Errorf("mount target %q: %s is reserved", t, r)
+		}
+	}
+	return nil
+}
+
 // normalize applies the defaults and validates the Spec.
 func (s *Spec) normalize() error {
 	bad := func(format string, a ...any) error {
@@ -388,14 +408,8 @@ func (s *Spec) normalize() error {
 		if !path.IsAbs(m.Source) {
 			return bad("mount source %q: want an absolute path", m.Source)
 		}
-		t := m.Target
-		if !path.IsAbs(t) || path.Clean(t) != t || t == "/" {
-			return bad("mount target %q: want a clean absolute path other than /", t)
-		}
-		for _, r := range reservedTargets {
-			if t == r || strings.HasPrefix(t, r+"/") {
-				return bad("mount target %q: %s is reserved", t, r)
-			}
+		if err := checkTarget(m.Target); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidSpec, err)
 		}
 	}
 	def := func(v *int, d int) {

@@ -28,7 +28,7 @@ func newTestManager(t *testing.T) *Manager {
 	t.Helper()
 	requireRoot(t)
 	name := fmt.Sprintf("ember-test-%d-%d", os.Getpid(), testSeq.Add(1))
-	m, err := NewManager(Config{CgroupParent: name, InitPool: testInitPool})
+	m, err := NewManager(Config{CgroupParent: name, InitPool: testInitPool, MountTargets: testMountTargets})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,6 +51,11 @@ func settle(t *testing.T, m *Manager) {
 // testInitArg0 is the init newTestManager's Managers use: InitArg0 (the C
 // init when cgo is on), or goInitArg0 in TestGoInit.
 var testInitArg0 = InitArg0
+
+// testMountTargets is newTestManager's Config.MountTargets: the targets
+// the tests mount, so that their sandboxes' roots come from the template
+// (init_linux.c), or nil in TestFullRoot.
+var testMountTargets = []string{"/var/task", "/opt/data", "/opt/shared", "/out"}
 
 // testInitPool is newTestManager's Config.InitPool: 2, or 0 in
 // TestNoInitPool.

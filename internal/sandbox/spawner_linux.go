@@ -6,11 +6,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -41,7 +43,8 @@ import (
 
 // spawner is a Manager's connection to its spawner process.
 type spawner struct {
-	mu   sync.Mutex // one request at a time; guards the fields
+	base []byte     // its base config (baseConfig), set before the first start
+	mu   sync.Mutex // one request at a time; guards the fields below
 	cmd  *exec.Cmd  // nil until started, and after it died or stopped
 	conn *net.UnixConn
 	done chan struct{} // closed when cmd has been reaped
@@ -106,47 +109,101 @@ func (sp *spawner) requestLocked(sync, errW *os.File, cgroupFD int) (int, error)
 	return 0, cloneError{syscall.Errno(binary.NativeEndian.Uint32(reply[4:]))}
 }
 
-// startLocked starts the spawner process.
-func (sp *spawner) startLocked() error {
+// spawnerStartTimeout bounds the spawner's start: its exec and the
+// template's mounts take a few milliseconds.
+const spawnerStartTimeout = 30 * time.Second
+
+// startLocked starts the spawner process, sends its base config and
+// waits until it has built the template. A failure of the template is
+// an ErrSetup with the spawner's message.
+func (sp *spawner) startLocked() (err error) {
+	var files []*os.File // closed on return; the child has its copies
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
 	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("sandbox: spawner: %w", err)
 	}
 	child := os.NewFile(uintptr(pair[1]), "spawner")
-	defer child.Close()
 	parent := os.NewFile(uintptr(pair[0]), "spawner")
-	conn, err := net.FileConn(parent) // a dup
-	parent.Close()
+	files = append(files, child, parent)
+	c, err := net.FileConn(parent) // a dup
 	if err != nil {
 		return fmt.Errorf("sandbox: spawner: %w", err)
 	}
+	conn := c.(*net.UnixConn)
+	defer func() {
+		if err != nil {
+			conn.Close()
+		}
+	}()
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("sandbox: spawner: %w", err)
+	}
+	files = append(files, errR, errW)
 	selfFD, err := unix.PidfdOpen(os.Getpid(), 0)
 	if err != nil {
-		conn.Close()
 		return fmt.Errorf("sandbox: spawner: %w", err)
 	}
 	self := os.NewFile(uintptr(selfFD), "pidfd")
-	defer self.Close()
+	files = append(files, self)
 	cmd := &exec.Cmd{
 		Path:       "/proc/self/exe",
 		Args:       []string{SpawnerArg0},
 		Env:        []string{},
-		ExtraFiles: []*os.File{child, self}, // SP_CONTROL, SP_PARENT
+		ExtraFiles: []*os.File{child, errW, self}, // fdSync, fdErr, fdParent
 		SysProcAttr: &syscall.SysProcAttr{
 			Setsid:    true,
 			Pdeathsig: syscall.SIGKILL,
 		},
 	}
 	if err := cmd.Start(); err != nil {
-		conn.Close()
 		return fmt.Errorf("sandbox: start the spawner: %w", err)
 	}
+	// The spawner's ends are its own now: EOF when it closes them or dies.
+	child.Close()
+	errW.Close()
 	done := make(chan struct{})
 	go func() {
 		cmd.Wait()
 		close(done)
 	}()
-	sp.cmd, sp.conn, sp.done = cmd, conn.(*net.UnixConn), done
+	defer func() {
+		if err != nil {
+			cmd.Process.Kill()
+			<-done
+		}
+	}()
+	// The base config as the inits' configs go: its length, then the rest
+	// (two packets); then the answer {0, 0} once the template is built.
+	conn.SetDeadline(time.Now().Add(spawnerStartTimeout))
+	_, err = conn.Write(sp.base[:4])
+	if err == nil {
+		_, err = conn.Write(sp.base[4:])
+	}
+	var reply [8]byte
+	n := 0
+	if err == nil {
+		n, _, _, _, err = conn.ReadMsgUnix(reply[:], nil)
+	}
+	if err == nil && (n != len(reply) || reply != [8]byte{}) {
+		err = fmt.Errorf("answered %x", reply[:n])
+	}
+	if err != nil {
+		// It died (or hung): its message says why, if it left one.
+		cmd.Process.Kill()
+		msg, _ := io.ReadAll(io.LimitReader(errR, 64*1024))
+		if len(msg) > 0 {
+			return fmt.Errorf("%w: the sandbox spawner: %s", ErrSetup, initMessage(msg))
+		}
+		return fmt.Errorf("sandbox: start the spawner: %w", err)
+	}
+	conn.SetDeadline(time.Time{})
+	sp.cmd, sp.conn, sp.done = cmd, conn, done
 	return nil
 }
 

@@ -14,10 +14,17 @@ import (
 	"sync"
 
 	"github.com/emberfn/ember/internal/codepkg"
+	"github.com/emberfn/ember/internal/runtimes"
 )
 
 // sandboxOptDir is where a function's layers appear in its sandbox.
 const sandboxOptDir = "/opt"
+
+// MountTargets are the mount points of a function's sandbox (its code,
+// its layers, and a runtime's files): the sandbox Manager's
+// Config.MountTargets, so that every sandbox's root comes ready from its
+// template.
+var MountTargets = []string{runtimes.SandboxTaskDir, sandboxOptDir, runtimes.SandboxRuntimeDir}
 
 // codeCache holds unpacked code packages, once per host and digest, shared
 // read-only by every sandbox of that digest. Layers are packages too; the
