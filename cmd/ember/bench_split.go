@@ -91,10 +91,17 @@ func processCPU(pid int) time.Duration {
 	return sum
 }
 
-// isSpawner says whether pid is the sandbox manager's spawner.
+// isSpawner says whether pid is the sandbox manager's spawner: its
+// command line, in this process's PID namespace (an init it forked has
+// the same command line until its exec, in a PID namespace of its own).
 func isSpawner(pid int) bool {
 	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-	return bytes.HasPrefix(b, []byte(sandbox.SpawnerArg0+"\x00"))
+	if !bytes.HasPrefix(b, []byte(sandbox.SpawnerArg0+"\x00")) {
+		return false
+	}
+	own, err1 := os.Readlink("/proc/self/ns/pid")
+	its, err2 := os.Readlink("/proc/" + strconv.Itoa(pid) + "/ns/pid")
+	return err1 == nil && err2 == nil && own == its
 }
 
 // childPIDs lists this process's living child processes (from /proc).

@@ -185,6 +185,20 @@ func run(cmd, arg string) {
 		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 		cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 		fmt.Printf("spin %d %d\n", cpu.Milliseconds(), x%2)
+	case "fds":
+		// Each open descriptor and what it is (the directory's own is
+		// /proc/1/fd).
+		d, err := os.Open("/proc/self/fd")
+		var names []string
+		if err == nil {
+			names, err = d.Readdirnames(-1)
+			for _, n := range names {
+				target, _ := os.Readlink("/proc/self/fd/" + n)
+				fmt.Printf("fd %s %s\n", n, target)
+			}
+			d.Close()
+		}
+		fmt.Printf("fds %d %v\n", len(names), err)
 	case "getenv":
 		fmt.Printf("getenv %s=%s\n", arg, os.Getenv(arg))
 	case "dialenv":

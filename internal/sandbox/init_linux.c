@@ -371,7 +371,9 @@ static void mount_shm(const char *p) {
 }
 
 // setup_dev makes the sandbox's /dev: a read-only tmpfs with host device
-// nodes bound in, the usual symlinks, and a small writable /dev/shm.
+// nodes bound in, the usual symlinks, and a /dev/shm directory, on which
+// it mounts a small writable tmpfs if shm is set (the template leaves
+// that to each init).
 static void setup_dev(const char *dev, char **devices, int shm) {
 	char p[4096], host[4096];
 	if (mkdir(dev, 0755) != 0)
@@ -501,8 +503,17 @@ static void setup_template(struct config *c) {
 
 // template_fits says whether every target of c has its mount point in
 // the template: a directory for a directory tree, a file for a file, with
-// no symbolic link on the way.
+// no symbolic link on the way, and none is under another.
 static int template_fits(struct config *c) {
+	// A target under another would be looked up through the tree mounted
+	// there (the sandbox's own content): the full path's mk_mountpoint
+	// refuses symbolic links on the way, so nested targets take it.
+	for (uint32_t i = 0; i < c->ntargets; i++)
+		for (uint32_t j = 0; j < c->ntargets; j++) {
+			size_t n = strlen(c->targets[i]);
+			if (i != j && strncmp(c->targets[i], c->targets[j], n) == 0 && c->targets[j][n] == '/')
+				return 0;
+		}
 	for (uint32_t i = 0; i < c->ntargets; i++) {
 		struct stat tree, st;
 		if (fstat(c->tree_fds[i], &tree) != 0)
@@ -535,7 +546,7 @@ static int template_fits(struct config *c) {
 // setup_from_template mounts the sandbox's own file systems and trees on
 // the template's mount points (the init's root is the template already).
 static void setup_from_template(struct config *c) {
-	mount_proc("/proc", c);
+	mount_proc("/proc", &template_base);
 	mount_shm("/dev/shm");
 	for (uint32_t i = 0; i < c->ntargets; i++) {
 		if (syscall(SYS_move_mount, c->tree_fds[i], "", AT_FDCWD, c->targets[i], MOVE_MOUNT_F_EMPTY_PATH) != 0)
@@ -686,6 +697,12 @@ static void run_init(void) {
 		setup_base(&template_base);
 		setup_rest(&c);
 	}
+	// A /dev/null of its own as stdin, from its /dev (the spawner's is
+	// one open file, shared with every fork).
+	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (null < 0 || dup2(null, 0) < 0)
+		fail(errno, "stdin");
+	close(null);
 	if (sethostname(c.hostname, strlen(c.hostname)) != 0)
 		fail(errno, "sethostname");
 	loopback_up();
@@ -740,10 +757,10 @@ struct ember_clone_args {
 // where run_init wants them, closes the spawner's others and becomes the
 // init.
 static void spawned(int sync, int errw) {
-	// FD_PARENT is in place. sync and errw may sit on FD_SYNC (the
-	// spawner's control socket, which the init must not keep) or FD_ERR:
-	// copies above the fixed numbers first. Until errw is FD_ERR, fail()
-	// cannot report.
+	// FD_PARENT is in place; sync and errw arrived on the lowest free
+	// numbers (FD_ERR and above, as the spawner closed its FD_ERR): copies
+	// above the fixed numbers first. Until errw is FD_ERR, fail() cannot
+	// report. FD_SYNC is the spawner's control socket until replaced.
 	int s = fcntl(sync, F_DUPFD, 16);
 	int e = s < 0 ? -1 : fcntl(errw, F_DUPFD, 16);
 	if (e < 0 || dup2(e, FD_ERR) < 0) {
@@ -788,9 +805,8 @@ static long spawn(int sync, int errw, int cgroup_fd) {
 		a.flags |= CLONE_INTO_CGROUP;
 		a.cgroup = (uint64_t)cgroup_fd;
 	}
+	// clone3 is Linux 5.3, as pidfd_open, which Ember needs anyway.
 	long pid = syscall(SYS_clone3, &a, sizeof a);
-	if (pid < 0 && errno == ENOSYS && cgroup_fd < 0)
-		pid = syscall(SYS_clone, (unsigned long)flags, 0, 0, 0, 0);
 	if (pid == 0)
 		spawned(sync, errw);
 	return pid;
@@ -818,7 +834,10 @@ static void run_spawner(void) {
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
 		fail(errno, "spawner: pdeathsig");
 	struct pollfd pfd = {.fd = FD_PARENT, .events = POLLIN};
-	if (poll(&pfd, 1, 0) != 0)
+	int r = poll(&pfd, 1, 0);
+	if (r < 0)
+		fail(errno, "spawner: poll the parent");
+	if (r > 0)
 		fail(0, "spawner: parent exited");
 	read_config(&template_base, 1);
 	setup_template(&template_base);

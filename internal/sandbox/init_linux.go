@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path"
 	"runtime"
@@ -171,10 +172,11 @@ var systemDirs = []string{"usr", "lib", "lib32", "lib64", "bin", "sbin", "etc"}
 // devices are the host device nodes bound into the sandbox's /dev.
 var devices = []string{"null", "zero", "full", "random", "urandom", "tty"}
 
-// The Go init: the fallback of the C one (init_linux.c), which when cgo is
-// on runs before the Go runtime starts and never lets this run for
-// InitArg0. Both take the same steps (the C init in two parts, from two
-// configs: see init_linux.c).
+// The Go init: the fallback of the C one (init_linux.c) in builds without
+// cgo (with cgo the C inits are forked from the spawner, and this runs
+// only for goInitArg0, in the tests). Both take the same steps; the C
+// init's root comes from the spawner's template when it can (see
+// init_linux.c).
 func init() {
 	if len(os.Args) == 0 || os.Args[0] != InitArg0 && os.Args[0] != goInitArg0 {
 		return
@@ -214,6 +216,13 @@ func runInit() error {
 	}
 	for i := range c.Targets {
 		unix.CloseOnExec(fdMounts + i)
+	}
+	// Any other descriptor (one this process inherited without
+	// close-on-exec, such as those a parent of Ember passed it) must
+	// not reach the program.
+	const closeRangeCloexec = 4 // CLOSE_RANGE_CLOEXEC, Linux 5.11
+	if err := unix.CloseRange(uint(fdMounts+len(c.Targets)), math.MaxUint32, closeRangeCloexec); err != nil && err != unix.ENOSYS && err != unix.EINVAL {
+		return fmt.Errorf("close-on-exec: %w", err)
 	}
 	// The parent attaches this process to its cgroups and opens its
 	// listener meanwhile.

@@ -3,8 +3,9 @@
 package sandbox
 
 // The C init and spawner (init_linux.c) are compiled into every binary
-// that imports this package when cgo is on; they run as a constructor,
-// before the Go runtime, which takes over when argv[0] is SpawnerArg0.
+// that imports this package when cgo is on: a constructor that runs
+// before the Go runtime and takes the process over when argv[0] is
+// SpawnerArg0.
 
 // #include <stdlib.h>
 // const char *ember_spawner_arg0(void);

@@ -324,7 +324,8 @@ func (m *Manager) startC(ctx context.Context, spec *Spec) (_ *Sandbox, err error
 		Hostname: spec.ID, Path: spec.Path, Argv: append([]string{spec.Path}, spec.Args...), Env: spec.Env,
 		Dir: spec.Dir, Targets: targets, TmpOpts: fmt.Sprintf("size=%dm,mode=1777", spec.TmpSizeMB),
 		UID: uint32(spec.UID), GID: uint32(spec.GID),
-		SystemDirs: systemDirs, Devices: devices, ProcMasked: procMasked, ProcReadOnly: procReadOnly,
+		// The system directories, devices and /proc lists are the
+		// spawner's base config's (its forks have it).
 		Seccomp: m.seccomp,
 	}).encode()
 	// The length with the descriptors, then the rest.

@@ -18,9 +18,10 @@ import (
 // the namespace of that thread only. If switching the thread back fails the
 // goroutine exits still locked, so the runtime discards the thread instead
 // of reusing it in the wrong namespace. (A discarded thread that had forked
-// an earlier sandbox would deliver that sandbox's Pdeathsig; this only
-// happens when setns back to our own namespace fails, which it does not
-// short of resource exhaustion.)
+// a Go init would deliver that sandbox's Pdeathsig; this only happens
+// when setns back to our own namespace fails, which it does not short of
+// resource exhaustion. The C inits' parent thread is the spawner's, which
+// no other goroutine runs on: spawner_linux.go.)
 func listenInNetns(pid int, addr string) (net.Listener, error) {
 	ch := make(chan listenResult, 1)
 	go listenOnLockedThread(pid, addr, ch)

@@ -57,8 +57,11 @@
 // /dev/shm memory, are freed by the kernel once its last process is gone.
 //
 // The init and the program get SIGKILL when the thread of this process
-// that started them dies (Pdeathsig, re-armed after the credential change,
-// which clears it). The Go runtime ends a thread only when a goroutine
+// that is their parent dies (Pdeathsig, re-armed after the credential
+// change, which clears it). With the C init that is the thread that
+// started the spawner, which a goroutine keeps locked until Shutdown, so
+// that no other goroutine can end it; the Go init's parent is the thread
+// that started it. The Go runtime ends a thread only when a goroutine
 // exits while locked to it with runtime.LockOSThread, so a process using
 // this package must not do that. When this process dies its sandboxes die
 // with it, but their (empty) cgroups stay until NewManager, in the next
@@ -68,31 +71,37 @@
 //
 // # The init re-exec
 //
-// Start runs the current binary (/proc/self/exe) with argv[0] set to
-// InitArg0 as the sandbox's init (re-executed, or, with cgo, forked from
-// the spawner that was), which performs the in-sandbox setup
-// (mounts, pivot_root, hostname, credentials, capabilities, seccomp last)
-// and then execs the Spec's program; it never returns to the importing
-// program's main. Any binary that imports this package therefore works as
-// its own sandbox init, including `go test` binaries, with no extra
-// wiring. The parent computes the whole plan (childConfig: the program,
-// the mount targets, the host directories, devices and /proc paths, the
-// compiled seccomp programs) and sends it over a socket.
+// Each sandbox's init is the current binary (/proc/self/exe): without
+// cgo re-executed by Start with argv[0] set to InitArg0, with cgo forked
+// from the spawner, a copy of it re-executed once per Manager with
+// argv[0] SpawnerArg0. The init performs the in-sandbox setup (mounts,
+// hostname, credentials, capabilities, seccomp last) and then execs the
+// Spec's program; it never returns to the importing program's main. Any
+// binary that imports this package therefore works as its own sandbox
+// init, including `go test` binaries, with no extra wiring. The parent
+// computes the whole plan (childConfig: the program, the mount targets,
+// the host directories, devices and /proc paths, the compiled seccomp
+// programs) and sends it over a socket.
 //
 // Built with cgo (the default where a C compiler is found), the init is C
-// (init_linux.c): a constructor that runs before the Go runtime and any
-// package init of the binary, and does nothing in any process whose
-// argv[0] is not InitArg0. It is not re-executed per sandbox: the
-// Manager starts one spawner (this binary as spawnerArg0, C only;
-// spawner_linux.go says why), which clones each init, with CLONE_PARENT
-// so that it is this process's child, by host root, without a user
-// namespace, into new PID, mount, network, IPC and UTS namespaces. The
-// init sets the root up as host root, then makes its user namespace,
-// which the parent maps, drops to the Spec's uid and execs. Those five namespaces thus belong
-// to the host's user namespace: the sandbox's root has no capability
-// over them. On cgroup v1 a few such inits are started ahead, already in
-// groups of their own (initpool_linux.go): moving a process into a v1
-// group waits for an RCU grace period, 5-15 ms on a loaded host.
+// (init_linux.c), in a constructor that runs before the Go runtime and
+// any package init of the binary, and does nothing in any process whose
+// argv[0] is not SpawnerArg0. The spawner (spawner_linux.go says why
+// there is one) builds once, in a mount namespace of its own, the part
+// of the root that is the same in every sandbox (a read-only template:
+// the system directories, /dev, and the mount points of
+// Config.MountTargets) and pivots into it. For each sandbox it clones an
+// init with CLONE_PARENT, so that the init is this process's child, as
+// host root, without a user namespace, into new PID, mount (a copy of
+// the template), network, IPC and UTS namespaces. The init mounts its
+// own /proc, /dev/shm, /tmp and the Spec's trees (or, if a target is not
+// in the template, makes a root of its own and pivots into it), then
+// makes its user namespace, which the parent maps, drops to the Spec's
+// uid and execs. Those five namespaces thus belong to the host's user
+// namespace: the sandbox's root has no capability over them. On cgroup
+// v1 a few such inits are started ahead, already in groups of their own
+// (initpool_linux.go): moving a process into a v1 group waits for an RCU
+// grace period, 5-15 ms on a loaded host.
 //
 // Built without cgo, the init is this package's Go init function, run
 // after the package inits of the binary that come before it (in the
@@ -138,7 +147,8 @@ import (
 )
 
 // InitArg0 is the argv[0] under which the current binary is re-executed as
-// a sandbox's init (see the package documentation).
+// a sandbox's Go init, in builds without cgo (see the package
+// documentation).
 const InitArg0 = "ember-sandbox-init"
 
 // SpawnerArg0 is the argv[0] under which the current binary is

@@ -163,7 +163,7 @@ func TestIsolation(t *testing.T) {
 
 	var out syncBuffer
 	spec := helperSpec("iso-1", &out, "id", "env", "cwd", "ls:/", "ps", "status",
-		"write:/x", "write:/var/task/x", "write:/usr/x", "write:/etc/x", "write:/tmp/x", "write:/dev/shm/x",
+		"write:/x", "write:/var/task/x", "write:/usr/x", "write:/etc/x", "write:/dev/x", "write:/tmp/x", "write:/dev/shm/x", "fds",
 		"write:/out/x", "cat:/opt/data/data.txt", "cat:/proc/self/cgroup", "statfs:/tmp", "ls:/dev", "exit:3")
 	spec.Env = []string{"A=1", "B=two words", "EMPTY=", "AWS_LAMBDA_RUNTIME_API=127.0.0.1:9001"}
 	spec.UID, spec.GID = 4242, 4343
@@ -209,7 +209,7 @@ func TestIsolation(t *testing.T) {
 	if !slices.Contains(st, "CapEff: 0000000000000000") || !slices.Contains(st, "NoNewPrivs: 1") {
 		t.Errorf("status: %q", st)
 	}
-	for _, p := range []string{"/x", "/var/task/x", "/usr/x", "/etc/x"} {
+	for _, p := range []string{"/x", "/var/task/x", "/usr/x", "/etc/x", "/dev/x"} {
 		if got := line(t, o, "write "+p); !strings.Contains(got, "read-only file system") {
 			t.Errorf("write %s: %s, want read-only file system", p, got)
 		}
@@ -217,6 +217,19 @@ func TestIsolation(t *testing.T) {
 	for _, p := range []string{"/tmp/x", "/dev/shm/x", "/out/x"} {
 		if got := line(t, o, "write "+p); got != "<nil>" {
 			t.Errorf("write %s: %s", p, got)
+		}
+	}
+	// The program holds its stdio and what its own runtime opened, nothing
+	// of Ember's, the spawner's or the init's (sockets, pidfds, files).
+	if got := line(t, o, "fds"); !strings.HasSuffix(got, " <nil>") {
+		t.Errorf("fds: %s", got)
+	}
+	for _, fd := range lines(o, "fd") {
+		n, target, _ := strings.Cut(fd, " ")
+		ok := target == "/dev/null" || strings.HasPrefix(target, "pipe:[") || target == "/proc/1/fd" ||
+			target == "anon_inode:[eventpoll]" || target == "anon_inode:[eventfd]"
+		if !ok || n != "0" && target == "/dev/null" {
+			t.Errorf("fd %s: %s", n, target)
 		}
 	}
 	if b, err := os.ReadFile(filepath.Join(outDir, "x")); err != nil || string(b) != "x" {

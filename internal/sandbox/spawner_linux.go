@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -29,7 +30,7 @@ import (
 // again. So a Manager with the C init starts one small helper, this
 // binary re-executed as SpawnerArg0 (run_spawner in init_linux.c: C only,
 // no Go runtime, five open files), and asks it for each init over a
-// SOCK_SEQPACKET socket: the request carries the init's sync socket and
+// SOCK_SEQPACKET socket: each request carries the init's sync socket and
 // error pipe (and on cgroup v2 the descriptor of its group, for
 // CLONE_INTO_CGROUP); the spawner clones the init with CLONE_PARENT, so
 // that the init is this process's child as before (reaped, signalled and
@@ -37,9 +38,16 @@ import (
 // clone is a plain fork of the small spawner: the init runs the same C
 // code (run_init) with no exec.
 //
-// NewManager starts the spawner; a spawn restarts it if it died, and
-// Shutdown ends it. It gets SIGKILL when this process dies (Pdeathsig and
-// its pidfd of this process).
+// Before its first request the spawner gets the base config (baseConfig:
+// the system directories, devices, /proc lists and Config.MountTargets),
+// builds the template of every sandbox's root from it and pivots into it
+// (init_linux.c says how, and what that saves), then answers {0, 0}. A
+// template that cannot be built is an ErrSetup with its message.
+//
+// NewManager starts the spawner (so that it fails if the spawner cannot
+// run); a spawn restarts it if it died, and Shutdown ends it. It gets
+// SIGKILL when this process dies (Pdeathsig and its pidfd of this
+// process).
 
 // spawner is a Manager's connection to its spawner process.
 type spawner struct {
@@ -48,12 +56,43 @@ type spawner struct {
 	cmd  *exec.Cmd  // nil until started, and after it died or stopped
 	conn *net.UnixConn
 	done chan struct{} // closed when cmd has been reaped
+	// thread runs the spawner's starts, on an OS thread locked to a
+	// goroutine that does nothing else until stop: the spawner's parent,
+	// and through CLONE_PARENT every init's, whose Pdeathsig fires when
+	// that thread exits. So no other goroutine can end that thread (the
+	// Go runtime ends one when a goroutine exits locked to it).
+	thread chan func()
+}
+
+// onThread runs f on the spawner's thread (starting it if needed).
+func (sp *spawner) onThread(f func()) {
+	if sp.thread == nil {
+		sp.thread = make(chan func())
+		go func(fs <-chan func()) {
+			runtime.LockOSThread()
+			for f := range fs {
+				f()
+			}
+			// Nothing of this Manager depends on it any more.
+			runtime.UnlockOSThread()
+		}(sp.thread)
+	}
+	done := make(chan struct{})
+	sp.thread <- func() {
+		f()
+		close(done)
+	}
+	<-done
 }
 
 // spawn clones an init (see above) with sync as its fdSync and errW as
 // its fdErr, into the group of cgroupFD unless it is -1, and returns its
-// process, a child of this process. A spawner that died is restarted
-// once.
+// process, a child of this process. A spawner that died before it got
+// the request is restarted once; one that fails after it (or does not
+// answer within spawnTimeout) is stopped, to be restarted by the next
+// spawn, and the request fails: it may have cloned an init, which then
+// dies when the caller closes its ends (an unreaped zombie, in that rare
+// case: its pid never reached this process).
 func (sp *spawner) spawn(sync, errW *os.File, cgroupFD int) (*os.Process, error) {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
@@ -63,18 +102,25 @@ func (sp *spawner) spawn(sync, errW *os.File, cgroupFD int) (*os.Process, error)
 				return nil, err
 			}
 		}
-		pid, err := sp.requestLocked(sync, errW, cgroupFD)
+		pid, sent, err := sp.requestLocked(sync, errW, cgroupFD)
 		if err == nil {
 			// Our child, not yet reaped: its pid cannot be reused.
 			return os.FindProcess(pid)
 		}
 		var ce cloneError
-		if errors.As(err, &ce) || attempt > 0 {
-			return nil, err // the clone failed, or a restarted spawner failed too
+		if errors.As(err, &ce) {
+			return nil, err // the clone failed; the spawner is fine
 		}
-		sp.stopLocked() // the spawner is gone or broken: start another
+		sp.stopLocked() // the spawner is gone or broken
+		if sent || attempt > 0 {
+			return nil, err
+		}
 	}
 }
+
+// spawnTimeout bounds one request to the spawner (a clone takes about a
+// millisecond).
+const spawnTimeout = 30 * time.Second
 
 // cloneError is the errno of an init's clone in the spawner.
 type cloneError struct{ errno syscall.Errno }
@@ -83,16 +129,18 @@ func (e cloneError) Error() string { return "sandbox: clone the init: " + e.errn
 func (e cloneError) Unwrap() error { return e.errno }
 
 // requestLocked sends one request and reads its answer: the pid, or the
-// clone's errno (a cloneError); any other error is the spawner's.
-func (sp *spawner) requestLocked(sync, errW *os.File, cgroupFD int) (int, error) {
+// clone's errno (a cloneError); any other error is the spawner's, and
+// sent says whether the request had reached it.
+func (sp *spawner) requestLocked(sync, errW *os.File, cgroupFD int) (pid int, sent bool, err error) {
 	fds := []int{int(sync.Fd()), int(errW.Fd())}
 	req := make([]byte, 4)
 	if cgroupFD >= 0 {
 		fds = append(fds, cgroupFD)
 		binary.NativeEndian.PutUint32(req, 1)
 	}
+	sp.conn.SetDeadline(time.Now().Add(spawnTimeout))
 	if _, _, err := sp.conn.WriteMsgUnix(req, unix.UnixRights(fds...), nil); err != nil {
-		return 0, fmt.Errorf("sandbox: spawner: %w", err)
+		return 0, false, fmt.Errorf("sandbox: spawner: %w", err)
 	}
 	var reply [8]byte
 	n, _, _, _, err := sp.conn.ReadMsgUnix(reply[:], nil)
@@ -100,13 +148,12 @@ func (sp *spawner) requestLocked(sync, errW *os.File, cgroupFD int) (int, error)
 		err = fmt.Errorf("an answer of %d bytes", n)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("sandbox: spawner: %w", err)
+		return 0, true, fmt.Errorf("sandbox: spawner: %w", err)
 	}
-	pid := int32(binary.NativeEndian.Uint32(reply[:4]))
-	if pid > 0 {
-		return int(pid), nil
+	if p := int32(binary.NativeEndian.Uint32(reply[:4])); p > 0 {
+		return int(p), true, nil
 	}
-	return 0, cloneError{syscall.Errno(binary.NativeEndian.Uint32(reply[4:]))}
+	return 0, true, cloneError{syscall.Errno(binary.NativeEndian.Uint32(reply[4:]))}
 }
 
 // spawnerStartTimeout bounds the spawner's start: its exec and the
@@ -161,7 +208,8 @@ func (sp *spawner) startLocked() (err error) {
 			Pdeathsig: syscall.SIGKILL,
 		},
 	}
-	if err := cmd.Start(); err != nil {
+	sp.onThread(func() { err = cmd.Start() })
+	if err != nil {
 		return fmt.Errorf("sandbox: start the spawner: %w", err)
 	}
 	// The spawner's ends are its own now: EOF when it closes them or dies.
@@ -196,6 +244,7 @@ func (sp *spawner) startLocked() (err error) {
 	if err != nil {
 		// It died (or hung): its message says why, if it left one.
 		cmd.Process.Kill()
+		errR.SetReadDeadline(time.Now().Add(spawnerStartTimeout))
 		msg, _ := io.ReadAll(io.LimitReader(errR, 64*1024))
 		if len(msg) > 0 {
 			return fmt.Errorf("%w: the sandbox spawner: %s", ErrSetup, initMessage(msg))
@@ -223,6 +272,10 @@ func (sp *spawner) stop() {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	sp.stopLocked()
+	if sp.thread != nil {
+		close(sp.thread)
+		sp.thread = nil
+	}
 }
 
 func (sp *spawner) stopLocked() {

@@ -25,12 +25,17 @@ func TestSpawner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			shutdownAndCheck(t, m)
+		}
+	})
 	first := m.spawner.pid()
 	if !cInit { // built without cgo: the Go init, started by os/exec
 		if first != 0 {
 			t.Errorf("a spawner (%d) without the C init", first)
 		}
-		shutdownAndCheck(t, m)
 		return
 	}
 	if first == 0 {
@@ -78,6 +83,7 @@ func TestSpawner(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	stopped = true
 	if err := m.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
