@@ -68,6 +68,10 @@ type fleetResult struct {
 	// DestroySeconds is from the DeleteProvisionedConcurrencyConfig
 	// request until every one of the sandboxes' processes has gone.
 	DestroySeconds float64
+	// CreateFailure is the last failure Ember reported while creating
+	// them ("" if none): a sandbox that failed is made again after a
+	// delay, which the creation's wall time then includes.
+	CreateFailure string `json:",omitempty"`
 }
 
 // benchFleet creates n sandboxes at once through provisioned concurrency
@@ -127,6 +131,7 @@ func benchFleet(c *benchClient, host, name string, n int, status func(version st
 		time.Sleep(2 * time.Millisecond)
 	}
 	total := ready[n-1]
+	res.CreateFailure = reason
 	if b, err := c.do("GET", host, pc, nil, true, nil); err != nil || !bytes.Contains(b, []byte(`"READY"`)) {
 		return benchRow{}, res, fmt.Errorf("all %d sandboxes allocated, but the configuration says %s %v", n, b, err)
 	}
@@ -290,6 +295,9 @@ func printFleet(w io.Writer, f fleetResult) {
 	const mib = 1 << 20
 	fmt.Fprintf(w, "\n%d idle warm sandboxes (provisioned concurrency, 128 MB each):\n", f.Sandboxes)
 	fmt.Fprintf(w, "  created in %.2f s: %.0f sandboxes/s; removed in %.2f s\n", f.CreateSeconds, f.CreatedPerSecond, f.DestroySeconds)
+	if f.CreateFailure != "" {
+		fmt.Fprintf(w, "  (some failed and were made again after a delay; the last failure: %s)\n", f.CreateFailure)
+	}
 	fmt.Fprintf(w, "  CPU per sandbox: Ember %.2f ms (of which its spawner, cloning the inits into their namespaces, %.2f ms), the sandbox's processes %.2f ms: at most %.0f sandboxes/s on %d CPUs\n",
 		f.EmberCPUPerSandboxMs, f.SpawnerCPUPerSandboxMs, f.ProcessCPUPerSandboxMs, f.CPUBoundPerSecond, runtime.NumCPU())
 	if f.FunctionStartAloneMs > 0 {
