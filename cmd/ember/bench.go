@@ -270,26 +270,6 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 	}
-	if want["fleet"] {
-		progress(fmt.Sprintf("%d sandboxes at once", *fleetN))
-		// The function's start alone first: a plain child of this
-		// process copies its file table at the clone and closes it at
-		// the exec, which costs in proportion to this process's open
-		// files, and during the fleet's teardown those are thousands. (Its
-		// CPU is read from the reaped children's before the fleet's is.)
-		alone, err := functionStartAlone(ctx, filepath.Join(dir, "bootstrap"), 50)
-		if err != nil {
-			return fmt.Errorf("the function's start alone: %w", err)
-		}
-		// Many sandboxes at once, then idle: creation rate and memory.
-		var fleetRow benchRow
-		fleetRow, fleet, err = benchFleet(c, url[len("http://"):], "many", *fleetN, manager.ProvisionedStatus)
-		if err != nil {
-			return fmt.Errorf("sandbox fleet: %w", err)
-		}
-		rows = append(rows, fleetRow)
-		fleet.FunctionStartAloneMs = alone.Seconds() * 1000
-	}
 	if want["async"] {
 		progress(fmt.Sprintf("%d asynchronous invokes", *events))
 		var eventRows []benchRow
@@ -312,6 +292,29 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			rows = append(rows, eventRows...)
 			async.Held = append(async.Held, held)
 		}
+	}
+	if want["fleet"] {
+		// Last: the teardown of a thousand sandboxes (their network
+		// namespaces' above all) goes on in the kernel for seconds after
+		// their processes are gone, and would slow what came next.
+		progress(fmt.Sprintf("%d sandboxes at once", *fleetN))
+		// The function's start alone first: a plain child of this
+		// process copies its file table at the clone and closes it at
+		// the exec, which costs in proportion to this process's open
+		// files, and during the fleet's teardown those are thousands. (Its
+		// CPU is read from the reaped children's before the fleet's is.)
+		alone, err := functionStartAlone(ctx, filepath.Join(dir, "bootstrap"), 50)
+		if err != nil {
+			return fmt.Errorf("the function's start alone: %w", err)
+		}
+		// Many sandboxes at once, then idle: creation rate and memory.
+		var fleetRow benchRow
+		fleetRow, fleet, err = benchFleet(c, url[len("http://"):], "many", *fleetN, manager.ProvisionedStatus)
+		if err != nil {
+			return fmt.Errorf("sandbox fleet: %w", err)
+		}
+		rows = append(rows, fleetRow)
+		fleet.FunctionStartAloneMs = alone.Seconds() * 1000
 	}
 	progress("done")
 	if *asJSON {
