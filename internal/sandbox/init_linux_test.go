@@ -25,27 +25,33 @@ func TestCSpawnerArg0(t *testing.T) {
 	t.Logf("C init built in: %v", cInit)
 }
 
+// subtests runs the named tests of the package as subtests of t, under
+// whatever configuration t's test has set.
+func subtests(t *testing.T, names ...string) {
+	tests := map[string]func(*testing.T){
+		"Isolation": TestIsolation, "UserNamespaceAndCapabilities": TestUserNamespaceAndCapabilities,
+		"Seccomp": TestSeccomp, "ProcMasked": TestProcMasked, "Network": TestNetwork,
+		"SetupErrors": TestSetupErrors, "StartCancelled": TestStartCancelled,
+		"TeardownKillsEverything": TestTeardownKillsEverything, "DestroyLeavesNothing": TestDestroyLeavesNothing,
+		"TemplateRoot": TestTemplateRoot,
+	}
+	for _, name := range names {
+		f := tests[name]
+		if f == nil {
+			t.Fatalf("no test %s", name)
+		}
+		t.Run(name, f)
+	}
+}
+
 // TestGoInit runs the isolation tests with the Go init, the fallback of
-// builds without cgo (with cgo the C init runs for InitArg0), so that the
-// two keep the same behaviour.
+// builds without cgo (with cgo the C init runs, forked by the spawner),
+// so that the two keep the same behaviour.
 func TestGoInit(t *testing.T) {
 	testInitArg0 = goInitArg0
 	defer func() { testInitArg0 = InitArg0 }()
-	for _, tc := range []struct {
-		name string
-		f    func(*testing.T)
-	}{
-		{"Isolation", TestIsolation},
-		{"UserNamespaceAndCapabilities", TestUserNamespaceAndCapabilities},
-		{"Seccomp", TestSeccomp},
-		{"ProcMasked", TestProcMasked},
-		{"Network", TestNetwork},
-		{"SetupErrors", TestSetupErrors},
-		{"StartCancelled", TestStartCancelled},
-		{"TeardownKillsEverything", TestTeardownKillsEverything},
-	} {
-		t.Run(tc.name, tc.f)
-	}
+	subtests(t, "Isolation", "UserNamespaceAndCapabilities", "Seccomp", "ProcMasked", "Network",
+		"SetupErrors", "StartCancelled", "TeardownKillsEverything")
 }
 
 // TestNoInitPool runs isolation and start tests with the C init started
@@ -53,18 +59,7 @@ func TestGoInit(t *testing.T) {
 func TestNoInitPool(t *testing.T) {
 	testInitPool = 0
 	defer func() { testInitPool = 2 }()
-	for _, tc := range []struct {
-		name string
-		f    func(*testing.T)
-	}{
-		{"Isolation", TestIsolation},
-		{"UserNamespaceAndCapabilities", TestUserNamespaceAndCapabilities},
-		{"SetupErrors", TestSetupErrors},
-		{"StartCancelled", TestStartCancelled},
-		{"DestroyLeavesNothing", TestDestroyLeavesNothing},
-	} {
-		t.Run(tc.name, tc.f)
-	}
+	subtests(t, "Isolation", "UserNamespaceAndCapabilities", "SetupErrors", "StartCancelled", "DestroyLeavesNothing")
 }
 
 // TestFullRoot runs the isolation tests with sandboxes whose mount
@@ -74,21 +69,8 @@ func TestFullRoot(t *testing.T) {
 	saved := testMountTargets
 	testMountTargets = nil
 	defer func() { testMountTargets = saved }()
-	for _, tc := range []struct {
-		name string
-		f    func(*testing.T)
-	}{
-		{"Isolation", TestIsolation},
-		{"UserNamespaceAndCapabilities", TestUserNamespaceAndCapabilities},
-		{"Seccomp", TestSeccomp},
-		{"ProcMasked", TestProcMasked},
-		{"Network", TestNetwork},
-		{"SetupErrors", TestSetupErrors},
-		{"TeardownKillsEverything", TestTeardownKillsEverything},
-		{"TemplateRoot", TestTemplateRoot},
-	} {
-		t.Run(tc.name, tc.f)
-	}
+	subtests(t, "Isolation", "UserNamespaceAndCapabilities", "Seccomp", "ProcMasked", "Network",
+		"SetupErrors", "TeardownKillsEverything", "TemplateRoot")
 }
 
 // TestTemplateRoot: sandboxes whose targets are all in the template share
