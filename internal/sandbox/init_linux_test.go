@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -167,7 +168,7 @@ func TestBaseSetupError(t *testing.T) {
 	saved := devices
 	devices = append(slices.Clone(devices), "shm")
 	defer func() { devices = saved }()
-	children := childProcs()
+	children, goroutines := childProcs(), runtime.NumGoroutine()
 	name := fmt.Sprintf("ember-test-%d-%d", os.Getpid(), testSeq.Add(1))
 	m, err := NewManager(Config{CgroupParent: name, InitPool: 2})
 	if err == nil {
@@ -180,6 +181,9 @@ func TestBaseSetupError(t *testing.T) {
 	if c := childProcs(); !slices.Equal(c, children) {
 		t.Errorf("child processes %v after the failed NewManager, %v before", c, children)
 	}
+	waitFor(t, 10*time.Second, "the goroutines of the failed NewManager to end", func() bool {
+		return runtime.NumGoroutine() <= goroutines
+	})
 	filepath.WalkDir("/sys/fs/cgroup", func(p string, d fs.DirEntry, err error) error {
 		if err == nil && d.IsDir() && d.Name() == name {
 			t.Errorf("parent cgroup left: %s", p)

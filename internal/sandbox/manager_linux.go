@@ -108,6 +108,7 @@ func NewManager(cfg Config) (*Manager, error) {
 		// The spawner now, so that a host where it cannot run (or build
 		// the template) fails here rather than at the first Start.
 		if err := m.spawner.start(); err != nil {
+			m.spawner.stop() // its thread's goroutine
 			if err2 := cg.removeParent(context.Background()); err2 != nil {
 				m.log.Error("remove the parent cgroup", "err", err2)
 			}
