@@ -72,6 +72,10 @@ type fleetResult struct {
 	// them ("" if none): a sandbox that failed is made again after a
 	// delay, which the creation's wall time then includes.
 	CreateFailure string `json:",omitempty"`
+	// EarlierEnded counts the sandboxes of earlier measurements that ended
+	// during this one: their whole lives' CPU is then in
+	// ProcessCPUPerSandboxMs (reaped children's), which is too high.
+	EarlierEnded int `json:",omitempty"`
 }
 
 // benchFleet creates n sandboxes at once through provisioned concurrency
@@ -191,6 +195,13 @@ func benchFleet(c *benchClient, host, name string, n int, status func(version st
 	}
 	res.DestroySeconds = time.Since(t).Seconds()
 	res.ProcessCPUPerSandboxMs = (cpuTime(syscall.RUSAGE_CHILDREN) - childCPU).Seconds() * 1000 / float64(n)
+	// The earlier rows' idle sandboxes must have lived through it: one
+	// reaped meanwhile would add its whole life's CPU to the figure above.
+	for pid := range before.children {
+		if !processAlive(pid) {
+			res.EarlierEnded++
+		}
+	}
 	res.CPUBoundPerSecond = float64(runtime.NumCPU()) * 1000 / (res.EmberCPUPerSandboxMs + res.ProcessCPUPerSandboxMs)
 	return row, res, nil
 }
@@ -295,6 +306,9 @@ func printFleet(w io.Writer, f fleetResult) {
 	const mib = 1 << 20
 	fmt.Fprintf(w, "\n%d idle warm sandboxes (provisioned concurrency, 128 MB each):\n", f.Sandboxes)
 	fmt.Fprintf(w, "  created in %.2f s: %.0f sandboxes/s; removed in %.2f s\n", f.CreateSeconds, f.CreatedPerSecond, f.DestroySeconds)
+	if f.EarlierEnded > 0 {
+		fmt.Fprintf(w, "  (%d sandboxes of the earlier measurements ended meanwhile: the sandbox's processes' CPU below includes their lives)\n", f.EarlierEnded)
+	}
 	if f.CreateFailure != "" {
 		fmt.Fprintf(w, "  (some failed and were made again after a delay; the last failure: %s)\n", f.CreateFailure)
 	}

@@ -220,7 +220,9 @@ func runInit() error {
 	// Any other descriptor (one this process inherited without
 	// close-on-exec, such as those a parent of Ember passed it) must
 	// not reach the program.
-	const closeRangeCloexec = 4 // CLOSE_RANGE_CLOEXEC, Linux 5.11
+	// (Before Linux 5.11 there is no CLOSE_RANGE_CLOEXEC; the package
+	// needs 5.12 for mount_setattr anyway.)
+	const closeRangeCloexec = 4 // CLOSE_RANGE_CLOEXEC
 	if err := unix.CloseRange(uint(fdMounts+len(c.Targets)), math.MaxUint32, closeRangeCloexec); err != nil && err != unix.ENOSYS && err != unix.EINVAL {
 		return fmt.Errorf("close-on-exec: %w", err)
 	}

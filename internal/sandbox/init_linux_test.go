@@ -83,6 +83,7 @@ func TestTemplateRoot(t *testing.T) {
 	m := newTestManager(t)
 	extra := t.TempDir()
 	os.WriteFile(filepath.Join(extra, "marker"), nil, 0o644)
+	os.Mkdir(filepath.Join(extra, "sub"), 0o755) // a mount point in the outer of two nested trees
 	// rootDev starts a sandbox, which stays alive (so that no device
 	// number is freed and reused meanwhile), and returns its root's
 	// device and its listing of /srv/extra.
@@ -115,11 +116,14 @@ func TestTemplateRoot(t *testing.T) {
 	a, _ := rootDev("tpl-a")
 	b, _ := rootDev("tpl-b")
 	c, ls := rootDev("tpl-own", Mount{Source: extra, Target: "/srv/extra", ReadOnly: true})
-	if ls != "marker <nil>" {
+	// Targets in the template but nested: a root of its own too.
+	d, _ := rootDev("tpl-nested", Mount{Source: extra, Target: "/opt/data", ReadOnly: true},
+		Mount{Source: extra, Target: "/opt/data/sub", ReadOnly: true})
+	if ls != "marker,sub <nil>" {
 		t.Errorf("a target outside the template: ls /srv/extra: %s", ls)
 	}
-	// Without cgo (the Go init) there is no template.
-	template := cInit && testMountTargets != nil
+	// The Go init (builds without cgo) has no template.
+	template := cInit && testInitArg0 == InitArg0 && testMountTargets != nil
 	if template && a != b {
 		t.Errorf("two sandboxes from the template have roots %s and %s, want one shared", a, b)
 	}
@@ -128,6 +132,9 @@ func TestTemplateRoot(t *testing.T) {
 	}
 	if c == a || c == b {
 		t.Errorf("the sandbox with a target outside the template has root %s, as another (%s, %s)", c, a, b)
+	}
+	if d == a || d == b || d == c {
+		t.Errorf("the sandbox with nested targets has root %s, as another (%s, %s, %s)", d, a, b, c)
 	}
 }
 
@@ -168,7 +175,7 @@ func TestBaseSetupError(t *testing.T) {
 	saved := devices
 	devices = append(slices.Clone(devices), "shm")
 	defer func() { devices = saved }()
-	children, goroutines := childProcs(), runtime.NumGoroutine()
+	children, threads := childProcs(), spawnerThreads()
 	name := fmt.Sprintf("ember-test-%d-%d", os.Getpid(), testSeq.Add(1))
 	m, err := NewManager(Config{CgroupParent: name, InitPool: 2})
 	if err == nil {
@@ -181,8 +188,8 @@ func TestBaseSetupError(t *testing.T) {
 	if c := childProcs(); !slices.Equal(c, children) {
 		t.Errorf("child processes %v after the failed NewManager, %v before", c, children)
 	}
-	waitFor(t, 10*time.Second, "the goroutines of the failed NewManager to end", func() bool {
-		return runtime.NumGoroutine() <= goroutines
+	waitFor(t, 10*time.Second, "the failed NewManager's spawner thread to end", func() bool {
+		return spawnerThreads() == threads
 	})
 	filepath.WalkDir("/sys/fs/cgroup", func(p string, d fs.DirEntry, err error) error {
 		if err == nil && d.IsDir() && d.Name() == name {
@@ -190,4 +197,17 @@ func TestBaseSetupError(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// spawnerThreads counts the goroutines that hold a spawner's thread
+// (spawner.onThread).
+func spawnerThreads() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return strings.Count(string(buf[:n]), "(*spawner).onThread.func1")
+		}
+		buf = make([]byte, 2*len(buf))
+	}
 }

@@ -516,11 +516,11 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 		wg.Go(func() { errs[i] = s.Destroy(ctx) })
 	}
 	wg.Wait()
-	// No Start runs any more, nor the pool's refill.
-	m.spawner.stop()
 	if err := errors.Join(errs...); err != nil {
-		return err
+		return err // the spawner's thread stays the parent of what is left
 	}
+	// No Start runs any more, nor the pool's refill, and no init is left.
+	m.spawner.stop()
 	if m.cg == nil {
 		return nil
 	}
