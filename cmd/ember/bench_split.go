@@ -73,9 +73,23 @@ func liveChildrenCPU() (sandboxes, spawner time.Duration) {
 	return sandboxes, spawner
 }
 
-// processCPU is the CPU time of pid's living threads.
+// spawnerPID is the sandbox manager's spawner among this process's
+// children, or 0.
+func spawnerPID() int {
+	for _, pid := range childPIDs() {
+		if isSpawner(pid) {
+			return pid
+		}
+	}
+	return 0
+}
+
+// processCPU is the CPU time of pid's living threads (0 for 0).
 func processCPU(pid int) time.Duration {
 	var sum time.Duration
+	if pid == 0 {
+		return 0
+	}
 	dir := "/proc/" + strconv.Itoa(pid) + "/task/"
 	tasks, _ := os.ReadDir(dir)
 	for _, t := range tasks {

@@ -72,9 +72,11 @@ func NewManager(cfg Config) (*Manager, error) {
 	}
 	// The Go init's re-exec runs as the sandbox's root, an unprivileged
 	// uid (the C inits are forks of the spawner, which host root execs).
-	if fi, err := os.Stat("/proc/self/exe"); !cInit && (err != nil || fi.Mode().Perm()&0o001 == 0) {
-		exe, _ := os.Executable()
-		return nil, fmt.Errorf("%w: %s must be executable by other users (chmod o+x): sandboxes re-execute it as an unprivileged uid", ErrUnsupported, exe)
+	if !cInit {
+		if fi, err := os.Stat("/proc/self/exe"); err != nil || fi.Mode().Perm()&0o001 == 0 {
+			exe, _ := os.Executable()
+			return nil, fmt.Errorf("%w: %s must be executable by other users (chmod o+x): sandboxes re-execute it as an unprivileged uid", ErrUnsupported, exe)
+		}
 	}
 	for _, t := range cfg.MountTargets {
 		if err := checkTarget(t); err != nil {
