@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strings"
 	"sync"
@@ -28,6 +29,7 @@ import (
 
 	"github.com/emberfn/ember/internal/auth"
 	"github.com/emberfn/ember/internal/runtimes"
+	"github.com/emberfn/ember/internal/stagetime"
 	"github.com/emberfn/ember/internal/worker"
 	"github.com/emberfn/ember/internal/workermanager"
 )
@@ -46,6 +48,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	eventConc := fs.Int("event-concurrency", 32, "connections sending the asynchronous invokes")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run (the bench's client and Ember, in this process) to this file")
 	memProfile := fs.String("memprofile", "", "write a profile of the run's memory allocations (the bench's client and Ember) to this file")
+	traceFile := fs.String("trace", "", "write a Go execution trace of the run (the bench's client and Ember) to this file, for `go tool trace`")
 	quick := fs.Bool("quick", false, "a short run that checks the benchmark works (CI's smoke test), not for figures")
 	only := fs.String("only", "", "measure only these parts, comma-separated, of: floor, rie, cold, runtimes, warm, fleet, async (the floor is always measured: it is the yardstick)")
 	if err := fs.Parse(args); err != nil {
@@ -85,6 +88,17 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if *traceFile != "" {
+		f, err := os.Create(*traceFile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			return err
+		}
+		defer trace.Stop()
+	}
 	if *memProfile != "" {
 		defer func() {
 			if f, err := os.Create(*memProfile); err == nil {
@@ -109,8 +123,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	echo := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		stagetime.Mark(stagetime.FrontEnd)
 		b, _ := io.ReadAll(r.Body)
 		_, _ = w.Write(b)
+		stagetime.Mark(stagetime.ResponseWritten)
 	})}
 	go echo.Serve(ln)
 	defer echo.Close()
@@ -169,8 +185,15 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		rows = append(rows, summarize(name, conc, lat, wall))
 	}
 	var splits []cpuSplit
+	var stages []stageRow // with -tags stagetime: the concurrency-1 rows' stages
 	for _, conc := range []int{1, 8} {
+		if conc == 1 {
+			stagetime.Start()
+		}
 		lat, wall, split, err := measureSplit(*n, conc, floorName, func() error { return c.post(ln.Addr().String(), "/echo", payload, false) })
+		if conc == 1 {
+			stages = append(stages, stageRow{floorName, stagetime.Stop()})
+		}
 		if err != nil {
 			return err
 		}
@@ -238,9 +261,15 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		for _, conc := range []int{1, 8, 32} {
+			if conc == 1 {
+				stagetime.Start()
+			}
 			lat, wall, split, err := measureSplit(*n, conc, warmName, func() error {
 				return c.post(url[len("http://"):], "/2015-03-31/functions/warm/invocations", payload, true)
 			})
+			if conc == 1 {
+				stages = append(stages, stageRow{warmName, stagetime.Stop()})
+			}
 			if err != nil {
 				return err
 			}
@@ -331,6 +360,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stdout, "%-62s %5d %9s %9s %9s %10.0f %8.1fx\n", r.Name, r.Concurrency, us(r.P50), us(r.P90), us(r.P99), r.PerSecond, float64(r.P50)/float64(floor))
 	}
 	printSplits(stdout, splits, rows)
+	if stagetime.Enabled {
+		printStages(stdout, stages)
+	}
 	if want["fleet"] {
 		printFleet(stdout, fleet)
 	}
@@ -448,6 +480,7 @@ func (c *benchClient) post(host, path string, body []byte, sign bool) error {
 // do sends one request (SigV4-signed if sign) and returns the body of a
 // 2xx answer without a function error; anything else is an error.
 func (c *benchClient) do(method, host, path string, body []byte, sign bool, header map[string]string) ([]byte, error) {
+	stagetime.Mark(stagetime.ClientStart)
 	req, err := http.NewRequest(method, "http://"+host+path, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
@@ -462,11 +495,14 @@ func (c *benchClient) do(method, host, path string, body []byte, sign bool, head
 			return nil, err
 		}
 	}
+	stagetime.Mark(stagetime.ClientSigned)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, err
 	}
 	b, _ := io.ReadAll(resp.Body)
+	stagetime.Mark(stagetime.ClientDone)
+	stagetime.End()
 	resp.Body.Close()
 	if resp.StatusCode >= 300 || resp.Header.Get("X-Amz-Function-Error") != "" {
 		return nil, fmt.Errorf("%s %s: %s %s", method, path, resp.Status, b)

@@ -22,6 +22,7 @@ import (
 	"github.com/emberfn/ember/internal/auth"
 	"github.com/emberfn/ember/internal/invoke"
 	"github.com/emberfn/ember/internal/lambdaapi"
+	"github.com/emberfn/ember/internal/stagetime"
 	"github.com/emberfn/ember/internal/store"
 )
 
@@ -412,6 +413,7 @@ var (
 
 // ServeHTTP serves POST /2015-03-31/functions/{fn}/invocations.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	stagetime.Mark(stagetime.FrontEnd)
 	requestID := lambdaapi.NewRequestID()
 	w.Header()[hdrRequestID] = []string{requestID}
 	if err := s.invoke(w, r, requestID); err != nil {
@@ -745,7 +747,9 @@ func (s *Server) run(ctx context.Context, fn *store.Function, req *invoke.Reques
 		req.InitDuration = a.InitDuration
 		s.cfg.Metrics.ColdStart(fn.AccountID, fn.Name, a.InitDuration)
 	}
+	stagetime.Mark(stagetime.ToWorker)
 	res, err := a.Worker.Invoke(ctx, a.SandboxID, req)
+	stagetime.Mark(stagetime.FromWorker)
 	tr.mark(stepInvoke)
 	if err != nil {
 		s.log.WarnContext(ctx, "invoke failed in its sandbox", "err", err)
@@ -772,6 +776,7 @@ func (s *Server) writeResult(w http.ResponseWriter, logType, version string, res
 	}
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(res.Payload)
+	stagetime.Mark(stagetime.ResponseWritten)
 	return nil
 }
 

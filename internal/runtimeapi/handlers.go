@@ -9,6 +9,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"github.com/emberfn/ember/internal/stagetime"
 )
 
 // Paths of the Runtime API, version 2018-06-01.
@@ -157,7 +159,9 @@ func (s *Server) handleNext(c *conn) error {
 			s.cur.state = callDelivered // pending|delivered -> delivered
 			out := s.cur.out
 			s.mu.Unlock()
-			return c.writeInvocation(out)
+			err := c.writeInvocation(out)
+			stagetime.Mark(stagetime.EventWritten)
+			return err
 		}
 		if s.wake == nil {
 			s.wake = make(chan struct{})
@@ -229,6 +233,7 @@ func (s *Server) answer(c *conn, id []byte, isError bool) error {
 		return c.writeError(status, errType, "No invocation awaits an answer for this request ID.")
 	}
 
+	stagetime.Mark(stagetime.AnswerArrived)
 	body, size, err := c.readBody(s.maxResponse)
 	switch {
 	case errors.Is(err, errTooLarge):

@@ -72,6 +72,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/emberfn/ember/internal/stagetime"
 )
 
 // DefaultMaxResponse is Lambda's limit on a synchronous response: 6 MB, in
@@ -404,6 +406,7 @@ func (s *Server) WaitInit(ctx context.Context) error {
 // of type Function.ResponseSizeTooLarge when the answer exceeded
 // Config.MaxResponse. A function error is a Response, not an error.
 func (s *Server) Invoke(ctx context.Context, inv *Invocation) (*Response, error) {
+	stagetime.Mark(stagetime.RuntimeAPI)
 	out, err := s.prepare(inv)
 	if err != nil {
 		return nil, err
@@ -441,6 +444,7 @@ func (s *Server) Invoke(ctx context.Context, inv *Invocation) (*Response, error)
 	for why == nil {
 		select {
 		case <-s.result:
+			stagetime.Mark(stagetime.InvokeResumed)
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			return s.collectLocked()
@@ -528,6 +532,7 @@ func (s *Server) finish(seq uint64, resp *Response, err error) bool {
 	}
 	s.cur.state = callDone
 	s.cur.resp, s.cur.err = resp, err
+	stagetime.Mark(stagetime.AnswerRecorded)
 	s.result <- struct{}{} // never blocks: one token per done, Invoke drains it
 	return true
 }
