@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
@@ -107,6 +108,40 @@ func TestProvisionedConcurrency(t *testing.T) {
 	_, err = c.GetProvisionedConcurrencyConfig(ctx, &lambda.GetProvisionedConcurrencyConfigInput{
 		FunctionName: aws.String("pc"), Qualifier: aws.String("1")})
 	apiErr(t, err, "ProvisionedConcurrencyConfigNotFoundException", 404)
+}
+
+// TestProvisionedConcurrencyPerVersion: a version's provisioned
+// concurrency is its own. When it fills the function's reservation,
+// $LATEST is throttled (as Lambda documents) while the version runs;
+// without the configuration $LATEST runs again.
+func TestProvisionedConcurrencyPerVersion(t *testing.T) {
+	_, c, _ := startInvokeEmber(t)
+	ctx := context.Background()
+	createProbe(t, c, "pv", nil)
+	publish(t, c, "pv")
+	if _, err := c.PutFunctionConcurrency(ctx, &lambda.PutFunctionConcurrencyInput{
+		FunctionName: aws.String("pv"), ReservedConcurrentExecutions: aws.Int32(1)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutProvisionedConcurrencyConfig(ctx, &lambda.PutProvisionedConcurrencyConfigInput{
+		FunctionName: aws.String("pv"), Qualifier: aws.String("1"), ProvisionedConcurrentExecutions: aws.Int32(1)}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("pv"), Payload: []byte(`{}`)})
+	var tm *types.TooManyRequestsException
+	if !errors.As(err, &tm) || tm.Reason != types.ThrottleReasonReservedFunctionConcurrentInvocationLimitExceeded {
+		t.Fatalf("$LATEST of a function whose provisioned concurrency fills its reservation: %v", err)
+	}
+	if out, _ := invokeJSON(t, c, "pv:1", map[string]any{}, false); aws.ToString(out.ExecutedVersion) != "1" {
+		t.Fatalf("version 1 ran as %q", aws.ToString(out.ExecutedVersion))
+	}
+	if _, err := c.DeleteProvisionedConcurrencyConfig(ctx, &lambda.DeleteProvisionedConcurrencyConfigInput{
+		FunctionName: aws.String("pv"), Qualifier: aws.String("1")}); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := invokeJSON(t, c, "pv", map[string]any{}, false); aws.ToString(out.ExecutedVersion) != "$LATEST" {
+		t.Fatalf("$LATEST ran as %q after the configuration's delete", aws.ToString(out.ExecutedVersion))
+	}
 }
 
 // TestProvisionedConcurrencyAliasAndDelete: a configuration on an alias

@@ -623,22 +623,22 @@ func removeStaleWorkerDirs(dataDir string, log *slog.Logger) {
 
 // countedProvisioner tells the Worker Manager how many provisioned
 // sandboxes each version of a function should have, and the Counting
-// Service the function's total, which it carves out of the account's
-// unreserved pool (or counts within the function's reservation). The
-// control API calls it on every change and, at start, for every stored
-// configuration (RestoreProvisioned).
+// Service the same per version: each version's slots to itself, carved
+// out of the account's unreserved pool (or out of the function's
+// reservation). The control API calls it on every change and, at start,
+// for every stored configuration (RestoreProvisioned).
 type countedProvisioner struct {
 	*workermanager.Manager
 	counter *counting.Service
 }
 
 func (p countedProvisioner) SetProvisioned(function string, want []store.ProvisionedVersion) {
-	n := 0
+	versions := map[string]int{}
 	for _, v := range want {
-		n += v.Count
+		versions[v.Function.VersionName()] += v.Count
 	}
 	if account, name, ok := strings.Cut(function, "."); ok {
-		p.counter.SetProvisioned(account, name, n)
+		p.counter.SetProvisioned(account, name, versions)
 	}
 	p.Manager.SetProvisioned(function, want)
 }

@@ -13,7 +13,7 @@ func BenchmarkAcquireRelease(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		release, err := s.Acquire(ctx, "111111111111", "f", 3*time.Second)
+		release, err := s.Acquire(ctx, "111111111111", "f", "1", 3*time.Second)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -29,7 +29,7 @@ func BenchmarkAcquireReleaseParallel(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			release, err := s.Acquire(ctx, "111111111111", "f", 3*time.Second)
+			release, err := s.Acquire(ctx, "111111111111", "f", "1", 3*time.Second)
 			if err != nil {
 				b.Error(err)
 				return

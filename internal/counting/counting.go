@@ -37,14 +37,17 @@ type Config struct {
 // is the control API's: it refuses a configuration that breaks it.
 //
 // Lambda's carve-out: a function with reserved concurrency R has R slots
-// of the account's limit to itself and no more (its provisioned
-// concurrency is part of R). A function without a reservation but with
-// provisioned concurrency P has P slots to itself, taken out of the
-// account's unreserved pool so that other functions cannot use them; past
-// P its invokes share the unreserved pool like any other function's,
-// counted by amount (what it holds beyond P). Whatever the configuration
-// does while slots are held, no slot is granted beyond the account's
-// limit.
+// of the account's limit to itself and no more. A version with
+// provisioned concurrency P has P slots to itself, which no other version
+// of the function (nor any other function) can use; past P its invokes
+// share what is left like its other versions' invokes: with a reservation,
+// R less the provisioned concurrency of all its versions (so that a
+// function whose versions' provisioned concurrency adds up to R cannot
+// run $LATEST at all, as in Lambda); without one, the account's
+// unreserved pool, which the provisioned concurrency is taken out of.
+// Both are counted by amount (what a version holds beyond its P). Whatever
+// the configuration does while slots are held, no slot is granted beyond
+// the account's limit or a function's reservation.
 //
 // Lock order: mu only; nothing is called with it held.
 type Service struct {
@@ -59,22 +62,31 @@ type Service struct {
 type account struct {
 	limit       int // 0: the default
 	inUse       int
-	reserved    map[string]int // function -> reservation
-	provisioned map[string]int // function -> provisioned concurrency (all its versions)
+	reserved map[string]int // function -> reservation
 	// carved is what the reservations and the provisioned concurrency of
 	// functions without a reservation take out of the limit.
 	carved int
 	// pool is the unreserved pool's use: over the functions without a
-	// reservation, what each holds beyond its provisioned concurrency
-	// (chargeOf). Counted by amount, not by slot: a function within its
-	// provisioned concurrency uses none of the pool, whichever of its
-	// slots ended first (Lambda counts spillover the same way).
+	// reservation, what each holds beyond its versions' provisioned
+	// concurrency (spill). Counted by amount, not by slot: a version
+	// within its provisioned concurrency uses none of the pool, whichever
+	// of its slots ended first (Lambda counts spillover the same way).
 	pool      int
 	functions map[string]*function
 }
 
 type function struct {
-	inUse  int
+	inUse int
+	// provisioned is each version's provisioned concurrency, and
+	// provisionedSum their sum; versionInUse the slots each version holds
+	// (versions holding none are not in it).
+	provisioned    map[string]int
+	provisionedSum int
+	versionInUse   map[string]int
+	// spill is what the function holds beyond its versions' provisioned
+	// concurrency: the sum over its versions of what each holds past its
+	// own.
+	spill  int
 	tokens float64 // scaling budget
 	last   time.Time
 }
@@ -85,6 +97,7 @@ type Lease struct {
 	id       uint64
 	account  string
 	function string
+	version  string
 	expires  time.Time
 	released bool
 }
@@ -112,7 +125,7 @@ func New(cfg Config) *Service {
 func (s *Service) accountLocked(id string) *account {
 	a, ok := s.accounts[id]
 	if !ok {
-		a = &account{reserved: map[string]int{}, provisioned: map[string]int{}, functions: map[string]*function{}}
+		a = &account{reserved: map[string]int{}, functions: map[string]*function{}}
 		s.accounts[id] = a
 	}
 	return a
@@ -121,7 +134,7 @@ func (s *Service) accountLocked(id string) *account {
 func (a *account) function(name string) *function {
 	f, ok := a.functions[name]
 	if !ok {
-		f = &function{tokens: -1}
+		f = &function{tokens: -1, provisioned: map[string]int{}, versionInUse: map[string]int{}}
 		a.functions[name] = f
 	}
 	return f
@@ -141,34 +154,38 @@ func throttle(reason, msg string) *lambdaapi.Error {
 	return e
 }
 
-// Acquire takes a slot for one invocation of function, held at most for
-// timeout plus the grace, or answers Lambda's 429. The returned release
-// gives it back; calling it again, or after Reap took it, does nothing.
+// Acquire takes a slot for one invocation of version ("$LATEST" or a
+// number) of function, held at most for timeout plus the grace, or answers
+// Lambda's 429. The returned release gives it back; calling it again, or
+// after Reap took it, does nothing.
 //
-// A slot is granted within the function's reservation, else within its
-// provisioned concurrency or the unreserved pool; and never beyond the
-// account's limit, which a configuration changed while slots are held
-// (a reservation removed or lowered, provisioned concurrency lowered)
-// could otherwise let the carve-outs and the pool add up past.
-func (s *Service) Acquire(_ context.Context, acct, fn string, timeout time.Duration) (release func(), err error) {
+// A slot is granted within the version's provisioned concurrency, else
+// within what the function's reservation leaves past its versions'
+// provisioned concurrency, or without a reservation within the unreserved
+// pool; and never beyond the account's limit or the reservation, which a
+// configuration changed while slots are held (a reservation removed or
+// lowered, provisioned concurrency lowered) could otherwise let the
+// carve-outs and the pool add up past.
+func (s *Service) Acquire(_ context.Context, acct, fn, version string, timeout time.Duration) (release func(), err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a := s.accountLocked(acct)
 	f := a.function(fn)
 	limit := s.limitOf(a)
+	provisioned := f.versionInUse[version] < f.provisioned[version]
 	if r, ok := a.reserved[fn]; ok {
-		if f.inUse >= r || a.inUse >= limit {
+		if !provisioned && f.spill >= r-f.provisionedSum || f.inUse >= r || a.inUse >= limit {
 			return nil, throttle(lambdaapi.ReasonReservedFunctionConcurrentInvocationLimit, "Rate Exceeded.")
 		}
-	} else if f.inUse >= a.provisioned[fn] && a.pool >= limit-a.carved || a.inUse >= limit {
+	} else if !provisioned && a.pool >= limit-a.carved || a.inUse >= limit {
 		return nil, throttle(lambdaapi.ReasonConcurrentInvocationLimitExceeded, "Rate Exceeded.")
 	}
 	a.pool -= a.chargeOf(fn, f)
-	f.inUse++
+	f.add(version, 1)
 	a.inUse++
 	a.pool += a.chargeOf(fn, f)
 	s.nextID++
-	l := &Lease{id: s.nextID, account: acct, function: fn, expires: s.cfg.Now().Add(timeout + s.cfg.LeaseGrace)}
+	l := &Lease{id: s.nextID, account: acct, function: fn, version: version, expires: s.cfg.Now().Add(timeout + s.cfg.LeaseGrace)}
 	s.leases[l.id] = l
 	return func() {
 		s.mu.Lock()
@@ -177,14 +194,35 @@ func (s *Service) Acquire(_ context.Context, acct, fn string, timeout time.Durat
 	}, nil
 }
 
+// add counts n more slots (n may be negative) held by version.
+func (f *function) add(version string, n int) {
+	f.inUse += n
+	f.versionInUse[version] += n
+	if f.versionInUse[version] == 0 {
+		delete(f.versionInUse, version)
+	}
+	f.recount()
+}
+
+// recount computes spill: every slot of a version without provisioned
+// concurrency, and each provisioned version's slots past its own. It
+// looks at the versions holding slots: one or a few.
+func (f *function) recount() {
+	covered := 0
+	for v, n := range f.versionInUse {
+		covered += min(n, f.provisioned[v])
+	}
+	f.spill = f.inUse - covered
+}
+
 // chargeOf is what function fn (f) takes of the unreserved pool: nothing
-// with a reservation, else what it holds beyond its provisioned
+// with a reservation, else what it holds beyond its versions' provisioned
 // concurrency.
 func (a *account) chargeOf(fn string, f *function) int {
 	if _, ok := a.reserved[fn]; ok {
 		return 0
 	}
-	return max(0, f.inUse-a.provisioned[fn])
+	return f.spill
 }
 
 func (s *Service) releaseLocked(l *Lease) {
@@ -197,7 +235,7 @@ func (s *Service) releaseLocked(l *Lease) {
 	f := a.function(l.function)
 	a.pool -= a.chargeOf(l.function, f)
 	a.inUse--
-	f.inUse--
+	f.add(l.version, -1)
 	a.pool += a.chargeOf(l.function, f)
 }
 
@@ -279,30 +317,36 @@ func (s *Service) SetReserved(acct, fn string, n *int) {
 	a.pool += a.chargeOf(fn, f)
 }
 
-// SetProvisioned records the sum of a function's provisioned concurrency
-// over its versions and aliases (0: none).
-func (s *Service) SetProvisioned(acct, fn string, n int) {
+// SetProvisioned records the provisioned concurrency of each version of a
+// function (version -> count, an alias's counted on the version it routes
+// to; none: nil). It replaces what was recorded before.
+func (s *Service) SetProvisioned(acct, fn string, versions map[string]int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a := s.accountLocked(acct)
 	f := a.function(fn)
 	a.carved -= a.carveOf(fn)
 	a.pool -= a.chargeOf(fn, f)
-	delete(a.provisioned, fn)
-	if n > 0 {
-		a.provisioned[fn] = n
+	clear(f.provisioned)
+	f.provisionedSum = 0
+	for v, n := range versions {
+		if n > 0 {
+			f.provisioned[v] = n
+			f.provisionedSum += n
+		}
 	}
+	f.recount() // the slots held now, against the new figures
 	a.carved += a.carveOf(fn)
 	a.pool += a.chargeOf(fn, f)
 }
 
 // carveOf is what fn takes out of the account's limit: its reservation,
-// or without one its provisioned concurrency.
+// or without one its versions' provisioned concurrency.
 func (a *account) carveOf(fn string) int {
 	if r, ok := a.reserved[fn]; ok {
 		return r
 	}
-	return a.provisioned[fn]
+	return a.function(fn).provisionedSum
 }
 
 // SetAccountLimit sets an account's own concurrency limit (0: default).

@@ -30,17 +30,17 @@ func TestAccountLimitAcrossFunctions(t *testing.T) {
 	ctx := context.Background()
 	var rel []func()
 	for _, fn := range []string{"f", "g", "f"} {
-		r, err := s.Acquire(ctx, "a", fn, time.Second)
+		r, err := s.Acquire(ctx, "a", fn, "1", time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
 		rel = append(rel, r)
 	}
-	_, err := s.Acquire(ctx, "a", "g", time.Second)
+	_, err := s.Acquire(ctx, "a", "g", "1", time.Second)
 	if reason(t, err) != lambdaapi.ReasonConcurrentInvocationLimitExceeded {
 		t.Fatal("wrong reason")
 	}
-	if _, err := s.Acquire(ctx, "b", "f", time.Second); err != nil {
+	if _, err := s.Acquire(ctx, "b", "f", "1", time.Second); err != nil {
 		t.Fatalf("another account is limited by the first: %v", err)
 	}
 	rel[0]()
@@ -48,7 +48,7 @@ func TestAccountLimitAcrossFunctions(t *testing.T) {
 	if u := s.AccountUsage("a"); u.InUse != 2 || u.Limit != 3 {
 		t.Fatalf("usage %+v", u)
 	}
-	if _, err := s.Acquire(ctx, "a", "g", time.Second); err != nil {
+	if _, err := s.Acquire(ctx, "a", "g", "1", time.Second); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -63,27 +63,27 @@ func TestReservedConcurrency(t *testing.T) {
 	}
 	// The reserved function is capped at 2 ...
 	for i := 0; i < 2; i++ {
-		if _, err := s.Acquire(ctx, "a", "r", time.Second); err != nil {
+		if _, err := s.Acquire(ctx, "a", "r", "1", time.Second); err != nil {
 			t.Fatal(err)
 		}
 	}
-	_, err := s.Acquire(ctx, "a", "r", time.Second)
+	_, err := s.Acquire(ctx, "a", "r", "1", time.Second)
 	if reason(t, err) != lambdaapi.ReasonReservedFunctionConcurrentInvocationLimit {
 		t.Fatal("wrong reason")
 	}
 	// ... and others share the 8 left, never the reserved 2.
 	for i := 0; i < 8; i++ {
-		if _, err := s.Acquire(ctx, "a", "other", time.Second); err != nil {
+		if _, err := s.Acquire(ctx, "a", "other", "1", time.Second); err != nil {
 			t.Fatalf("unreserved slot %d: %v", i, err)
 		}
 	}
-	_, err = s.Acquire(ctx, "a", "third", time.Second)
+	_, err = s.Acquire(ctx, "a", "third", "1", time.Second)
 	if reason(t, err) != lambdaapi.ReasonConcurrentInvocationLimitExceeded {
 		t.Fatal("wrong reason")
 	}
 	zero := 0
 	s.SetReserved("a", "z", &zero)
-	_, err = s.Acquire(ctx, "a", "z", time.Second)
+	_, err = s.Acquire(ctx, "a", "z", "1", time.Second)
 	if reason(t, err) != lambdaapi.ReasonReservedFunctionConcurrentInvocationLimit {
 		t.Fatal("reserved 0 must throttle every invoke")
 	}
@@ -97,7 +97,7 @@ func TestLeasesExpire(t *testing.T) {
 	clk := &clock{t: time.Unix(1_700_000_000, 0)}
 	s := New(Config{AccountLimit: 1, LeaseGrace: 5 * time.Second, Now: clk.now})
 	ctx := context.Background()
-	rel, err := s.Acquire(ctx, "a", "f", 3*time.Second)
+	rel, err := s.Acquire(ctx, "a", "f", "1", 3*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +109,7 @@ func TestLeasesExpire(t *testing.T) {
 	if n := s.Reap(clk.t); n != 1 {
 		t.Fatalf("reaped %d, want the vanished invoke's slot", n)
 	}
-	if _, err := s.Acquire(ctx, "a", "f", time.Second); err != nil {
+	if _, err := s.Acquire(ctx, "a", "f", "1", time.Second); err != nil {
 		t.Fatalf("slot not back: %v", err)
 	}
 	rel() // the late release of a reaped lease changes nothing
@@ -162,7 +162,7 @@ func TestConcurrentAcquireNeverExceeds(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for j := 0; j < 100; j++ {
-				rel, err := s.Acquire(context.Background(), "a", "f", time.Second)
+				rel, err := s.Acquire(context.Background(), "a", "f", "1", time.Second)
 				if err != nil {
 					throttled.Add(1)
 					runtime.Gosched()
@@ -199,39 +199,39 @@ func TestProvisionedCarvedOut(t *testing.T) {
 	clk := &clock{t: time.Unix(1_700_000_000, 0)}
 	s := New(Config{AccountLimit: 6, Now: clk.now})
 	ctx := context.Background()
-	s.SetProvisioned("a", "p", 2)
+	s.SetProvisioned("a", "p", map[string]int{"1": 2})
 	if u := s.AccountUsage("a"); u.Unreserved != 4 {
 		t.Fatalf("unreserved %d, want 6-2", u.Unreserved)
 	}
 	// Other functions use up the pool: 4, not 6.
 	var others []func()
 	for i := 0; i < 4; i++ {
-		rel, err := s.Acquire(ctx, "a", "other", time.Second)
+		rel, err := s.Acquire(ctx, "a", "other", "1", time.Second)
 		if err != nil {
 			t.Fatalf("unreserved slot %d: %v", i, err)
 		}
 		others = append(others, rel)
 	}
-	_, err := s.Acquire(ctx, "a", "other", time.Second)
+	_, err := s.Acquire(ctx, "a", "other", "1", time.Second)
 	if reason(t, err) != lambdaapi.ReasonConcurrentInvocationLimitExceeded {
 		t.Fatal("wrong reason")
 	}
 	// The provisioned function still has its 2 ...
 	var prov []func()
 	for i := 0; i < 2; i++ {
-		rel, err := s.Acquire(ctx, "a", "p", time.Second)
+		rel, err := s.Acquire(ctx, "a", "p", "1", time.Second)
 		if err != nil {
 			t.Fatalf("provisioned slot %d with the pool used up: %v", i, err)
 		}
 		prov = append(prov, rel)
 	}
 	// ... and past them shares the full pool.
-	_, err = s.Acquire(ctx, "a", "p", time.Second)
+	_, err = s.Acquire(ctx, "a", "p", "1", time.Second)
 	if reason(t, err) != lambdaapi.ReasonConcurrentInvocationLimitExceeded {
 		t.Fatal("wrong reason past the provisioned concurrency")
 	}
 	others[0]()
-	spill, err := s.Acquire(ctx, "a", "p", time.Second)
+	spill, err := s.Acquire(ctx, "a", "p", "1", time.Second)
 	if err != nil {
 		t.Fatalf("past its provisioned concurrency, with room in the pool: %v", err)
 	}
@@ -242,10 +242,10 @@ func TestProvisionedCarvedOut(t *testing.T) {
 	// provisioned 2 (whichever of its slots ended), it uses none of the
 	// pool, and the pool's slot goes to another function.
 	prov[0]()
-	if _, err := s.Acquire(ctx, "a", "other", time.Second); err != nil {
+	if _, err := s.Acquire(ctx, "a", "other", "1", time.Second); err != nil {
 		t.Fatalf("p within its provisioned concurrency still charged to the pool: %v", err)
 	}
-	_, err = s.Acquire(ctx, "a", "p", time.Second)
+	_, err = s.Acquire(ctx, "a", "p", "1", time.Second)
 	if reason(t, err) != lambdaapi.ReasonConcurrentInvocationLimitExceeded {
 		t.Fatal("p past its provisioned concurrency with the pool full")
 	}
@@ -253,7 +253,7 @@ func TestProvisionedCarvedOut(t *testing.T) {
 		t.Fatalf("in use %d, want the limit 6", u.InUse)
 	}
 	spill()
-	if _, err := s.Acquire(ctx, "a", "p", time.Second); err != nil {
+	if _, err := s.Acquire(ctx, "a", "p", "1", time.Second); err != nil {
 		t.Fatalf("p's provisioned slot not back: %v", err)
 	}
 
@@ -261,17 +261,17 @@ func TestProvisionedCarvedOut(t *testing.T) {
 	// reservation caps the function and is the carve-out.
 	s2 := New(Config{AccountLimit: 10, Now: clk.now})
 	three := 3
-	s2.SetProvisioned("a", "r", 2)
+	s2.SetProvisioned("a", "r", map[string]int{"1": 2})
 	s2.SetReserved("a", "r", &three)
 	if u := s2.AccountUsage("a"); u.Unreserved != 7 {
 		t.Fatalf("unreserved %d, want 10-3 (the provisioned 2 are inside the 3)", u.Unreserved)
 	}
 	for i := 0; i < 3; i++ {
-		if _, err := s2.Acquire(ctx, "a", "r", time.Second); err != nil {
+		if _, err := s2.Acquire(ctx, "a", "r", "1", time.Second); err != nil {
 			t.Fatal(err)
 		}
 	}
-	_, err = s2.Acquire(ctx, "a", "r", time.Second)
+	_, err = s2.Acquire(ctx, "a", "r", "1", time.Second)
 	if reason(t, err) != lambdaapi.ReasonReservedFunctionConcurrentInvocationLimit {
 		t.Fatal("a reserved function with provisioned concurrency went past its reservation")
 	}
@@ -279,15 +279,15 @@ func TestProvisionedCarvedOut(t *testing.T) {
 	if u := s2.AccountUsage("a"); u.Unreserved != 8 {
 		t.Fatalf("unreserved %d after the reservation went, want 10-2", u.Unreserved)
 	}
-	s2.SetProvisioned("a", "r", 0)
+	s2.SetProvisioned("a", "r", nil)
 	if u := s2.AccountUsage("a"); u.Unreserved != 10 {
 		t.Fatalf("unreserved %d with nothing carved", u.Unreserved)
 	}
 
 	// A provisioned lease that expires is taken back as provisioned.
 	s3 := New(Config{AccountLimit: 3, LeaseGrace: time.Second, Now: clk.now})
-	s3.SetProvisioned("a", "p", 1)
-	if _, err := s3.Acquire(ctx, "a", "p", time.Second); err != nil {
+	s3.SetProvisioned("a", "p", map[string]int{"1": 1})
+	if _, err := s3.Acquire(ctx, "a", "p", "1", time.Second); err != nil {
 		t.Fatal(err)
 	}
 	clk.t = clk.t.Add(3 * time.Second)
@@ -295,14 +295,14 @@ func TestProvisionedCarvedOut(t *testing.T) {
 		t.Fatalf("reaped %d", n)
 	}
 	for i := 0; i < 2; i++ {
-		if _, err := s3.Acquire(ctx, "a", "other", time.Second); err != nil {
+		if _, err := s3.Acquire(ctx, "a", "other", "1", time.Second); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s3.Acquire(ctx, "a", "other", time.Second); err == nil {
+	if _, err := s3.Acquire(ctx, "a", "other", "1", time.Second); err == nil {
 		t.Fatal("the reaped provisioned slot went to the pool")
 	}
-	if _, err := s3.Acquire(ctx, "a", "p", time.Second); err != nil {
+	if _, err := s3.Acquire(ctx, "a", "p", "1", time.Second); err != nil {
 		t.Fatalf("the reaped provisioned slot is not back: %v", err)
 	}
 }
@@ -315,14 +315,14 @@ func TestLimitHeldThroughConfigurationChanges(t *testing.T) {
 	ten := 10
 	for name, change := range map[string]func(s *Service){
 		"reservation removed (provisioned 10 left)": func(s *Service) { s.SetReserved("a", "f", nil) },
-		"provisioned removed":                       func(s *Service) { s.SetProvisioned("a", "f", 0); s.SetReserved("a", "f", nil) },
+		"provisioned removed":                       func(s *Service) { s.SetProvisioned("a", "f", nil); s.SetReserved("a", "f", nil) },
 		"reservation lowered":                       func(s *Service) { one := 1; s.SetReserved("a", "f", &one) },
 	} {
 		s := New(Config{AccountLimit: 110})
-		s.SetProvisioned("a", "f", 10)
+		s.SetProvisioned("a", "f", map[string]int{"1": 10})
 		s.SetReserved("a", "f", &ten)
 		for i := 0; i < 10; i++ {
-			if _, err := s.Acquire(ctx, "a", "f", time.Minute); err != nil {
+			if _, err := s.Acquire(ctx, "a", "f", "1", time.Minute); err != nil {
 				t.Fatalf("%s: f's slot %d: %v", name, i, err)
 			}
 		}
@@ -333,7 +333,7 @@ func TestLimitHeldThroughConfigurationChanges(t *testing.T) {
 			if i%2 == 0 {
 				fn = "f"
 			}
-			if _, err := s.Acquire(ctx, "a", fn, time.Minute); err == nil {
+			if _, err := s.Acquire(ctx, "a", fn, "1", time.Minute); err == nil {
 				granted++
 			}
 		}
@@ -349,10 +349,10 @@ func TestLimitHeldThroughConfigurationChanges(t *testing.T) {
 func TestSpilloverChargedByAmount(t *testing.T) {
 	ctx := context.Background()
 	s := New(Config{AccountLimit: 1000})
-	s.SetProvisioned("a", "f", 500)
+	s.SetProvisioned("a", "f", map[string]int{"1": 500})
 	var first []func()
 	for i := 0; i < 1000; i++ {
-		rel, err := s.Acquire(ctx, "a", "f", time.Minute)
+		rel, err := s.Acquire(ctx, "a", "f", "1", time.Minute)
 		if err != nil {
 			t.Fatalf("f's slot %d: %v", i, err)
 		}
@@ -360,7 +360,7 @@ func TestSpilloverChargedByAmount(t *testing.T) {
 			first = append(first, rel)
 		}
 	}
-	if _, err := s.Acquire(ctx, "a", "g", time.Minute); err == nil {
+	if _, err := s.Acquire(ctx, "a", "g", "1", time.Minute); err == nil {
 		t.Fatal("g got a slot with the account full")
 	}
 	for _, rel := range first {
@@ -368,11 +368,118 @@ func TestSpilloverChargedByAmount(t *testing.T) {
 	}
 	// f holds 500, within its provisioned 500: the pool (500) is free.
 	for i := 0; i < 500; i++ {
-		if _, err := s.Acquire(ctx, "a", "g", time.Minute); err != nil {
+		if _, err := s.Acquire(ctx, "a", "g", "1", time.Minute); err != nil {
 			t.Fatalf("g's slot %d with f within its provisioned concurrency: %v", i, err)
 		}
 	}
-	if _, err := s.Acquire(ctx, "a", "f", time.Minute); err == nil {
+	if _, err := s.Acquire(ctx, "a", "f", "1", time.Minute); err == nil {
 		t.Fatal("f got a slot past its provisioned concurrency with the pool full")
+	}
+}
+
+// TestProvisionedPerVersion: a version's provisioned concurrency is its
+// own; the function's other versions cannot use it. With a reservation,
+// the others share what the reservation leaves past the provisioned
+// concurrency, so a function whose provisioned concurrency adds up to its
+// reservation cannot run $LATEST (as in Lambda). Provisioned concurrency
+// set while slots are held counts them against the new figures.
+func TestProvisionedPerVersion(t *testing.T) {
+	ctx := context.Background()
+	acquire := func(s *Service, fn, version string) (func(), error) {
+		return s.Acquire(ctx, "a", fn, version, time.Second)
+	}
+
+	// Without a reservation: limit 4, version 1 of p has 2 provisioned.
+	s := New(Config{AccountLimit: 4})
+	s.SetProvisioned("a", "p", map[string]int{"1": 2})
+	for i := 0; i < 2; i++ {
+		if _, err := acquire(s, "other", "$LATEST"); err != nil {
+			t.Fatalf("unreserved slot %d: %v", i, err)
+		}
+	}
+	_, err := acquire(s, "p", "$LATEST")
+	if reason(t, err) != lambdaapi.ReasonConcurrentInvocationLimitExceeded {
+		t.Fatal("$LATEST took version 1's provisioned slot")
+	}
+	for i := 0; i < 2; i++ {
+		if _, err := acquire(s, "p", "1"); err != nil {
+			t.Fatalf("version 1's provisioned slot %d: %v", i, err)
+		}
+	}
+	if _, err := acquire(s, "p", "1"); err == nil {
+		t.Fatal("version 1 went past its provisioned concurrency with the pool full")
+	}
+
+	// A reservation equal to the provisioned concurrency: $LATEST is
+	// throttled even with nothing running.
+	two := 2
+	s = New(Config{AccountLimit: 10})
+	s.SetReserved("a", "p", &two)
+	s.SetProvisioned("a", "p", map[string]int{"1": 2})
+	_, err = acquire(s, "p", "$LATEST")
+	if reason(t, err) != lambdaapi.ReasonReservedFunctionConcurrentInvocationLimit {
+		t.Fatal("$LATEST ran on a function whose provisioned concurrency fills its reservation")
+	}
+	for i := 0; i < 2; i++ {
+		if _, err := acquire(s, "p", "1"); err != nil {
+			t.Fatalf("version 1's provisioned slot %d: %v", i, err)
+		}
+	}
+	if _, err := acquire(s, "p", "1"); err == nil {
+		t.Fatal("version 1 went past the reservation")
+	}
+
+	// Reservation 3, version 1 provisioned 2: one shared slot, taken by
+	// $LATEST; version 1 keeps its 2 and spills only into the shared one.
+	three := 3
+	s = New(Config{AccountLimit: 10})
+	s.SetReserved("a", "p", &three)
+	s.SetProvisioned("a", "p", map[string]int{"1": 2})
+	latest, err := acquire(s, "p", "$LATEST")
+	if err != nil {
+		t.Fatalf("$LATEST in the reservation's shared slot: %v", err)
+	}
+	if _, err := acquire(s, "p", "$LATEST"); err == nil {
+		t.Fatal("$LATEST took a provisioned slot")
+	}
+	for i := 0; i < 2; i++ {
+		if _, err := acquire(s, "p", "1"); err != nil {
+			t.Fatalf("version 1's provisioned slot %d with the shared one taken: %v", i, err)
+		}
+	}
+	if _, err := acquire(s, "p", "1"); err == nil {
+		t.Fatal("version 1 spilled past the shared slot")
+	}
+	latest()
+	if _, err := acquire(s, "p", "1"); err != nil {
+		t.Fatalf("version 1's spill into the freed shared slot: %v", err)
+	}
+	if n := s.FunctionInUse("a", "p"); n != 3 {
+		t.Fatalf("p holds %d, want 3", n)
+	}
+
+	// Provisioned concurrency set while a slot is held: version 2's slot,
+	// charged to the pool, is provisioned from then on; released, it
+	// leaves nothing behind.
+	s = New(Config{AccountLimit: 3})
+	held, err := acquire(s, "p", "2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetProvisioned("a", "p", map[string]int{"2": 1})
+	for i := 0; i < 2; i++ {
+		if _, err := acquire(s, "other", "$LATEST"); err != nil {
+			t.Fatalf("the pool still charged for version 2's slot (%d): %v", i, err)
+		}
+	}
+	held()
+	if u := s.AccountUsage("a"); u.InUse != 2 || u.Unreserved != 2 {
+		t.Fatalf("after the release: %+v, want 2 in use, 2 unreserved", u)
+	}
+	if _, err := acquire(s, "p", "2"); err != nil {
+		t.Fatalf("version 2's provisioned slot after its earlier one ended: %v", err)
+	}
+	if _, err := acquire(s, "p", "2"); err == nil {
+		t.Fatal("version 2 went past its provisioned concurrency with the pool full")
 	}
 }

@@ -62,8 +62,9 @@ const precheckAbove = 64 << 10
 
 // Counter grants a concurrency slot (the Counting Service).
 type Counter interface {
-	// Acquire takes a slot held at most for timeout (plus a grace).
-	Acquire(ctx context.Context, account, function string, timeout time.Duration) (release func(), err error)
+	// Acquire takes a slot for one invoke of version ("$LATEST" or a
+	// number) of function, held at most for timeout (plus a grace).
+	Acquire(ctx context.Context, account, function, version string, timeout time.Duration) (release func(), err error)
 }
 
 // Pool hands out sandboxes (the Worker Manager).
@@ -691,7 +692,7 @@ func (s *Server) execute(ctx context.Context, account string, fn *store.Function
 	// Every line Ember logs for this invoke carries its request id and
 	// function (and, once known, its sandbox).
 	ctx = invoke.WithLogAttrs(ctx, slog.String("request_id", req.RequestID), slog.String("function", fn.VersionKey()))
-	release, err := s.cfg.Counter.Acquire(ctx, account, fn.Name, time.Duration(fn.Timeout)*time.Second)
+	release, err := s.cfg.Counter.Acquire(ctx, account, fn.Name, fn.VersionName(), time.Duration(fn.Timeout)*time.Second)
 	if err != nil {
 		s.throttled(account, fn.Name, err)
 		return nil, err

@@ -23,13 +23,15 @@ func (trustAll) Verify(context.Context, *http.Request, []byte, string) (auth.Pri
 }
 
 type fakeCounter struct {
-	mu   sync.Mutex
-	held int
+	mu      sync.Mutex
+	held    int
+	version string // the version of the last Acquire
 }
 
-func (c *fakeCounter) Acquire(context.Context, string, string, time.Duration) (func(), error) {
+func (c *fakeCounter) Acquire(_ context.Context, _, _, version string, _ time.Duration) (func(), error) {
 	c.mu.Lock()
 	c.held++
+	c.version = version
 	c.mu.Unlock()
 	var once sync.Once
 	return func() { once.Do(func() { c.mu.Lock(); c.held--; c.mu.Unlock() }) }, nil
@@ -226,13 +228,13 @@ func FuzzInvokeRequest(f *testing.F) {
 }
 
 // Versions and aliases resolve to the version that runs, which the
-// response names; an alias picks by weight; reads are cached until a
-// watch says otherwise.
+// response names and the concurrency slot is taken for; an alias picks by
+// weight; reads are cached until a watch says otherwise.
 func TestVersionsAndAliases(t *testing.T) {
 	x := 0.0
 	var got []*invoke.Request
 	var mu sync.Mutex
-	s, _, p, ff, h := newServerWith(fakeWorker{fn: func(req *invoke.Request) (*invoke.Result, error) {
+	s, counter, p, ff, h := newServerWith(fakeWorker{fn: func(req *invoke.Request) (*invoke.Result, error) {
 		mu.Lock()
 		got = append(got, req)
 		mu.Unlock()
@@ -264,6 +266,9 @@ func TestVersionsAndAliases(t *testing.T) {
 		req := got[len(got)-1]
 		if req.Version != c.version || req.InvokedFunctionARN != c.arn {
 			t.Fatalf("%s: request version %q arn %q", c.path, req.Version, req.InvokedFunctionARN)
+		}
+		if counter.version != c.version {
+			t.Fatalf("%s: slot taken for version %q", c.path, counter.version)
 		}
 	}
 	for _, path := range []string{"/2015-03-31/functions/f:3/invocations", "/2015-03-31/functions/f:nope/invocations",
