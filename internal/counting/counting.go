@@ -60,8 +60,8 @@ type Service struct {
 }
 
 type account struct {
-	limit       int // 0: the default
-	inUse       int
+	limit    int // 0: the default
+	inUse    int
 	reserved map[string]int // function -> reservation
 	// carved is what the reservations and the provisioned concurrency of
 	// functions without a reservation take out of the limit.
