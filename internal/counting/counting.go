@@ -79,7 +79,8 @@ type function struct {
 	inUse int
 	// provisioned is each version's provisioned concurrency, and
 	// provisionedSum their sum; versionInUse the slots each version holds
-	// (versions holding none are not in it).
+	// (versions holding none are not in it), kept only while
+	// provisionedSum > 0 (SetProvisioned rebuilds it from the leases).
 	provisioned    map[string]int
 	provisionedSum int
 	versionInUse   map[string]int
@@ -197,9 +198,11 @@ func (s *Service) Acquire(_ context.Context, acct, fn, version string, timeout t
 // add counts n more slots (n may be negative) held by version.
 func (f *function) add(version string, n int) {
 	f.inUse += n
-	f.versionInUse[version] += n
-	if f.versionInUse[version] == 0 {
-		delete(f.versionInUse, version)
+	if f.provisionedSum > 0 {
+		f.versionInUse[version] += n
+		if f.versionInUse[version] == 0 {
+			delete(f.versionInUse, version)
+		}
 	}
 	f.recount()
 }
@@ -208,6 +211,10 @@ func (f *function) add(version string, n int) {
 // concurrency, and each provisioned version's slots past its own. It
 // looks at the versions holding slots: one or a few.
 func (f *function) recount() {
+	if f.provisionedSum == 0 {
+		f.spill = f.inUse
+		return
+	}
 	covered := 0
 	for v, n := range f.versionInUse {
 		covered += min(n, f.provisioned[v])
@@ -335,7 +342,16 @@ func (s *Service) SetProvisioned(acct, fn string, versions map[string]int) {
 			f.provisionedSum += n
 		}
 	}
-	f.recount() // the slots held now, against the new figures
+	// The slots held now count against the new figures.
+	clear(f.versionInUse)
+	if f.provisionedSum > 0 {
+		for _, l := range s.leases {
+			if l.account == acct && l.function == fn {
+				f.versionInUse[l.version]++
+			}
+		}
+	}
+	f.recount()
 	a.carved += a.carveOf(fn)
 	a.pool += a.chargeOf(fn, f)
 }
