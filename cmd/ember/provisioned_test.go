@@ -176,6 +176,25 @@ func TestProvisionedConcurrencyAliasAndDelete(t *testing.T) {
 	if strings.Contains(logOf(t, out), "Init Duration") || envOf(body, "AWS_LAMBDA_INITIALIZATION_TYPE") != "provisioned-concurrency" {
 		t.Fatalf("alias invoke not provisioned:\n%s", logOf(t, out))
 	}
+	// An alias with provisioned concurrency takes no weights, and does not
+	// move onto a version provisioned through another qualifier (which
+	// would provision that version twice).
+	setEnv(t, c, "pa", "2")
+	publish(t, c, "pa")
+	_, err = c.UpdateAlias(ctx, &lambda.UpdateAliasInput{FunctionName: aws.String("pa"), Name: aws.String("live"),
+		RoutingConfig: &types.AliasRoutingConfiguration{AdditionalVersionWeights: map[string]float64{"2": 0.5}}})
+	apiErr(t, err, "InvalidParameterValueException", 400)
+	if _, err := c.PutProvisionedConcurrencyConfig(ctx, &lambda.PutProvisionedConcurrencyConfigInput{
+		FunctionName: aws.String("pa"), Qualifier: aws.String("2"), ProvisionedConcurrentExecutions: aws.Int32(1)}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.UpdateAlias(ctx, &lambda.UpdateAliasInput{FunctionName: aws.String("pa"), Name: aws.String("live"),
+		FunctionVersion: aws.String("2")})
+	apiErr(t, err, "ResourceConflictException", 409)
+	if a, err := c.GetAlias(ctx, &lambda.GetAliasInput{FunctionName: aws.String("pa"), Name: aws.String("live")}); err != nil ||
+		aws.ToString(a.FunctionVersion) != "1" || (a.RoutingConfig != nil && len(a.RoutingConfig.AdditionalVersionWeights) > 0) {
+		t.Fatalf("the alias after refused updates: %+v %v", a, err)
+	}
 	if _, err := c.DeleteFunction(ctx, &lambda.DeleteFunctionInput{FunctionName: aws.String("pa")}); err != nil {
 		t.Fatal(err)
 	}

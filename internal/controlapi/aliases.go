@@ -222,6 +222,9 @@ func (s *Server) updateAlias(w http.ResponseWriter, r *request) error {
 				return err
 			}
 		}
+		if err := s.checkAliasProvisioned(ctx, &a); err != nil {
+			return err
+		}
 		a.RevisionID = lambdaapi.NewRequestID()
 		if _, err := s.cfg.Store.UpdateAlias(ctx, a, cur.Rev); errors.Is(err, store.ErrConflict) && attempt < 5 {
 			continue

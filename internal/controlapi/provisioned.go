@@ -112,8 +112,27 @@ func (s *Server) syncProvisioned(ctx context.Context, account, function string) 
 			want = append(want, store.ProvisionedVersion{Function: v, Count: c.Requested})
 		}
 	}
-	s.cfg.Provisioner.SetProvisioned(account+"."+function, want)
+	s.cfg.Provisioner.SetProvisioned(account+"."+function, onePerVersion(want))
 	return nil
+}
+
+// onePerVersion merges the entries of one version, adding up their
+// amounts, so that every consumer counts a version once. The rules of
+// putProvisionedConcurrency and updateAlias keep a version from being
+// provisioned through two qualifiers; a stored state from before they
+// applied to alias updates may still do so.
+func onePerVersion(want []store.ProvisionedVersion) []store.ProvisionedVersion {
+	var out []store.ProvisionedVersion
+	at := map[string]int{} // version -> its index in out
+	for _, pv := range want {
+		if i, seen := at[pv.Function.Version]; seen {
+			out[i].Count += pv.Count
+			continue
+		}
+		at[pv.Function.Version] = len(out)
+		out = append(out, pv)
+	}
+	return out
 }
 
 // RestoreProvisioned tells the Worker Manager every stored configuration
@@ -162,6 +181,55 @@ func (s *Server) dropProvisioned(ctx context.Context, account, function, qualifi
 	if err != nil {
 		s.log.Warn("provisioned concurrency left behind", "account", account, "function", function, "qualifier", qualifier, "err", err)
 	}
+}
+
+// provisionedElsewhere is the sum of the function's provisioned
+// concurrency configurations other than qualifier q's, or a conflict if
+// one of them provisions version already: a version and an alias to it
+// (or two aliases to one version) cannot both have provisioned
+// concurrency, which would provision the version twice.
+func (s *Server) provisionedElsewhere(ctx context.Context, account, function, q, version string) (int, error) {
+	cs, err := s.cfg.Provisioned.ListProvisioned(ctx, account, function)
+	if err != nil {
+		return 0, err
+	}
+	others := 0
+	for _, c := range cs {
+		if c.Qualifier == q {
+			continue
+		}
+		others += c.Requested
+		v, ok, err := s.versionOf(ctx, account, function, c.Qualifier)
+		if err != nil {
+			return 0, err
+		}
+		if ok && v.Version == version {
+			return 0, lambdaapi.Errorf(lambdaapi.ResourceConflict,
+				"Version %s already has Provisioned Concurrency through %s; a version and an alias to it cannot both have it", version, c.Qualifier)
+		}
+	}
+	return others, nil
+}
+
+// checkAliasProvisioned refuses an alias update that would break the
+// rules putProvisionedConcurrency applies to an alias with provisioned
+// concurrency: no weights, and not onto a version provisioned otherwise.
+func (s *Server) checkAliasProvisioned(ctx context.Context, a *store.Alias) error {
+	if s.cfg.Provisioned == nil {
+		return nil
+	}
+	_, err := s.cfg.Provisioned.GetProvisioned(ctx, a.AccountID, a.Function, a.Name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if len(a.Weights) > 0 {
+		return lambdaapi.Errorf(lambdaapi.InvalidParameterValue, "Alias with weights can not be used with Provisioned Concurrency")
+	}
+	_, err = s.provisionedElsewhere(ctx, a.AccountID, a.Function, a.Name, a.FunctionVersion)
+	return err
 }
 
 // provisionedSums is, per function of the account, the sum of its
@@ -265,24 +333,9 @@ func (s *Server) putProvisionedConcurrency(w http.ResponseWriter, r *request) er
 			return lambdaapi.Errorf(lambdaapi.InvalidParameterValue, "Alias with weights can not be used with Provisioned Concurrency")
 		}
 	}
-	cs, err := s.cfg.Provisioned.ListProvisioned(ctx, account, name)
+	others, err := s.provisionedElsewhere(ctx, account, name, q, t.fn.Version)
 	if err != nil {
 		return err
-	}
-	others := 0
-	for _, c := range cs {
-		if c.Qualifier == q {
-			continue
-		}
-		others += c.Requested
-		v, ok, err := s.versionOf(ctx, account, name, c.Qualifier)
-		if err != nil {
-			return err
-		}
-		if ok && v.Version == t.fn.Version {
-			return lambdaapi.Errorf(lambdaapi.ResourceConflict,
-				"Version %s already has Provisioned Concurrency through %s; a version and an alias to it cannot both have it", t.fn.Version, c.Qualifier)
-		}
 	}
 	if rc := t.latest.ReservedConcurrency; rc != nil {
 		if others+n > *rc {
