@@ -93,11 +93,16 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
-		defer f.Close()
 		if err := trace.Start(f); err != nil {
+			f.Close()
 			return err
 		}
-		defer trace.Stop()
+		defer func() {
+			trace.Stop()
+			if err := f.Close(); err != nil {
+				fmt.Fprintf(stderr, "ember bench: the trace is incomplete: %v\n", err)
+			}
+		}()
 	}
 	if *memProfile != "" {
 		defer func() {
@@ -185,15 +190,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		rows = append(rows, summarize(name, conc, lat, wall))
 	}
 	var splits []cpuSplit
-	var stages []stageRow // with -tags stagetime: the concurrency-1 rows' stages
 	for _, conc := range []int{1, 8} {
-		if conc == 1 {
-			stagetime.Start()
-		}
 		lat, wall, split, err := measureSplit(*n, conc, floorName, func() error { return c.post(ln.Addr().String(), "/echo", payload, false) })
-		if conc == 1 {
-			stages = append(stages, stageRow{floorName, stagetime.Stop()})
-		}
 		if err != nil {
 			return err
 		}
@@ -261,15 +259,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		for _, conc := range []int{1, 8, 32} {
-			if conc == 1 {
-				stagetime.Start()
-			}
 			lat, wall, split, err := measureSplit(*n, conc, warmName, func() error {
 				return c.post(url[len("http://"):], "/2015-03-31/functions/warm/invocations", payload, true)
 			})
-			if conc == 1 {
-				stages = append(stages, stageRow{warmName, stagetime.Stop()})
-			}
 			if err != nil {
 				return err
 			}
@@ -361,7 +353,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	printSplits(stdout, splits, rows)
 	if stagetime.Enabled {
-		printStages(stdout, stages)
+		printStages(stdout, splits)
 	}
 	if want["fleet"] {
 		printFleet(stdout, fleet)
@@ -414,16 +406,28 @@ func measure(n, conc int, f func() error) ([]time.Duration, time.Duration, error
 
 // measureSplit is measure, and the CPU per call that the measured calls
 // (not the warm-up) cost this process and its children (cpuSplit).
+//
+// At concurrency 1, in a build with -tags stagetime, it also records the
+// measured invokes' steps (internal/stagetime), after the warm-up.
 func measureSplit(n, conc int, name string, f func() error) ([]time.Duration, time.Duration, cpuSplit, error) {
 	if _, _, err := measureWarm(conc*4, conc, 0, f); err != nil {
 		return nil, 0, cpuSplit{}, err
 	}
+	if conc == 1 {
+		stagetime.Start()
+	}
 	m := markCPU()
 	lat, wall, err := measureWarm(n, conc, 0, f)
+	var stages [][stagetime.NumPoints]int64
+	if conc == 1 {
+		stages = stagetime.Stop()
+	}
 	if err != nil {
 		return nil, 0, cpuSplit{}, err
 	}
-	return lat, wall, splitSince(m, name, conc, len(lat)), nil
+	split := splitSince(m, name, conc, len(lat))
+	split.stages = stages
+	return lat, wall, split, nil
 }
 
 // measureWarm runs f warm times, then n times, each over conc goroutines:
@@ -481,6 +485,7 @@ func (c *benchClient) post(host, path string, body []byte, sign bool) error {
 // 2xx answer without a function error; anything else is an error.
 func (c *benchClient) do(method, host, path string, body []byte, sign bool, header map[string]string) ([]byte, error) {
 	stagetime.Mark(stagetime.ClientStart)
+	defer stagetime.End()
 	req, err := http.NewRequest(method, "http://"+host+path, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
@@ -502,7 +507,6 @@ func (c *benchClient) do(method, host, path string, body []byte, sign bool, head
 	}
 	b, _ := io.ReadAll(resp.Body)
 	stagetime.Mark(stagetime.ClientDone)
-	stagetime.End()
 	resp.Body.Close()
 	if resp.StatusCode >= 300 || resp.Header.Get("X-Amz-Function-Error") != "" {
 		return nil, fmt.Errorf("%s %s: %s %s", method, path, resp.Status, b)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/emberfn/ember/internal/runtimeapi"
 	"github.com/emberfn/ember/internal/sandbox"
+	"github.com/emberfn/ember/internal/stagetime"
 )
 
 // This file measures where a warm invoke's CPU goes, so that the bench can
@@ -34,6 +35,9 @@ type cpuSplit struct {
 	// sandbox's PID 1, the runtime, and its threads) per request.
 	ProcessMs  float64
 	FunctionMs float64
+	// stages are the invokes' steps as internal/stagetime recorded them
+	// (concurrency 1, a build with -tags stagetime; else none).
+	stages [][stagetime.NumPoints]int64
 }
 
 // cpuMark is a reading of Ember's CPU (this process's and its sandbox

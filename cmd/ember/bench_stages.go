@@ -9,13 +9,6 @@ import (
 	"github.com/emberfn/ember/internal/stagetime"
 )
 
-// stageRow is one concurrency-1 measurement's invokes as internal/stagetime
-// recorded them (a build with -tags stagetime; none otherwise).
-type stageRow struct {
-	name    string
-	invokes [][stagetime.NumPoints]int64
-}
-
 // stage is the median time from one point an invoke passes to the next one
 // it passes.
 type stage struct {
@@ -25,7 +18,9 @@ type stage struct {
 }
 
 // stagesOf returns the median of each step between consecutive points,
-// over the invokes that passed both (and none between them).
+// over the invokes that passed both in that order (and none between
+// them): two points marked on different threads may be recorded out of
+// order, and such an invoke does not count in that step.
 func stagesOf(invokes [][stagetime.NumPoints]int64) []stage {
 	var out []stage
 	for from := 0; from < stagetime.NumPoints; from++ {
@@ -39,7 +34,7 @@ func stagesOf(invokes [][stagetime.NumPoints]int64) []stage {
 				for k := from + 1; k < to; k++ {
 					skipped = skipped || inv[k] != 0
 				}
-				if !skipped {
+				if !skipped && inv[to] >= inv[from] {
 					d = append(d, inv[to]-inv[from])
 				}
 			}
@@ -57,11 +52,14 @@ func stagesOf(invokes [][stagetime.NumPoints]int64) []stage {
 
 // printStages prints where each concurrency-1 measurement's time goes.
 // The medians of the steps need not add up to the median invoke.
-func printStages(w io.Writer, rows []stageRow) {
+func printStages(w io.Writer, splits []cpuSplit) {
 	fmt.Fprintf(w, "\nwhere a concurrency-1 invoke's time goes (internal/stagetime; the median of each step, over the invokes that passed both of its points)\n")
-	for _, r := range rows {
-		fmt.Fprintf(w, "  %s (%d invokes)\n", r.name, len(r.invokes))
-		for _, s := range stagesOf(r.invokes) {
+	for _, r := range splits {
+		if len(r.stages) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "  %s (%d invokes)\n", r.Name, len(r.stages))
+		for _, s := range stagesOf(r.stages) {
 			fmt.Fprintf(w, "    %-24s -> %-24s %8.1f us\n", stagetime.Names[s.from], stagetime.Names[s.to], float64(s.p50)/1e3)
 		}
 	}

@@ -25,11 +25,14 @@ func TestStagesOf(t *testing.T) {
 	odd[stagetime.ToWorker] = odd[stagetime.FrontEnd] + 1 // one invoke passes a point more
 	odd[stagetime.ClientDone] = odd[stagetime.FrontEnd] + 1e6
 	invokes = append(invokes, odd)
+	backwards := invokes[0] // one recorded out of order: counts in no step it spans backwards
+	backwards[stagetime.FrontEnd] = backwards[stagetime.ClientStart] - 5
+	invokes = append(invokes, backwards)
 
 	got := stagesOf(invokes)
 	want := []stage{
 		{from: stagetime.ClientStart, to: stagetime.FrontEnd, p50: 30, n: 6},
-		{from: stagetime.FrontEnd, to: stagetime.ClientDone, p50: 270, n: 5},
+		{from: stagetime.FrontEnd, to: stagetime.ClientDone, p50: 270, n: 6},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("stagesOf = %+v, want %+v", got, want)
@@ -41,7 +44,7 @@ func TestStagesOf(t *testing.T) {
 	}
 
 	var out bytes.Buffer
-	printStages(&out, []stageRow{{"row", invokes}})
+	printStages(&out, []cpuSplit{{Name: "row", stages: invokes}})
 	if !strings.Contains(out.String(), "handler begins           -> client done                   0.3 us") {
 		t.Errorf("printStages:\n%s", out.String())
 	}

@@ -78,9 +78,9 @@ type account struct {
 type function struct {
 	inUse int
 	// provisioned is each version's provisioned concurrency, and
-	// provisionedSum their sum; versionInUse the slots each version holds
-	// (versions holding none are not in it), kept only while
-	// provisionedSum > 0 (SetProvisioned rebuilds it from the leases).
+	// provisionedSum their sum; versionInUse the slots each of those
+	// versions holds (SetProvisioned rebuilds it from the leases). Both
+	// maps are nil for a function without provisioned concurrency.
 	provisioned    map[string]int
 	provisionedSum int
 	versionInUse   map[string]int
@@ -135,7 +135,7 @@ func (s *Service) accountLocked(id string) *account {
 func (a *account) function(name string) *function {
 	f, ok := a.functions[name]
 	if !ok {
-		f = &function{tokens: -1, provisioned: map[string]int{}, versionInUse: map[string]int{}}
+		f = &function{tokens: -1}
 		a.functions[name] = f
 	}
 	return f
@@ -173,7 +173,7 @@ func (s *Service) Acquire(_ context.Context, acct, fn, version string, timeout t
 	a := s.accountLocked(acct)
 	f := a.function(fn)
 	limit := s.limitOf(a)
-	provisioned := f.versionInUse[version] < f.provisioned[version]
+	provisioned := f.provisionedSum > 0 && f.versionInUse[version] < f.provisioned[version]
 	if r, ok := a.reserved[fn]; ok {
 		if !provisioned && f.spill >= r-f.provisionedSum || f.inUse >= r || a.inUse >= limit {
 			return nil, throttle(lambdaapi.ReasonReservedFunctionConcurrentInvocationLimit, "Rate Exceeded.")
@@ -181,10 +181,8 @@ func (s *Service) Acquire(_ context.Context, acct, fn, version string, timeout t
 	} else if !provisioned && a.pool >= limit-a.carved || a.inUse >= limit {
 		return nil, throttle(lambdaapi.ReasonConcurrentInvocationLimitExceeded, "Rate Exceeded.")
 	}
-	a.pool -= a.chargeOf(fn, f)
-	f.add(version, 1)
+	a.update(fn, f, func() { f.add(version, 1) })
 	a.inUse++
-	a.pool += a.chargeOf(fn, f)
 	s.nextID++
 	l := &Lease{id: s.nextID, account: acct, function: fn, version: version, expires: s.cfg.Now().Add(timeout + s.cfg.LeaseGrace)}
 	s.leases[l.id] = l
@@ -198,28 +196,36 @@ func (s *Service) Acquire(_ context.Context, acct, fn, version string, timeout t
 // add counts n more slots (n may be negative) held by version.
 func (f *function) add(version string, n int) {
 	f.inUse += n
-	if f.provisionedSum > 0 {
+	if _, ok := f.provisioned[version]; ok {
 		f.versionInUse[version] += n
-		if f.versionInUse[version] == 0 {
-			delete(f.versionInUse, version)
-		}
 	}
 	f.recount()
 }
 
 // recount computes spill: every slot of a version without provisioned
-// concurrency, and each provisioned version's slots past its own. It
-// looks at the versions holding slots: one or a few.
+// concurrency, and each provisioned version's slots past its own.
 func (f *function) recount() {
-	if f.provisionedSum == 0 {
-		f.spill = f.inUse
-		return
-	}
 	covered := 0
 	for v, n := range f.versionInUse {
 		covered += min(n, f.provisioned[v])
 	}
 	f.spill = f.inUse - covered
+}
+
+// update applies change to function fn (f), keeping its charge to the
+// pool current.
+func (a *account) update(fn string, f *function, change func()) {
+	a.pool -= a.chargeOf(fn, f)
+	change()
+	a.pool += a.chargeOf(fn, f)
+}
+
+// configure applies a change of fn's configuration, keeping its
+// carve-out and its charge to the pool current.
+func (a *account) configure(fn string, f *function, change func()) {
+	a.carved -= a.carveOf(fn, f)
+	a.update(fn, f, change)
+	a.carved += a.carveOf(fn, f)
 }
 
 // chargeOf is what function fn (f) takes of the unreserved pool: nothing
@@ -232,6 +238,15 @@ func (a *account) chargeOf(fn string, f *function) int {
 	return f.spill
 }
 
+// carveOf is what fn takes out of the account's limit: its reservation,
+// or without one its versions' provisioned concurrency.
+func (a *account) carveOf(fn string, f *function) int {
+	if r, ok := a.reserved[fn]; ok {
+		return r
+	}
+	return f.provisionedSum
+}
+
 func (s *Service) releaseLocked(l *Lease) {
 	if l == nil || l.released {
 		return
@@ -240,10 +255,8 @@ func (s *Service) releaseLocked(l *Lease) {
 	delete(s.leases, l.id)
 	a := s.accountLocked(l.account)
 	f := a.function(l.function)
-	a.pool -= a.chargeOf(l.function, f)
+	a.update(l.function, f, func() { f.add(l.version, -1) })
 	a.inUse--
-	f.add(l.version, -1)
-	a.pool += a.chargeOf(l.function, f)
 }
 
 // Reap takes back the slots whose leases expired by now and returns how
@@ -313,15 +326,12 @@ func (s *Service) SetReserved(acct, fn string, n *int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a := s.accountLocked(acct)
-	f := a.function(fn)
-	a.carved -= a.carveOf(fn)
-	a.pool -= a.chargeOf(fn, f)
-	delete(a.reserved, fn)
-	if n != nil {
-		a.reserved[fn] = *n
-	}
-	a.carved += a.carveOf(fn)
-	a.pool += a.chargeOf(fn, f)
+	a.configure(fn, a.function(fn), func() {
+		delete(a.reserved, fn)
+		if n != nil {
+			a.reserved[fn] = *n
+		}
+	})
 }
 
 // SetProvisioned records the provisioned concurrency of each version of a
@@ -332,37 +342,26 @@ func (s *Service) SetProvisioned(acct, fn string, versions map[string]int) {
 	defer s.mu.Unlock()
 	a := s.accountLocked(acct)
 	f := a.function(fn)
-	a.carved -= a.carveOf(fn)
-	a.pool -= a.chargeOf(fn, f)
-	clear(f.provisioned)
-	f.provisionedSum = 0
-	for v, n := range versions {
-		if n > 0 {
-			f.provisioned[v] = n
-			f.provisionedSum += n
+	a.configure(fn, f, func() {
+		f.provisioned, f.versionInUse, f.provisionedSum = nil, nil, 0
+		for v, n := range versions {
+			if n > 0 {
+				if f.provisioned == nil {
+					f.provisioned, f.versionInUse = map[string]int{}, map[string]int{}
+				}
+				f.provisioned[v] = n
+				f.provisionedSum += n
+			}
 		}
-	}
-	// The slots held now count against the new figures.
-	clear(f.versionInUse)
-	if f.provisionedSum > 0 {
+		// The slots held now count against the new figures. A scan of
+		// every lease, on a configuration change only.
 		for _, l := range s.leases {
-			if l.account == acct && l.function == fn {
+			if _, ok := f.provisioned[l.version]; ok && l.account == acct && l.function == fn {
 				f.versionInUse[l.version]++
 			}
 		}
-	}
-	f.recount()
-	a.carved += a.carveOf(fn)
-	a.pool += a.chargeOf(fn, f)
-}
-
-// carveOf is what fn takes out of the account's limit: its reservation,
-// or without one its versions' provisioned concurrency.
-func (a *account) carveOf(fn string) int {
-	if r, ok := a.reserved[fn]; ok {
-		return r
-	}
-	return a.function(fn).provisionedSum
+		f.recount()
+	})
 }
 
 // SetAccountLimit sets an account's own concurrency limit (0: default).

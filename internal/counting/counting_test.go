@@ -3,6 +3,7 @@ package counting
 import (
 	"context"
 	"errors"
+	"math/rand"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -481,5 +482,183 @@ func TestProvisionedPerVersion(t *testing.T) {
 	}
 	if _, err := acquire(s, "p", "2"); err == nil {
 		t.Fatal("version 2 went past its provisioned concurrency with the pool full")
+	}
+}
+
+// TestRandomSequences runs seeded random sequences of Acquire, release,
+// Reap and configuration changes (reservations, per-version provisioned
+// concurrency, the account limit) against one account. After every step
+// the service's running figures (in use, spill, pool, carve-out) must
+// equal what the live leases and the configuration give when counted
+// afresh, and each Acquire must be granted exactly when Lambda's rule,
+// applied to those fresh counts, allows it; no grant may take the account
+// past its limit or a function past its reservation. Once every lease
+// ends, nothing is left counted.
+func TestRandomSequences(t *testing.T) {
+	fns := []string{"f", "g", "h"}
+	versions := []string{"$LATEST", "1", "2"}
+	for seed := int64(1); seed <= 200; seed++ {
+		rnd := rand.New(rand.NewSource(seed))
+		clk := &clock{t: time.Unix(1_700_000_000, 0)}
+		s := New(Config{AccountLimit: 8, LeaseGrace: time.Second, Now: clk.now})
+		limit := 8
+		reserved := map[string]int{}
+		provisioned := map[string]map[string]int{}
+		var held []func()
+		for step := 0; step < 300; step++ {
+			switch op := rnd.Intn(10); {
+			case op < 5:
+				fn, v := fns[rnd.Intn(len(fns))], versions[rnd.Intn(len(versions))]
+				want := modelAllows(s, "a", fn, v, limit, reserved, provisioned)
+				rel, err := s.Acquire(context.Background(), "a", fn, v, time.Duration(1+rnd.Intn(3))*time.Second)
+				if (err == nil) != want {
+					t.Fatalf("seed %d step %d: Acquire(%s, %s) err %v, the rule allows it: %v", seed, step, fn, v, err, want)
+				}
+				if err == nil {
+					held = append(held, rel)
+				}
+			case op < 7 && len(held) > 0:
+				i := rnd.Intn(len(held))
+				held[i]()
+				held = append(held[:i], held[i+1:]...)
+			case op == 7:
+				clk.t = clk.t.Add(time.Duration(rnd.Intn(3000)) * time.Millisecond)
+				s.Reap(clk.t)
+			case op == 8:
+				fn := fns[rnd.Intn(len(fns))]
+				m := map[string]int{}
+				for _, v := range versions[1:] {
+					if rnd.Intn(2) == 0 {
+						m[v] = rnd.Intn(3)
+					}
+				}
+				provisioned[fn] = m
+				s.SetProvisioned("a", fn, m)
+			default:
+				fn := fns[rnd.Intn(len(fns))]
+				switch rnd.Intn(3) {
+				case 0:
+					delete(reserved, fn)
+					s.SetReserved("a", fn, nil)
+				case 1:
+					n := rnd.Intn(5)
+					reserved[fn] = n
+					s.SetReserved("a", fn, &n)
+				default:
+					limit = 3 + rnd.Intn(8)
+					s.SetAccountLimit("a", limit)
+				}
+			}
+			checkFigures(t, s, "a", seed, step)
+		}
+		for _, rel := range held {
+			rel()
+		}
+		checkFigures(t, s, "a", seed, -1)
+		s.mu.Lock()
+		a := s.accounts["a"]
+		if a.inUse != 0 || a.pool != 0 || len(s.leases) != 0 {
+			t.Fatalf("seed %d: left counted: in use %d, pool %d, leases %d", seed, a.inUse, a.pool, len(s.leases))
+		}
+		for name, f := range a.functions {
+			if f.inUse != 0 || f.spill != 0 {
+				t.Fatalf("seed %d: %s left with %d in use, spill %d", seed, name, f.inUse, f.spill)
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// fresh counts an account's live leases: per function, and per function
+// and version.
+func fresh(s *Service, acct string) (total int, byFn map[string]int, byVersion map[string]map[string]int) {
+	byFn, byVersion = map[string]int{}, map[string]map[string]int{}
+	for _, l := range s.leases {
+		if l.account != acct {
+			continue
+		}
+		total++
+		byFn[l.function]++
+		if byVersion[l.function] == nil {
+			byVersion[l.function] = map[string]int{}
+		}
+		byVersion[l.function][l.version]++
+	}
+	return total, byFn, byVersion
+}
+
+// freshSpill is what fn holds beyond its versions' provisioned
+// concurrency, from the leases.
+func freshSpill(byVersion map[string]int, prov map[string]int) int {
+	n := 0
+	for v, held := range byVersion {
+		n += max(0, held-prov[v])
+	}
+	return n
+}
+
+// modelAllows is Lambda's rule for one more invoke of fn's version v,
+// from the leases and the configuration as the test set it.
+func modelAllows(s *Service, acct, fn, v string, limit int, reserved map[string]int, provisioned map[string]map[string]int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	total, byFn, byVersion := fresh(s, acct)
+	withinProvisioned := byVersion[fn][v] < provisioned[fn][v]
+	if r, ok := reserved[fn]; ok {
+		provSum := 0
+		for _, n := range provisioned[fn] {
+			provSum += n
+		}
+		return (withinProvisioned || freshSpill(byVersion[fn], provisioned[fn]) < r-provSum) && byFn[fn] < r && total < limit
+	}
+	carved, pool := 0, 0
+	for f := range byFn {
+		if _, ok := reserved[f]; !ok {
+			pool += freshSpill(byVersion[f], provisioned[f])
+		}
+	}
+	for _, r := range reserved {
+		carved += r
+	}
+	for f, m := range provisioned {
+		if _, ok := reserved[f]; !ok {
+			for _, n := range m {
+				carved += n
+			}
+		}
+	}
+	return (withinProvisioned || pool < limit-carved) && total < limit
+}
+
+// checkFigures compares the service's running figures with fresh counts.
+func checkFigures(t *testing.T, s *Service, acct string, seed int64, step int) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.accounts[acct]
+	if a == nil {
+		return
+	}
+	total, byFn, byVersion := fresh(s, acct)
+	if a.inUse != total {
+		t.Fatalf("seed %d step %d: account in use %d, leases %d", seed, step, a.inUse, total)
+	}
+	pool, carved := 0, 0
+	for name, f := range a.functions {
+		if f.inUse != byFn[name] {
+			t.Fatalf("seed %d step %d: %s in use %d, leases %d", seed, step, name, f.inUse, byFn[name])
+		}
+		if want := freshSpill(byVersion[name], f.provisioned); f.spill != want {
+			t.Fatalf("seed %d step %d: %s spill %d, want %d", seed, step, name, f.spill, want)
+		}
+		if r, ok := a.reserved[name]; ok {
+			carved += r
+		} else {
+			pool += f.spill
+			carved += f.provisionedSum
+		}
+	}
+	if a.pool != pool || a.carved != carved {
+		t.Fatalf("seed %d step %d: pool %d carved %d, want %d and %d", seed, step, a.pool, a.carved, pool, carved)
 	}
 }

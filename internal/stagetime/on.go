@@ -15,10 +15,13 @@ const Enabled = true
 // calls them around a concurrency-1 measurement, so the points of one
 // invoke are not mixed with another's.
 var (
-	recording atomic.Bool // on, read without mu so that the other rows' invokes do not queue on it
+	// recording is read without mu first, so that the invokes of other
+	// rows (concurrency 8 and 32) do not queue on the lock; mu then
+	// guards it with the rest.
+	recording atomic.Bool
+	base      = time.Now() // points are nanoseconds since, on the monotonic clock
 
 	mu   sync.Mutex
-	on   bool
 	cur  [NumPoints]int64
 	rows [][NumPoints]int64
 )
@@ -28,9 +31,9 @@ func Mark(p int) {
 	if !recording.Load() {
 		return
 	}
-	now := time.Now().UnixNano()
+	now := int64(time.Since(base)) + 1 // 0 is "not passed"
 	mu.Lock()
-	if on {
+	if recording.Load() {
 		cur[p] = now
 	}
 	mu.Unlock()
@@ -38,8 +41,11 @@ func Mark(p int) {
 
 // End ends the invoke in progress and keeps its points.
 func End() {
+	if !recording.Load() {
+		return
+	}
 	mu.Lock()
-	if on {
+	if recording.Load() {
 		rows = append(rows, cur)
 		cur = [NumPoints]int64{}
 	}
@@ -49,17 +55,17 @@ func End() {
 // Start begins recording.
 func Start() {
 	mu.Lock()
-	on, rows, cur = true, nil, [NumPoints]int64{}
+	rows, cur = nil, [NumPoints]int64{}
 	recording.Store(true)
 	mu.Unlock()
 }
 
-// Stop ends recording and returns each invoke's points (Unix
-// nanoseconds; 0 where the invoke did not pass a point).
+// Stop ends recording and returns each invoke's points (nanoseconds
+// since the process began, at least 1; 0 where the invoke did not pass a
+// point).
 func Stop() [][NumPoints]int64 {
 	mu.Lock()
 	defer mu.Unlock()
-	on = false
 	recording.Store(false)
 	r := rows
 	rows = nil
