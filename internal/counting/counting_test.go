@@ -386,75 +386,63 @@ func TestSpilloverChargedByAmount(t *testing.T) {
 // set while slots are held counts them against the new figures.
 func TestProvisionedPerVersion(t *testing.T) {
 	ctx := context.Background()
-	acquire := func(s *Service, fn, version string) (func(), error) {
-		return s.Acquire(ctx, "a", fn, version, time.Second)
+	// grant takes n slots of fn's version v, which must be granted.
+	grant := func(s *Service, fn, v string, n int, what string) []func() {
+		t.Helper()
+		var rels []func()
+		for i := 0; i < n; i++ {
+			rel, err := s.Acquire(ctx, "a", fn, v, time.Second)
+			if err != nil {
+				t.Fatalf("%s (slot %d): %v", what, i, err)
+			}
+			rels = append(rels, rel)
+		}
+		return rels
 	}
+	// refuse expects a 429 for one more slot of fn's version v.
+	refuse := func(s *Service, fn, v, want, what string) {
+		t.Helper()
+		_, err := s.Acquire(ctx, "a", fn, v, time.Second)
+		if err == nil {
+			t.Fatalf("granted: %s", what)
+		}
+		if got := reason(t, err); got != want {
+			t.Fatalf("%s: reason %q, want %q", what, got, want)
+		}
+	}
+	const unreserved, reservedLimit = lambdaapi.ReasonConcurrentInvocationLimitExceeded, lambdaapi.ReasonReservedFunctionConcurrentInvocationLimit
 
 	// Without a reservation: limit 4, version 1 of p has 2 provisioned.
 	s := New(Config{AccountLimit: 4})
 	s.SetProvisioned("a", "p", map[string]int{"1": 2})
-	for i := 0; i < 2; i++ {
-		if _, err := acquire(s, "other", "$LATEST"); err != nil {
-			t.Fatalf("unreserved slot %d: %v", i, err)
-		}
-	}
-	_, err := acquire(s, "p", "$LATEST")
-	if reason(t, err) != lambdaapi.ReasonConcurrentInvocationLimitExceeded {
-		t.Fatal("$LATEST took version 1's provisioned slot")
-	}
-	for i := 0; i < 2; i++ {
-		if _, err := acquire(s, "p", "1"); err != nil {
-			t.Fatalf("version 1's provisioned slot %d: %v", i, err)
-		}
-	}
-	if _, err := acquire(s, "p", "1"); err == nil {
-		t.Fatal("version 1 went past its provisioned concurrency with the pool full")
-	}
+	grant(s, "other", "$LATEST", 2, "the unreserved pool")
+	refuse(s, "p", "$LATEST", unreserved, "$LATEST took version 1's provisioned slot")
+	grant(s, "p", "1", 2, "version 1's provisioned slots")
+	refuse(s, "p", "1", unreserved, "version 1 went past its provisioned concurrency with the pool full")
 
+	// reserved is p with reservation r and 2 provisioned on version 1.
+	reserved := func(r int) *Service {
+		s := New(Config{AccountLimit: 10})
+		s.SetReserved("a", "p", &r)
+		s.SetProvisioned("a", "p", map[string]int{"1": 2})
+		return s
+	}
 	// A reservation equal to the provisioned concurrency: $LATEST is
 	// throttled even with nothing running.
-	two := 2
-	s = New(Config{AccountLimit: 10})
-	s.SetReserved("a", "p", &two)
-	s.SetProvisioned("a", "p", map[string]int{"1": 2})
-	_, err = acquire(s, "p", "$LATEST")
-	if reason(t, err) != lambdaapi.ReasonReservedFunctionConcurrentInvocationLimit {
-		t.Fatal("$LATEST ran on a function whose provisioned concurrency fills its reservation")
-	}
-	for i := 0; i < 2; i++ {
-		if _, err := acquire(s, "p", "1"); err != nil {
-			t.Fatalf("version 1's provisioned slot %d: %v", i, err)
-		}
-	}
-	if _, err := acquire(s, "p", "1"); err == nil {
-		t.Fatal("version 1 went past the reservation")
-	}
+	s = reserved(2)
+	refuse(s, "p", "$LATEST", reservedLimit, "$LATEST ran on a function whose provisioned concurrency fills its reservation")
+	grant(s, "p", "1", 2, "version 1's provisioned slots")
+	refuse(s, "p", "1", reservedLimit, "version 1 went past the reservation")
 
 	// Reservation 3, version 1 provisioned 2: one shared slot, taken by
 	// $LATEST; version 1 keeps its 2 and spills only into the shared one.
-	three := 3
-	s = New(Config{AccountLimit: 10})
-	s.SetReserved("a", "p", &three)
-	s.SetProvisioned("a", "p", map[string]int{"1": 2})
-	latest, err := acquire(s, "p", "$LATEST")
-	if err != nil {
-		t.Fatalf("$LATEST in the reservation's shared slot: %v", err)
-	}
-	if _, err := acquire(s, "p", "$LATEST"); err == nil {
-		t.Fatal("$LATEST took a provisioned slot")
-	}
-	for i := 0; i < 2; i++ {
-		if _, err := acquire(s, "p", "1"); err != nil {
-			t.Fatalf("version 1's provisioned slot %d with the shared one taken: %v", i, err)
-		}
-	}
-	if _, err := acquire(s, "p", "1"); err == nil {
-		t.Fatal("version 1 spilled past the shared slot")
-	}
-	latest()
-	if _, err := acquire(s, "p", "1"); err != nil {
-		t.Fatalf("version 1's spill into the freed shared slot: %v", err)
-	}
+	s = reserved(3)
+	latest := grant(s, "p", "$LATEST", 1, "$LATEST in the reservation's shared slot")
+	refuse(s, "p", "$LATEST", reservedLimit, "$LATEST took a provisioned slot")
+	grant(s, "p", "1", 2, "version 1's provisioned slots with the shared one taken")
+	refuse(s, "p", "1", reservedLimit, "version 1 spilled past the shared slot")
+	latest[0]()
+	grant(s, "p", "1", 1, "version 1's spill into the freed shared slot")
 	if n := s.FunctionInUse("a", "p"); n != 3 {
 		t.Fatalf("p holds %d, want 3", n)
 	}
@@ -463,26 +451,15 @@ func TestProvisionedPerVersion(t *testing.T) {
 	// charged to the pool, is provisioned from then on; released, it
 	// leaves nothing behind.
 	s = New(Config{AccountLimit: 3})
-	held, err := acquire(s, "p", "2")
-	if err != nil {
-		t.Fatal(err)
-	}
+	held := grant(s, "p", "2", 1, "version 2 before it is provisioned")
 	s.SetProvisioned("a", "p", map[string]int{"2": 1})
-	for i := 0; i < 2; i++ {
-		if _, err := acquire(s, "other", "$LATEST"); err != nil {
-			t.Fatalf("the pool still charged for version 2's slot (%d): %v", i, err)
-		}
-	}
-	held()
+	grant(s, "other", "$LATEST", 2, "the pool, no longer charged for version 2's slot")
+	held[0]()
 	if u := s.AccountUsage("a"); u.InUse != 2 || u.Unreserved != 2 {
 		t.Fatalf("after the release: %+v, want 2 in use, 2 unreserved", u)
 	}
-	if _, err := acquire(s, "p", "2"); err != nil {
-		t.Fatalf("version 2's provisioned slot after its earlier one ended: %v", err)
-	}
-	if _, err := acquire(s, "p", "2"); err == nil {
-		t.Fatal("version 2 went past its provisioned concurrency with the pool full")
-	}
+	grant(s, "p", "2", 1, "version 2's provisioned slot after its earlier one ended")
+	refuse(s, "p", "2", unreserved, "version 2 went past its provisioned concurrency with the pool full")
 }
 
 // TestRandomSequences runs seeded random sequences of Acquire, release,
