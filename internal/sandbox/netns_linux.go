@@ -118,6 +118,14 @@ func listenLocked(pid int, addr string) (ln net.Listener, restored bool, err err
 
 // loopbackUp sets IFF_UP on "lo" in the calling thread's network
 // namespace (a new namespace has it down).
+//
+// It sets the flag even when it reads it set: the sandbox's init brings
+// "lo" up too, at the same time, and the kernel sets IFF_UP before it
+// adds 127.0.0.1 to the device (in the NETDEV_UP notifiers, under the
+// RTNL lock), so a listener made as soon as the flag reads set could find
+// no such address yet (EADDRNOTAVAIL, seen in TestCreateDestroy200 under
+// CI's load). SIOCSIFFLAGS takes the RTNL lock, so it returns only once
+// the init's bringing up, address included, is done.
 func loopbackUp() error {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -130,9 +138,6 @@ func loopbackUp() error {
 	}
 	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
 		return fmt.Errorf("loopback: get flags: %w", err)
-	}
-	if ifr.Uint16()&unix.IFF_UP != 0 {
-		return nil
 	}
 	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
 	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
